@@ -1,0 +1,8 @@
+// Package admin is streamd's operator-facing HTTP server: /metrics for Prometheus, /healthz (the
+// process is alive) and /readyz (assigned partitions are open and processing), plus the inspection
+// endpoints other packages register with Handle.
+//
+// The server takes a prometheus.Gatherer rather than using the global registry, so that a test or an
+// embedding program can run several pipelines in one process, each with its own metrics. It runs in
+// its own goroutine, owned by the Server: Close waits for it.
+package admin

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamd/streamd/config"
+	"github.com/streamd/streamd/configs"
+	"github.com/streamd/streamd/internal/gen"
+)
+
+func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var duration time.Duration
+	fs.Var(durationFlag{&duration}, "duration", "stop after this long (0 = until Ctrl-C)")
+	port := fs.Int("port", 0, "port of the in-process Kafka broker on 127.0.0.1 (0 = a free one)")
+	listen := fs.String("admin", "127.0.0.1:8080", "admin HTTP address (/metrics, /healthz, /readyz); a free port if it is taken")
+	cfgPath := fs.String("config", "", "pipeline config (default: the embedded configs/fraud-pipeline.yaml)")
+	logLevel := fs.String("log-level", "warn", "log level of the pipeline's logs (debug, info, warn, error)")
+	var g genFlags
+	g.register(fs, 2000)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if !flagSet(fs, "bad-ratio") {
+		g.cfg.BadRatio = 0.01 // show the dead-letter path by default
+	}
+	g.cfg.SetDefaults()
+	generator, err := gen.New(g.cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "streamd demo:", err)
+		return 2
+	}
+	log := config.NewLogger(stderr, *logLevel, "text")
+	ctx, stop := signalContext(log)
+	defer stop()
+	if duration > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, duration)
+		defer cancel()
+	}
+
+	// The pipeline config, with the in-process broker's address.
+	data := configs.FraudPipeline
+	if *cfgPath != "" {
+		if data, err = os.ReadFile(*cfgPath); err != nil {
+			fmt.Fprintln(stderr, "streamd demo:", err)
+			return 1
+		}
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(*port), kfake.DefaultNumPartitions(4))
+	if err != nil {
+		fmt.Fprintln(stderr, "streamd demo: in-process broker:", err)
+		return 1
+	}
+	defer cluster.Close()
+	addr := cluster.ListenAddrs()[0]
+	os.Setenv("KAFKA_BROKERS", addr)
+	cfg, err := config.Parse(data)
+	if err != nil {
+		fmt.Fprintln(stderr, "streamd demo:", err)
+		return 1
+	}
+	cfg.InstanceID = "demo"
+	const labelsTopic = "labels"
+
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		fmt.Fprintln(stderr, "streamd demo:", err)
+		return 1
+	}
+	defer cl.Close()
+	if err := gen.EnsureTopics(ctx, cl, 4, cfg.Source.Topic, labelsTopic); err != nil {
+		fmt.Fprintln(stderr, "streamd demo:", err)
+		return 1
+	}
+
+	adminAddr := *listen
+	if ln, err := net.Listen("tcp", adminAddr); err != nil {
+		adminAddr = "127.0.0.1:0"
+	} else {
+		ln.Close()
+	}
+	pipeCtx, stopPipe := context.WithCancel(context.Background())
+	defer stopPipe()
+	d, err := startDaemon(pipeCtx, cfg, config.NewLogger(stderr, *logLevel, "text"), adminAddr)
+	if err != nil {
+		fmt.Fprintln(stderr, "streamd demo:", err)
+		return 1
+	}
+
+	fmt.Fprintf(stdout, `streamd demo — the example pipeline (configs/fraud-pipeline.yaml) on an in-process Kafka broker
+
+  broker        %s   (attach your own client: kcat -b %s -C -t %s)
+  input         %s (card transactions, %s, %.0f%% deliberately broken), %s (fraud labels, later)
+  outputs       %s (validated events), %s (rejected records, reason in a header)
+  admin         http://%s/metrics  /healthz  /readyz
+  stop          Ctrl-C%s
+
+`, addr, addr, cfg.Outputs.Clean, cfg.Source.Topic, rateFlag{&g.rate}, 100*g.cfg.BadRatio, labelsTopic,
+		cfg.Outputs.Clean, cfg.Outputs.DeadLetters, d.adm.Addr(), durationNote(duration))
+
+	var st gen.Stats
+	genDone := make(chan error, 1)
+	go func() {
+		genDone <- gen.Run(ctx, cl, generator, gen.RunConfig{Topic: cfg.Source.Topic, LabelsTopic: labelsTopic, Rate: g.rate}, &st)
+	}()
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	start := time.Now()
+	prev, prevAt := readSnapshot(d.reg), start
+	fmt.Fprintf(stdout, "%6s %12s %10s %10s %12s %8s %8s %12s\n", "time", "generated", "in/s", "clean/s", "dead letters", "lag", "txn/s", "commit p99")
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case err := <-d.done:
+			d.done <- err
+			fmt.Fprintln(stderr, "streamd demo: the pipeline stopped:", err)
+			break loop
+		case now := <-tick.C:
+			s := readSnapshot(d.reg)
+			dt := now.Sub(prevAt).Seconds()
+			p99 := quantile(s.commitBucket, s.commitCount, 0.99)
+			fmt.Fprintf(stdout, "%6s %12d %10.0f %10.0f %12.0f %8.0f %8.1f %12s\n",
+				now.Sub(start).Round(time.Second), st.Snapshot().Records,
+				(s.consumed-prev.consumed)/dt, (s.produced[cfg.Outputs.Clean]-prev.produced[cfg.Outputs.Clean])/dt,
+				sumValues(s.deadLetters), s.lag, (s.committed-prev.committed)/dt, fmtSeconds(p99))
+			prev, prevAt = s, now
+		}
+	}
+
+	// Stop the generator, let the pipeline drain, stop it, and account for every record.
+	genErr := <-genDone
+	fmt.Fprintln(stdout, "\nstopping: generator stopped, waiting for the pipeline to drain ...")
+	gs := st.Snapshot()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) && readSnapshot(d.reg).consumed < float64(gs.Records) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	stopPipe()
+	runErr := d.wait()
+	s := readSnapshot(d.reg)
+	fmt.Fprintf(stdout, "\ngenerated %d records (%d deliberately broken), %d labels\n", gs.Records, gs.Bad, gs.Labels)
+	fmt.Fprintf(stdout, "pipeline  %.0f consumed, %.0f to %s, %.0f dead letters (%s)\n",
+		s.consumed, s.produced[cfg.Outputs.Clean], cfg.Outputs.Clean, sumValues(s.deadLetters), reasons(s.deadLetters))
+	fmt.Fprintf(stdout, "          %.0f transactions committed, %.0f aborted\n", s.committed, s.aborted)
+	if int64(s.consumed) == gs.Records && s.produced[cfg.Outputs.Clean]+sumValues(s.deadLetters) == s.consumed {
+		fmt.Fprintln(stdout, "every generated record was accounted for exactly once: clean + dead letters = generated")
+	} else {
+		fmt.Fprintln(stdout, "the pipeline had not caught up with the generator when the demo stopped")
+	}
+	if genErr != nil && !errors.Is(genErr, context.Canceled) {
+		fmt.Fprintln(stderr, "streamd demo: generator:", genErr)
+		return 1
+	}
+	if runErr != nil {
+		return 1
+	}
+	return 0
+}
+
+func durationNote(d time.Duration) string {
+	if d > 0 {
+		return fmt.Sprintf(" (or it stops by itself after %s)", d)
+	}
+	return ""
+}
+
+func fmtSeconds(s float64) string {
+	switch {
+	case math.IsNaN(s):
+		return "-"
+	case math.IsInf(s, 1):
+		return ">8s"
+	case s < 1:
+		return fmt.Sprintf("%.0fms", s*1000)
+	}
+	return fmt.Sprintf("%.1fs", s)
+}
+
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}

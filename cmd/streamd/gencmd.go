@@ -1,0 +1,101 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamd/streamd/config"
+	"github.com/streamd/streamd/internal/gen"
+)
+
+// genFlags are the generator's settings, shared by the gen and demo commands.
+type genFlags struct {
+	cfg  gen.Config
+	rate float64
+}
+
+func (g *genFlags) register(fs *flag.FlagSet, defaultRate float64) {
+	g.rate = defaultRate
+	fs.Var(rateFlag{&g.rate}, "rate", "records per second, like 5000/s or 300/min; 0 = as fast as possible")
+	fs.IntVar(&g.cfg.Keys, "keys", gen.DefaultKeys, "distinct cards (entity keys)")
+	fs.Float64Var(&g.cfg.ZipfS, "zipf", gen.DefaultZipfS, "key skew (Zipf s > 1): higher means a few hotter cards")
+	g.cfg.OutOfOrder = gen.DefaultOutOfOrder
+	fs.Var(durationFlag{&g.cfg.OutOfOrder}, "out-of-order", "event times lag the clock by up to this much, at random")
+	fs.Float64Var(&g.cfg.BadRatio, "bad-ratio", 0, "fraction of deliberately broken records (malformed JSON, missing fields, 1970/2100 times, huge, ...)")
+	fs.Float64Var(&g.cfg.FraudRate, "fraud-rate", gen.DefaultFraudRate, "approximate fraud base rate")
+	g.cfg.LabelDelay = gen.DefaultLabelDelay
+	fs.Var(durationFlag{&g.cfg.LabelDelay}, "label-delay", "a fraud label arrives on the labels topic this long after its event")
+	fs.Int64Var(&g.cfg.Seed, "seed", gen.DefaultSeed, "random seed: the same seed gives the same stream")
+	fs.Int64Var(&g.cfg.DriftAt, "drift-at", 0, "if > 0, the fraud pattern changes abruptly after this many records")
+}
+
+func cmdGen(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defBrokers := os.Getenv("KAFKA_BROKERS")
+	if defBrokers == "" {
+		defBrokers = "127.0.0.1:9092"
+	}
+	brokers := fs.String("brokers", defBrokers, "Kafka brokers, host:port[,host:port] (default $KAFKA_BROKERS)")
+	topic := fs.String("topic", "transactions", "transactions topic")
+	labels := fs.String("labels-topic", "labels", `labels topic ("" for none)`)
+	count := fs.Int64("count", 0, "records to produce; 0 = until interrupted")
+	partitions := fs.Int("partitions", gen.DefaultPartitions, "partitions of topics that do not exist yet")
+	create := fs.Bool("create-topics", true, "create missing topics")
+	var g genFlags
+	g.register(fs, 1000)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	g.cfg.SetDefaults()
+	generator, err := gen.New(g.cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "streamd gen:", err)
+		return 2
+	}
+	log := config.NewLogger(stderr, "info", "text")
+	ctx, stop := signalContext(log)
+	defer stop()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.ProducerLinger(5*time.Millisecond))
+	if err != nil {
+		fmt.Fprintln(stderr, "streamd gen:", err)
+		return 1
+	}
+	defer cl.Close()
+	var st gen.Stats
+	done := make(chan error, 1)
+	go func() {
+		done <- gen.Run(ctx, cl, generator, gen.RunConfig{
+			Topic: *topic, LabelsTopic: *labels, Rate: g.rate, Count: *count,
+			CreateTopics: *create, Partitions: int32(*partitions),
+		}, &st)
+	}()
+	fmt.Fprintf(stdout, "producing to %s (labels to %q) on %s at %s\n", *topic, *labels, *brokers, rateFlag{&g.rate})
+	tick := time.NewTicker(2 * time.Second)
+	defer tick.Stop()
+	start, last := time.Now(), st.Snapshot()
+	for {
+		select {
+		case err := <-done:
+			s := st.Snapshot()
+			fmt.Fprintf(stdout, "done: %d records (%d broken, %d fraud), %d labels in %s\n",
+				s.Records, s.Bad, s.Fraud, s.Labels, time.Since(start).Round(time.Millisecond))
+			if err != nil && ctx.Err() == nil {
+				fmt.Fprintln(stderr, "streamd gen:", err)
+				return 1
+			}
+			return 0
+		case <-tick.C:
+			s := st.Snapshot()
+			fmt.Fprintf(stdout, "%6s  %8d records  %7.0f/s  %d broken  %d labels\n",
+				time.Since(start).Round(time.Second), s.Records, float64(s.Records-last.Records)/2, s.Bad, s.Labels)
+			last = s
+		}
+	}
+}

@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/streamd/streamd/admin"
+	"github.com/streamd/streamd/config"
+	"github.com/streamd/streamd/stream"
+)
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "pipeline config file (required)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "streamd run: -config FILE is required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return 1
+	}
+	log := cfg.NewLogger(stderr)
+	ctx, stop := signalContext(log)
+	defer stop()
+	d, err := startDaemon(ctx, cfg, log, cfg.Admin.Listen)
+	if err != nil {
+		log.Error("start failed", "err", err)
+		return 1
+	}
+	if err := d.wait(); err != nil {
+		return 1
+	}
+	return 0
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM, which starts a clean shutdown; a second
+// signal exits at once (the broker aborts the open transaction after its timeout).
+func signalContext(log *slog.Logger) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s, ok := <-sig
+		if !ok {
+			return
+		}
+		log.Info("signal received: finishing the open transaction and stopping (send again to exit at once)", "signal", s.String())
+		cancel()
+		if s, ok := <-sig; ok {
+			log.Warn("second signal: exiting now", "signal", s.String())
+			os.Exit(1)
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(sig)
+		close(sig)
+		cancel()
+	}
+}
+
+// daemon is a running pipeline with its admin server.
+type daemon struct {
+	rt    *stream.Runtime
+	adm   *admin.Server
+	reg   *prometheus.Registry
+	log   *slog.Logger
+	done  chan error
+	start time.Time
+}
+
+// newRegistry returns a registry with the Go runtime, process and build-info collectors.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "streamd_build_info",
+		Help:        "Always 1; the labels say which streamd build runs.",
+		ConstLabels: prometheus.Labels{"version": version()},
+	})
+	info.Set(1)
+	reg.MustRegister(info)
+	return reg
+}
+
+// startDaemon builds the pipeline from cfg, starts the admin server on listen and runs the pipeline
+// until ctx is cancelled.
+func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, listen string) (*daemon, error) {
+	p, err := cfg.Pipeline()
+	if err != nil {
+		return nil, err
+	}
+	rc, err := cfg.RuntimeConfig()
+	if err != nil {
+		return nil, err
+	}
+	reg := newRegistry()
+	rc.Logger, rc.Registerer = log, reg
+	rt, err := stream.NewRuntime(p, rc)
+	if err != nil {
+		return nil, err
+	}
+	adm := admin.New(admin.Options{Listen: listen, Gatherer: reg, Ready: rt.Ready, Logger: log})
+	if err := adm.Start(); err != nil {
+		return nil, fmt.Errorf("admin server on %s: %w", listen, err)
+	}
+	log.Info("admin server listening", "addr", adm.Addr())
+	d := &daemon{rt: rt, adm: adm, reg: reg, log: log, done: make(chan error, 1), start: time.Now()}
+	go func() { d.done <- rt.Run(ctx) }()
+	return d, nil
+}
+
+// wait waits for the pipeline to stop, then closes the admin server.
+func (d *daemon) wait() error {
+	err := <-d.done
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = d.adm.Close(ctx)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		d.log.Error("pipeline failed", "err", err)
+		return err
+	}
+	return nil
+}

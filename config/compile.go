@@ -1,0 +1,161 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/streamd/streamd/stream"
+)
+
+// Pipeline compiles the config into the stream API: the same Pipeline a Go user would build by hand.
+func (c *Config) Pipeline() (*stream.Pipeline, error) {
+	s := &c.Source
+	tf, _ := stream.ParseTimeFormat(s.EventTime.Format)
+	nb, err := c.notBefore()
+	if err != nil {
+		return nil, err
+	}
+	f := &stream.JSONFormat{
+		KeyField: s.Key,
+		IDField:  s.EventID,
+		Time: stream.EventTimeSpec{
+			Field:     s.EventTime.Field,
+			Format:    tf,
+			MaxFuture: s.EventTime.MaxFuture.D(),
+			NotBefore: nb,
+		},
+		MaxRecordBytes: int(s.MaxRecordBytes),
+	}
+	for _, name := range sortedKeys(s.Fields) {
+		fs := s.Fields[name]
+		spec := stream.FieldSpec{
+			Name:      name,
+			Required:  fs.Required,
+			Min:       fs.Min,
+			Max:       fs.Max,
+			MaxLength: int(fs.MaxLength),
+			Values:    fs.Values,
+		}
+		switch fs.Type {
+		case "number":
+			spec.Type = stream.Number
+		case "string":
+			spec.Type = stream.String
+		case "bool":
+			spec.Type = stream.Bool
+		}
+		f.Fields = append(f.Fields, spec)
+	}
+	if err := f.Init(); err != nil {
+		return nil, err
+	}
+	p := &stream.Pipeline{
+		Name:            c.App,
+		Source:          stream.Source{Topic: s.Topic, Format: f},
+		DeadLetterTopic: c.Outputs.DeadLetters,
+	}
+	if c.Outputs.Clean != "" {
+		p.Operators = append(p.Operators, &stream.Forward{OpName: "clean", Topic: c.Outputs.Clean})
+	}
+	return p, p.Validate()
+}
+
+// RuntimeConfig returns the runtime settings; the caller adds its logger and metrics registerer.
+func (c *Config) RuntimeConfig() (stream.Config, error) {
+	k := &c.Kafka
+	rc := stream.Config{
+		Brokers:            k.Brokers,
+		InstanceID:         c.InstanceID,
+		CommitInterval:     k.CommitInterval.D(),
+		CommitRecords:      k.CommitRecords,
+		TransactionTimeout: k.TransactionTimeout.D(),
+		SessionTimeout:     k.SessionTimeout.D(),
+		ShutdownTimeout:    k.ShutdownTimeout.D(),
+		CreateTopics:       *k.CreateTopics,
+		ReplicationFactor:  int16(k.ReplicationFactor),
+		MaxRecordBytes:     int(c.Source.MaxRecordBytes),
+		DeadLetterMaxBytes: int(c.Outputs.DeadLetterMaxBytes),
+	}
+	opts, err := c.ClientOpts()
+	if err != nil {
+		return rc, err
+	}
+	rc.ClientOpts = opts
+	return rc, nil
+}
+
+// ClientOpts returns the franz-go options for TLS and SASL.
+func (c *Config) ClientOpts() ([]kgo.Opt, error) {
+	var opts []kgo.Opt
+	if t := c.Kafka.TLS; t != nil {
+		tc := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+		if t.CAFile != "" {
+			pem, err := os.ReadFile(t.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("kafka.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		if t.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("kafka.tls.cert_file: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		opts = append(opts, kgo.DialTLSConfig(tc))
+	}
+	if s := c.Kafka.SASL; s != nil {
+		pw := os.Getenv(s.PasswordEnv)
+		switch s.Mechanism {
+		case "PLAIN":
+			opts = append(opts, kgo.SASL(plain.Auth{User: s.Username, Pass: pw}.AsMechanism()))
+		case "SCRAM-SHA-256":
+			opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: pw}.AsSha256Mechanism()))
+		case "SCRAM-SHA-512":
+			opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: pw}.AsSha512Mechanism()))
+		default:
+			return nil, errors.New("kafka.sasl.mechanism: unsupported")
+		}
+	}
+	return opts, nil
+}
+
+// NewLogger builds the slog logger the log section asks for, writing to w.
+func (c *Config) NewLogger(w io.Writer) *slog.Logger {
+	return NewLogger(w, c.Log.Level, c.Log.Format)
+}
+
+// NewLogger builds a text or JSON slog logger at a level given by name (debug, info, warn, error).
+func NewLogger(w io.Writer, level, format string) *slog.Logger {
+	var l slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		l = slog.LevelDebug
+	case "warn":
+		l = slog.LevelWarn
+	case "error":
+		l = slog.LevelError
+	default:
+		l = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

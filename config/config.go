@@ -1,0 +1,254 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/streamd/streamd/internal/units"
+)
+
+// Config is a pipeline config file. docs/config.md lists every key with its default and unit; keep the
+// two in step (TestReferenceListsEveryKey checks it).
+type Config struct {
+	// App names the pipeline: consumer group, transactional id prefix, internal topic prefix.
+	App string `yaml:"app"`
+	// InstanceID is this instance's static group member id and transactional id suffix. Default: the
+	// STREAMD_INSTANCE_ID environment variable, else the host name (a pod name in a StatefulSet).
+	InstanceID string  `yaml:"instance_id"`
+	Kafka      Kafka   `yaml:"kafka"`
+	Source     Source  `yaml:"source"`
+	Outputs    Outputs `yaml:"outputs"`
+	Admin      Admin   `yaml:"admin"`
+	Log        Log     `yaml:"log"`
+}
+
+// Kafka is the connection and the exactly-once cycle.
+type Kafka struct {
+	Brokers            []string `yaml:"brokers"`
+	CommitInterval     Duration `yaml:"commit_interval"`
+	CommitRecords      int      `yaml:"commit_records"`
+	TransactionTimeout Duration `yaml:"transaction_timeout"`
+	SessionTimeout     Duration `yaml:"session_timeout"`
+	ShutdownTimeout    Duration `yaml:"shutdown_timeout"`
+	CreateTopics       *bool    `yaml:"create_topics"`
+	ReplicationFactor  int      `yaml:"replication_factor"`
+	TLS                *TLS     `yaml:"tls"`
+	SASL               *SASL    `yaml:"sasl"`
+}
+
+// TLS enables TLS to the brokers. Every file is PEM.
+type TLS struct {
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	ServerName         string `yaml:"server_name"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// SASL authenticates to the brokers. The password is never written in the file: PasswordEnv names the
+// environment variable that holds it.
+type SASL struct {
+	Mechanism   string `yaml:"mechanism"`
+	Username    string `yaml:"username"`
+	PasswordEnv string `yaml:"password_env"`
+}
+
+// Source is the input topic and the rules its records must meet.
+type Source struct {
+	Topic          string                `yaml:"topic"`
+	Format         string                `yaml:"format"`
+	Key            string                `yaml:"key"`
+	EventID        string                `yaml:"event_id"`
+	EventTime      EventTime             `yaml:"event_time"`
+	MaxRecordBytes ByteSize              `yaml:"max_record_bytes"`
+	Fields         map[string]*FieldSpec `yaml:"fields"`
+}
+
+// EventTime says where event time comes from and which times are believable.
+type EventTime struct {
+	Field     string   `yaml:"field"`
+	Format    string   `yaml:"format"`
+	MaxFuture Duration `yaml:"max_future"`
+	NotBefore string   `yaml:"not_before"`
+}
+
+// FieldSpec declares a field the pipeline reads.
+type FieldSpec struct {
+	Type      string   `yaml:"type"`
+	Required  bool     `yaml:"required"`
+	Min       *float64 `yaml:"min"`
+	Max       *float64 `yaml:"max"`
+	MaxLength ByteSize `yaml:"max_length"`
+	Values    []string `yaml:"values"`
+}
+
+// Outputs are the topics the pipeline writes.
+type Outputs struct {
+	Clean              string   `yaml:"clean"`
+	DeadLetters        string   `yaml:"dead_letters"`
+	DeadLetterMaxBytes ByteSize `yaml:"dead_letter_max_bytes"`
+}
+
+// Admin is the HTTP server for metrics, health and inspection.
+type Admin struct {
+	Listen string `yaml:"listen"`
+}
+
+// Log configures the structured logs.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// Defaults, in one place. docs/config.md repeats them.
+const (
+	DefaultCommitInterval     = 100 * time.Millisecond
+	DefaultCommitRecords      = 20000
+	DefaultTransactionTimeout = 15 * time.Second
+	DefaultSessionTimeout     = 15 * time.Second
+	DefaultShutdownTimeout    = 10 * time.Second
+	DefaultMaxRecordBytes     = 1 << 20
+	DefaultDeadLetterMaxBytes = 256 << 10
+	DefaultMaxFuture          = time.Hour
+	DefaultNotBefore          = "2000-01-01T00:00:00Z"
+	DefaultAdminListen        = "127.0.0.1:8080"
+)
+
+// EnsureDefaults fills every key the file left unset.
+func (c *Config) EnsureDefaults() {
+	if c.InstanceID == "" {
+		c.InstanceID = os.Getenv("STREAMD_INSTANCE_ID")
+	}
+	if c.InstanceID == "" {
+		c.InstanceID, _ = os.Hostname()
+	}
+	k := &c.Kafka
+	if k.CommitInterval == 0 {
+		k.CommitInterval = Duration(DefaultCommitInterval)
+	}
+	if k.CommitRecords == 0 {
+		k.CommitRecords = DefaultCommitRecords
+	}
+	if k.TransactionTimeout == 0 {
+		k.TransactionTimeout = Duration(DefaultTransactionTimeout)
+	}
+	if k.SessionTimeout == 0 {
+		k.SessionTimeout = Duration(DefaultSessionTimeout)
+	}
+	if k.ShutdownTimeout == 0 {
+		k.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	}
+	if k.CreateTopics == nil {
+		yes := true
+		k.CreateTopics = &yes
+	}
+	if k.ReplicationFactor == 0 {
+		k.ReplicationFactor = -1
+	}
+	s := &c.Source
+	if s.Format == "" {
+		s.Format = "json"
+	}
+	if s.EventTime.Format == "" {
+		s.EventTime.Format = "rfc3339"
+	}
+	if s.EventTime.MaxFuture == 0 {
+		s.EventTime.MaxFuture = Duration(DefaultMaxFuture)
+	}
+	if s.EventTime.NotBefore == "" {
+		s.EventTime.NotBefore = DefaultNotBefore
+	}
+	if s.MaxRecordBytes == 0 {
+		s.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if c.Outputs.DeadLetterMaxBytes == 0 {
+		c.Outputs.DeadLetterMaxBytes = min(DefaultDeadLetterMaxBytes, s.MaxRecordBytes)
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = DefaultAdminListen
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+}
+
+// Duration is a time span written like Go's durations, plus days: 100ms, 15s, 1h30m, 7d.
+type Duration time.Duration
+
+func (d *Duration) parseScalar(s string) error {
+	v, err := units.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the duration as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+func (d Duration) String() string { return units.FormatDuration(time.Duration(d)) }
+
+// ByteSize is a size in bytes written like 1048576, 512KiB, 1MiB or 1GB.
+type ByteSize int64
+
+func (b *ByteSize) parseScalar(s string) error {
+	v, err := units.ParseBytes(s)
+	if err != nil {
+		return err
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+func (b ByteSize) String() string { return units.FormatBytes(int64(b)) }
+
+// Load reads, decodes, defaults and validates a config file. The error names every bad key.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(data)
+}
+
+// Parse is Load for a config already in memory.
+func Parse(data []byte) (*Config, error) {
+	return parseWithEnv(data, os.LookupEnv)
+}
+
+func parseWithEnv(data []byte, env func(string) (string, bool)) (*Config, error) {
+	var c Config
+	if err := parseYAML(data, &c, env); err != nil {
+		return nil, &Error{err}
+	}
+	c.EnsureDefaults()
+	if err := c.validate(env); err != nil {
+		return nil, &Error{err}
+	}
+	return &c, nil
+}
+
+// Error is returned by Load and Parse; it joins one KeyError per bad key.
+type Error struct{ err error }
+
+func (e *Error) Error() string {
+	var list interface{ Unwrap() []error }
+	if errors.As(e.err, &list) && len(list.Unwrap()) > 1 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "config: %d problems:", len(list.Unwrap()))
+		for _, err := range list.Unwrap() {
+			b.WriteString("\n  ")
+			b.WriteString(err.Error())
+		}
+		return b.String()
+	}
+	return "config: " + e.err.Error()
+}
+func (e *Error) Unwrap() error { return e.err }

@@ -1,0 +1,332 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"reflect"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// scalarParser is implemented by config types written as one scalar with units (durations, sizes).
+type scalarParser interface {
+	parseScalar(s string) error
+}
+
+// KeyError is a problem with one key of the config: Key is its dotted path ("kafka.commit_interval"),
+// Line its line in the file (0 when unknown).
+type KeyError struct {
+	Key  string
+	Line int
+	Msg  string
+}
+
+func (e *KeyError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s (line %d): %s", e.Key, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.Key, e.Msg)
+}
+
+// decoder turns a YAML node tree into a config struct strictly: an unknown key, a wrong type or an
+// unparseable value is an error that names its key, and every such error is collected rather than
+// stopping at the first.
+type decoder struct {
+	errs []error
+	env  func(string) (string, bool)
+}
+
+func (d *decoder) fail(key string, n *yaml.Node, format string, args ...any) {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	d.errs = append(d.errs, &KeyError{Key: key, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+func join(path, key string) string {
+	if path == "" {
+		return key
+	}
+	return path + "." + key
+}
+
+var scalarParserType = reflect.TypeFor[scalarParser]()
+
+func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
+	if n.Kind == yaml.DocumentNode {
+		if len(n.Content) == 0 {
+			return
+		}
+		n = n.Content[0]
+	}
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!null" {
+		return // an explicitly empty value keeps the default
+	}
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			v.Set(reflect.New(v.Type().Elem()))
+		}
+		if v.Type().Implements(scalarParserType) {
+			d.scalar(path, n, v.Interface().(scalarParser))
+			return
+		}
+		d.decode(path, n, v.Elem())
+		return
+	}
+	if v.CanAddr() && v.Addr().Type().Implements(scalarParserType) {
+		d.scalar(path, n, v.Addr().Interface().(scalarParser))
+		return
+	}
+	switch v.Kind() {
+	case reflect.Struct:
+		d.structure(path, n, v)
+	case reflect.Map:
+		d.mapping(path, n, v)
+	case reflect.Slice:
+		d.sequence(path, n, v)
+	case reflect.String:
+		if s, ok := d.scalarText(path, n); ok {
+			v.SetString(s)
+		}
+	case reflect.Bool:
+		if s, ok := d.scalarText(path, n); ok {
+			switch s {
+			case "true":
+				v.SetBool(true)
+			case "false":
+				v.SetBool(false)
+			default:
+				d.fail(path, n, "want true or false, got %q", s)
+			}
+		}
+	case reflect.Int, reflect.Int16, reflect.Int32, reflect.Int64:
+		if s, ok := d.scalarText(path, n); ok {
+			i, err := strconv.ParseInt(strings.ReplaceAll(s, "_", ""), 10, v.Type().Bits())
+			if err != nil {
+				d.fail(path, n, "want a whole number, got %q", s)
+				return
+			}
+			v.SetInt(i)
+		}
+	case reflect.Float64:
+		if s, ok := d.scalarText(path, n); ok {
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				d.fail(path, n, "want a number, got %q", s)
+				return
+			}
+			v.SetFloat(f)
+		}
+	default:
+		panic(fmt.Sprintf("config: no decoder for %s at %s", v.Type(), path))
+	}
+}
+
+func (d *decoder) scalar(path string, n *yaml.Node, p scalarParser) {
+	s, ok := d.scalarText(path, n)
+	if !ok {
+		return
+	}
+	if err := p.parseScalar(s); err != nil {
+		d.fail(path, n, "%v", err)
+	}
+}
+
+// scalarText returns a scalar's text with ${VAR} references expanded.
+func (d *decoder) scalarText(path string, n *yaml.Node) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		d.fail(path, n, "want a single value, got %s", nodeKind(n))
+		return "", false
+	}
+	s, err := expandEnv(n.Value, d.env)
+	if err != nil {
+		d.fail(path, n, "%v", err)
+		return "", false
+	}
+	return s, true
+}
+
+func (d *decoder) structure(path string, n *yaml.Node, v reflect.Value) {
+	if n.Kind != yaml.MappingNode {
+		d.fail(path, n, "want a mapping of keys, got %s", nodeKind(n))
+		return
+	}
+	fields := map[string]int{}
+	var names []string
+	t := v.Type()
+	for i := range t.NumField() {
+		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
+		if tag == "" || tag == "-" {
+			continue
+		}
+		fields[tag] = i
+		names = append(names, tag)
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		key := join(path, k.Value)
+		idx, ok := fields[k.Value]
+		if !ok {
+			msg := "unknown key"
+			if s := suggest(k.Value, names); s != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", s)
+			} else {
+				sort.Strings(names)
+				msg += fmt.Sprintf(" (known keys here: %s)", strings.Join(names, ", "))
+			}
+			d.fail(key, k, "%s", msg)
+			continue
+		}
+		if seen[k.Value] {
+			d.fail(key, k, "given twice")
+			continue
+		}
+		seen[k.Value] = true
+		d.decode(key, val, v.Field(idx))
+	}
+}
+
+func (d *decoder) mapping(path string, n *yaml.Node, v reflect.Value) {
+	if n.Kind != yaml.MappingNode {
+		d.fail(path, n, "want a mapping, got %s", nodeKind(n))
+		return
+	}
+	if v.IsNil() {
+		v.Set(reflect.MakeMap(v.Type()))
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		key := join(path, k.Value)
+		if v.MapIndex(reflect.ValueOf(k.Value)).IsValid() {
+			d.fail(key, k, "given twice")
+			continue
+		}
+		elem := reflect.New(v.Type().Elem()).Elem()
+		d.decode(key, val, elem)
+		v.SetMapIndex(reflect.ValueOf(k.Value), elem)
+	}
+}
+
+func (d *decoder) sequence(path string, n *yaml.Node, v reflect.Value) {
+	if n.Kind != yaml.SequenceNode {
+		if v.Type().Elem().Kind() == reflect.String && n.Kind == yaml.ScalarNode {
+			// A single string where a list is expected ("brokers: host:9092") is common and
+			// unambiguous; a comma-separated list is what Kafka users write on command lines.
+			s, ok := d.scalarText(path, n)
+			if !ok {
+				return
+			}
+			parts := strings.Split(s, ",")
+			out := reflect.MakeSlice(v.Type(), 0, len(parts))
+			for _, p := range parts {
+				out = reflect.Append(out, reflect.ValueOf(strings.TrimSpace(p)).Convert(v.Type().Elem()))
+			}
+			v.Set(out)
+			return
+		}
+		d.fail(path, n, "want a list, got %s", nodeKind(n))
+		return
+	}
+	out := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
+	for i, item := range n.Content {
+		d.decode(fmt.Sprintf("%s[%d]", path, i), item, out.Index(i))
+	}
+	v.Set(out)
+}
+
+func nodeKind(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "something else"
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(:-([^}]*))?\}`)
+
+// expandEnv replaces ${VAR} and ${VAR:-default} with the environment's values. An unset variable
+// without a default is an error: silently reading "" would turn a missing secret into a confusing
+// authentication failure later.
+func expandEnv(s string, lookup func(string) (string, bool)) (string, error) {
+	if !strings.Contains(s, "${") {
+		return s, nil
+	}
+	var missing []string
+	out := envRef.ReplaceAllStringFunc(s, func(m string) string {
+		sub := envRef.FindStringSubmatch(m)
+		if v, ok := lookup(sub[1]); ok && v != "" {
+			return v
+		}
+		if sub[2] != "" {
+			return sub[3]
+		}
+		missing = append(missing, sub[1])
+		return ""
+	})
+	if len(missing) > 0 {
+		return "", fmt.Errorf("environment variable %s is not set (write ${%s:-default} to give a default)", missing[0], missing[0])
+	}
+	return out, nil
+}
+
+// suggest returns the known name closest to a misspelt key, if one is within two edits.
+func suggest(key string, names []string) string {
+	best, bestDist := "", 3
+	for _, n := range names {
+		if d := editDistance(key, n); d < bestDist {
+			best, bestDist = n, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// parseYAML decodes data into cfg strictly. The returned error joins every KeyError found.
+func parseYAML(data []byte, cfg any, env func(string) (string, bool)) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return fmt.Errorf("not valid YAML: %w", err)
+	}
+	if env == nil {
+		env = os.LookupEnv
+	}
+	d := &decoder{env: env}
+	if len(root.Content) == 0 {
+		return errors.New("the config is empty")
+	}
+	d.decode("", &root, reflect.ValueOf(cfg).Elem())
+	return errors.Join(d.errs...)
+}

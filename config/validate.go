@@ -1,0 +1,233 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
+
+// validate checks every key against its rule and returns one KeyError per problem, in key order.
+func (c *Config) validate(env func(string) (string, bool)) error {
+	v := &validator{}
+	v.name("app", c.App, true)
+	v.name("instance_id", c.InstanceID, true)
+
+	k := &c.Kafka
+	if len(k.Brokers) == 0 {
+		v.bad("kafka.brokers", "at least one broker is required (host:port)")
+	}
+	for i, b := range k.Brokers {
+		v.hostPort(fmt.Sprintf("kafka.brokers[%d]", i), b)
+	}
+	v.between("kafka.commit_interval", k.CommitInterval.D(), time.Millisecond, time.Minute)
+	if k.CommitRecords < 1 {
+		v.bad("kafka.commit_records", "%d: must be at least 1", k.CommitRecords)
+	}
+	v.between("kafka.transaction_timeout", k.TransactionTimeout.D(), time.Second, 15*time.Minute)
+	if k.TransactionTimeout <= k.CommitInterval {
+		v.bad("kafka.transaction_timeout", "%s must be longer than kafka.commit_interval (%s)", k.TransactionTimeout, k.CommitInterval)
+	}
+	v.between("kafka.session_timeout", k.SessionTimeout.D(), 6*time.Second, 30*time.Minute)
+	v.between("kafka.shutdown_timeout", k.ShutdownTimeout.D(), 0, 10*time.Minute)
+	if k.ReplicationFactor != -1 && (k.ReplicationFactor < 1 || k.ReplicationFactor > 32767) {
+		v.bad("kafka.replication_factor", "%d: use -1 (the broker's default) or a count from 1", k.ReplicationFactor)
+	}
+	if t := k.TLS; t != nil {
+		v.file("kafka.tls.ca_file", t.CAFile)
+		v.file("kafka.tls.cert_file", t.CertFile)
+		v.file("kafka.tls.key_file", t.KeyFile)
+		if (t.CertFile == "") != (t.KeyFile == "") {
+			v.bad("kafka.tls", "cert_file and key_file go together: give both or neither")
+		}
+	}
+	if s := k.SASL; s != nil {
+		switch s.Mechanism {
+		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		default:
+			v.bad("kafka.sasl.mechanism", "%q: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
+		}
+		if s.Username == "" {
+			v.bad("kafka.sasl.username", "required with SASL")
+		}
+		if s.PasswordEnv == "" {
+			v.bad("kafka.sasl.password_env", "required with SASL: the name of the environment variable holding the password")
+		} else if pw, ok := env(s.PasswordEnv); !ok || pw == "" {
+			v.bad("kafka.sasl.password_env", "environment variable %s is not set", s.PasswordEnv)
+		}
+	}
+
+	s := &c.Source
+	v.name("source.topic", s.Topic, true)
+	if s.Format != "json" {
+		v.bad("source.format", "%q: the supported format is json", s.Format)
+	}
+	switch s.EventTime.Format {
+	case "rfc3339", "epoch_ms", "epoch_s":
+		if s.EventTime.Field == "" {
+			v.bad("source.event_time.field", "required with format %s (or use format kafka_timestamp)", s.EventTime.Format)
+		}
+	case "kafka_timestamp":
+		if s.EventTime.Field != "" {
+			v.bad("source.event_time.field", "%q: format kafka_timestamp reads no field; remove it", s.EventTime.Field)
+		}
+	default:
+		v.bad("source.event_time.format", "%q: use rfc3339, epoch_ms, epoch_s or kafka_timestamp", s.EventTime.Format)
+	}
+	if s.EventTime.MaxFuture < 0 {
+		v.bad("source.event_time.max_future", "%s is negative", s.EventTime.MaxFuture)
+	}
+	if _, err := c.notBefore(); err != nil {
+		v.bad("source.event_time.not_before", "%v", err)
+	}
+	if s.MaxRecordBytes < 1<<10 || s.MaxRecordBytes > 64<<20 {
+		v.bad("source.max_record_bytes", "%s is outside [1KiB, 64MiB]", s.MaxRecordBytes)
+	}
+	special := map[string]string{s.Key: "source.key", s.EventID: "source.event_id", s.EventTime.Field: "source.event_time.field"}
+	for _, name := range sortedKeys(s.Fields) {
+		f := s.Fields[name]
+		key := "source.fields." + name
+		if other, ok := special[name]; ok && name != "" {
+			v.bad(key, "%q is already read as %s; declare it in one place", name, other)
+		}
+		if f == nil {
+			v.bad(key+".type", "required: number, string or bool")
+			continue
+		}
+		switch f.Type {
+		case "number":
+			if f.MaxLength != 0 {
+				v.bad(key+".max_length", "applies to strings, not numbers")
+			}
+			if len(f.Values) > 0 {
+				v.bad(key+".values", "applies to strings, not numbers")
+			}
+			if f.Min != nil && f.Max != nil && *f.Min > *f.Max {
+				v.bad(key+".min", "%g is above max %g", *f.Min, *f.Max)
+			}
+		case "string":
+			if f.Min != nil || f.Max != nil {
+				v.bad(key, "min and max apply to numbers; use max_length or values for strings")
+			}
+			if f.MaxLength < 0 {
+				v.bad(key+".max_length", "%d is negative", f.MaxLength)
+			}
+		case "bool":
+			if f.Min != nil || f.Max != nil || f.MaxLength != 0 || len(f.Values) > 0 {
+				v.bad(key, "a bool takes no min, max, max_length or values")
+			}
+		case "":
+			v.bad(key+".type", "required: number, string or bool")
+		default:
+			v.bad(key+".type", "%q: use number, string or bool", f.Type)
+		}
+	}
+
+	o := &c.Outputs
+	v.name("outputs.dead_letters", o.DeadLetters, true)
+	v.name("outputs.clean", o.Clean, false)
+	topics := map[string]string{s.Topic: "source.topic"}
+	for _, t := range []struct{ key, topic string }{{"outputs.dead_letters", o.DeadLetters}, {"outputs.clean", o.Clean}} {
+		if t.topic == "" {
+			continue
+		}
+		if other, ok := topics[t.topic]; ok {
+			v.bad(t.key, "%q is also %s; every topic has one role", t.topic, other)
+		}
+		topics[t.topic] = t.key
+	}
+	if o.DeadLetterMaxBytes < 1<<10 || o.DeadLetterMaxBytes > s.MaxRecordBytes {
+		v.bad("outputs.dead_letter_max_bytes", "%s is outside [1KiB, source.max_record_bytes = %s]", o.DeadLetterMaxBytes, s.MaxRecordBytes)
+	}
+
+	v.hostPort("admin.listen", c.Admin.Listen)
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.bad("log.level", "%q: use debug, info, warn or error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		v.bad("log.format", "%q: use text or json", c.Log.Format)
+	}
+	return errors.Join(v.errs...)
+}
+
+// notBefore parses source.event_time.not_before: an RFC 3339 time, a date, or "none".
+func (c *Config) notBefore() (time.Time, error) {
+	s := c.Source.EventTime.NotBefore
+	if s == "none" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, s); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q: write an RFC 3339 time (2000-01-01T00:00:00Z), a date (2000-01-01) or none", s)
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) bad(key, format string, args ...any) {
+	v.errs = append(v.errs, &KeyError{Key: key, Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) name(key, s string, required bool) {
+	if s == "" {
+		if required {
+			v.bad(key, "required")
+		}
+		return
+	}
+	if !nameRE.MatchString(s) {
+		v.bad(key, "%q: use 1 to 200 letters, digits, '.', '_' or '-'", s)
+	}
+}
+
+func (v *validator) between(key string, d, lo, hi time.Duration) {
+	if d < lo || d > hi {
+		v.bad(key, "%s is outside [%s, %s]", Duration(d), Duration(lo), Duration(hi))
+	}
+}
+
+func (v *validator) hostPort(key, s string) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		v.bad(key, "%q is not host:port", s)
+		return
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		v.bad(key, "%q: port %q is not a number from 0 to 65535", s, port)
+	}
+	if strings.ContainsAny(host, " /") {
+		v.bad(key, "%q: %q is not a host name", s, host)
+	}
+}
+
+func (v *validator) file(key, path string) {
+	if path == "" {
+		return
+	}
+	if _, err := os.Stat(path); err != nil {
+		v.bad(key, "cannot read %s: %v", path, errors.Unwrap(err))
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env bash
+# kafka.sh runs a single-node KRaft Apache Kafka broker on loopback, from the jars on Maven Central.
+#
+#   scripts/kafka.sh up     fetch the jars (cached), format a fresh log dir, start, wait until it answers
+#   scripts/kafka.sh down   stop the broker started by "up" and remove its data
+#   scripts/kafka.sh env    print the KAFKA_BROKERS line for the running broker
+#
+# Settings (environment): KAFKA_VERSION (4.1.1), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (19093),
+# KAFKA_HEAP (512m), STREAMD_CACHE (~/.cache/streamd: where the jars are kept between runs),
+# KAFKA_DIR (/tmp/streamd-kafka-$KAFKA_PORT: data, config, log, pid).
+#
+# The broker is tuned for tests on a small machine: replication factor 1 everywhere, few internal
+# partitions, no initial rebalance delay, and a fast sweep of timed-out transactions, so that a
+# killed transactional producer stops blocking read_committed readers quickly.
+set -euo pipefail
+
+KAFKA_VERSION=${KAFKA_VERSION:-4.1.1}
+KAFKA_PORT=${KAFKA_PORT:-9092}
+KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19093}
+KAFKA_HEAP=${KAFKA_HEAP:-512m}
+CACHE=${STREAMD_CACHE:-$HOME/.cache/streamd}
+LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
+DIR=${KAFKA_DIR:-/tmp/streamd-kafka-$KAFKA_PORT}
+
+log() { echo "kafka.sh: $*" >&2; }
+
+fetch_jars() {
+  if [ -f "$LIBS/.complete" ]; then return; fi
+  command -v mvn >/dev/null || { log "mvn not found: Maven is needed to fetch Kafka from Maven Central"; exit 1; }
+  command -v java >/dev/null || { log "java not found: Kafka needs Java 17 or newer"; exit 1; }
+  local pomdir="$CACHE/kafka-$KAFKA_VERSION/pom"
+  mkdir -p "$pomdir" "$LIBS"
+  cat >"$pomdir/pom.xml" <<EOF
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.streamd</groupId><artifactId>kafka-broker</artifactId><version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka-tools</artifactId><version>$KAFKA_VERSION</version></dependency>
+    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId><version>2.24.3</version></dependency>
+  </dependencies>
+</project>
+EOF
+  log "fetching Apache Kafka $KAFKA_VERSION from Maven Central into $LIBS"
+  (cd "$pomdir" && mvn -q -B dependency:copy-dependencies -DoutputDirectory="$LIBS" -DincludeScope=runtime)
+  touch "$LIBS/.complete"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+up() {
+  if [ -f "$DIR/pid" ] && kill -0 "$(cat "$DIR/pid")" 2>/dev/null; then
+    log "already running (pid $(cat "$DIR/pid")) on 127.0.0.1:$KAFKA_PORT"
+    env_line
+    return
+  fi
+  if port_open "$KAFKA_PORT"; then log "port $KAFKA_PORT is taken by another process"; exit 1; fi
+  fetch_jars
+  rm -rf "$DIR"
+  mkdir -p "$DIR/data"
+  cat >"$DIR/server.properties" <<EOF
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
+listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs=$DIR/data
+num.partitions=4
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=8
+group.initial.rebalance.delay.ms=0
+transaction.abort.timed.out.transaction.cleanup.interval.ms=2000
+log.segment.bytes=67108864
+num.network.threads=2
+num.io.threads=4
+background.threads=4
+EOF
+  cat >"$DIR/log4j2.properties" <<EOF
+status = error
+appender.file.type = File
+appender.file.name = file
+appender.file.fileName = $DIR/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.file.ref = file
+logger.kafka.name = kafka
+logger.kafka.level = warn
+logger.apache.name = org.apache.kafka
+logger.apache.level = warn
+EOF
+  local jopts=(-Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+    -Djava.awt.headless=true -Dlog4j2.configurationFile="$DIR/log4j2.properties" -cp "$LIBS/*")
+  local id
+  id=$(java -cp "$LIBS/*" -Dlog4j2.configurationFile="$DIR/log4j2.properties" kafka.tools.StorageTool random-uuid)
+  java -cp "$LIBS/*" -Dlog4j2.configurationFile="$DIR/log4j2.properties" \
+    kafka.tools.StorageTool format -t "$id" -c "$DIR/server.properties" >"$DIR/format.log" 2>&1 \
+    || { log "formatting the log dir failed:"; cat "$DIR/format.log" >&2; exit 1; }
+  nohup java "${jopts[@]}" kafka.Kafka "$DIR/server.properties" >"$DIR/stdout.log" 2>&1 &
+  echo $! >"$DIR/pid"
+  local deadline=$((SECONDS + 90))
+  until port_open "$KAFKA_PORT"; do
+    if ! kill -0 "$(cat "$DIR/pid")" 2>/dev/null; then
+      log "the broker exited during start-up; its output:"; tail -50 "$DIR/stdout.log" "$DIR/server.log" >&2 || true; exit 1
+    fi
+    if [ $SECONDS -ge $deadline ]; then
+      log "the broker did not listen on 127.0.0.1:$KAFKA_PORT within 90 s"; tail -50 "$DIR/stdout.log" "$DIR/server.log" >&2 || true
+      down; exit 1
+    fi
+    sleep 0.5
+  done
+  log "Apache Kafka $KAFKA_VERSION (KRaft) listening on 127.0.0.1:$KAFKA_PORT, pid $(cat "$DIR/pid"), data in $DIR"
+  env_line
+}
+
+down() {
+  if [ -f "$DIR/pid" ]; then
+    local pid; pid=$(cat "$DIR/pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      kill "$pid" 2>/dev/null || true
+      for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+      kill -9 "$pid" 2>/dev/null || true
+    fi
+  fi
+  rm -rf "$DIR"
+  log "stopped"
+}
+
+env_line() { echo "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"; }
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  env) env_line ;;
+  fetch) fetch_jars ;;
+  *) echo "usage: $0 up|down|env|fetch" >&2; exit 2 ;;
+esac

@@ -1,0 +1,123 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+)
+
+// Pipeline describes one streaming job: the source topic and its format, the operators every accepted
+// event passes through, and where rejected records go. A Pipeline is plain data; NewRuntime runs it.
+// The YAML config compiles into a Pipeline, and Go users may build one directly (see examples/embed).
+type Pipeline struct {
+	// Name is the application id: the consumer group, the transactional id prefix and the prefix of
+	// internal topics. Letters, digits, '.', '_' and '-'.
+	Name string
+	// Source is the input topic and how its records are decoded and validated.
+	Source Source
+	// Operators see every accepted event, in this order, on the task that owns its partition.
+	Operators []Operator
+	// DeadLetterTopic receives every record that is rejected, with the reason in its headers.
+	DeadLetterTopic string
+}
+
+// Source is the input of a pipeline.
+type Source struct {
+	Topic  string
+	Format Format
+}
+
+// Operator is a processing step. An Operator is a factory: the runtime calls Open once per task
+// (input partition) and feeds that task's events to the returned Processor on the task's goroutine.
+type Operator interface {
+	// Name identifies the operator in logs, metrics and the names of its state stores.
+	Name() string
+	// Open creates the operator's instance for a task. It is called when the task's partition is
+	// assigned, before the task processes anything.
+	Open(t *Task) (Processor, error)
+}
+
+// Processor is one task's instance of an operator. Its methods are called from the task's goroutine
+// only, so it needs no locks.
+type Processor interface {
+	// Process handles one accepted event. Outputs go through t.Emit. Returning a *Rejection (see
+	// Reject) sends the event to the dead-letter topic and processing continues; any other error is
+	// fatal: the open transaction is aborted and the runtime stops, so that nothing is half done.
+	Process(t *Task, ev *Event) error
+	// Close releases the processor's resources when its partition is revoked or the runtime stops.
+	Close() error
+}
+
+// OutputTopics is implemented by operators that produce to fixed topics, so the runtime can check or
+// create them at start.
+type OutputTopics interface {
+	OutputTopics() []string
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
+
+// ErrBadPipeline wraps every pipeline validation error.
+var ErrBadPipeline = errors.New("stream: bad pipeline")
+
+// Validate reports every problem with the pipeline's shape at once.
+func (p *Pipeline) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrBadPipeline, fmt.Sprintf(format, args...)))
+	}
+	if !nameRE.MatchString(p.Name) {
+		bad("name %q: use 1 to 200 letters, digits, '.', '_' or '-'", p.Name)
+	}
+	if !nameRE.MatchString(p.Source.Topic) {
+		bad("source topic %q is not a valid topic name", p.Source.Topic)
+	}
+	if p.Source.Format == nil {
+		bad("source has no format")
+	}
+	if !nameRE.MatchString(p.DeadLetterTopic) {
+		bad("dead-letter topic %q is not a valid topic name", p.DeadLetterTopic)
+	}
+	if p.DeadLetterTopic == p.Source.Topic {
+		bad("the dead-letter topic cannot be the source topic %q", p.Source.Topic)
+	}
+	names := map[string]bool{}
+	for i, op := range p.Operators {
+		if op == nil {
+			bad("operator %d is nil", i)
+			continue
+		}
+		if names[op.Name()] {
+			bad("two operators are named %q", op.Name())
+		}
+		names[op.Name()] = true
+		if ot, ok := op.(OutputTopics); ok {
+			for _, topic := range ot.OutputTopics() {
+				if topic == p.Source.Topic {
+					bad("operator %q writes to the source topic %q", op.Name(), topic)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// outputTopics lists every topic the pipeline writes to, without duplicates.
+func (p *Pipeline) outputTopics() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(t string) {
+		if t != "" && !seen[t] {
+			seen[t] = true
+			out = append(out, t)
+		}
+	}
+	add(p.DeadLetterTopic)
+	for _, op := range p.Operators {
+		if ot, ok := op.(OutputTopics); ok {
+			for _, t := range ot.OutputTopics() {
+				add(t)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,61 @@
+package stream
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Reason is the machine-readable cause of a dead letter. It is the value of the streamd-reason header
+// and the reason label of streamd_dead_letters_total, so the set must stay small and fixed: never
+// build a Reason from record contents.
+type Reason string
+
+// The reasons streamd itself gives.
+const (
+	ReasonMalformedJSON      Reason = "malformed_json"       // not valid JSON at all
+	ReasonNotAnObject        Reason = "not_an_object"        // valid JSON, but not a JSON object
+	ReasonTooLarge           Reason = "record_too_large"     // value larger than source.max_record_bytes
+	ReasonMissingKey         Reason = "missing_key"          // no entity key
+	ReasonMissingField       Reason = "missing_field"        // a required field is absent or null
+	ReasonWrongType          Reason = "wrong_type"           // a field has another JSON type than declared
+	ReasonOutOfRange         Reason = "out_of_range"         // a number outside min/max, a string too long or not allowed
+	ReasonNotFinite          Reason = "not_finite"           // a number that overflows float64 (1e999)
+	ReasonBadEventTime       Reason = "bad_event_time"       // event time missing or unparseable
+	ReasonEventTimeOutOfSpan Reason = "event_time_out_of_span" // event time before not_before or too far ahead
+	ReasonOperator           Reason = "operator_rejected"    // an operator refused the event (see streamd-error)
+)
+
+// Rejection is the error that sends a record to the dead-letter topic instead of failing the task.
+// Decoders return it for input they cannot accept; operators return it (through Reject) for events
+// they refuse. Any other error from an operator is fatal to the task.
+type Rejection struct {
+	Reason Reason
+	// Field names the offending field, when there is one.
+	Field string
+	// Detail says what was wrong, for a human reading the dead letter. It may quote a short part of
+	// the input.
+	Detail string
+}
+
+func (r *Rejection) Error() string {
+	if r.Field != "" {
+		return fmt.Sprintf("stream: rejected (%s): field %q: %s", r.Reason, r.Field, r.Detail)
+	}
+	return fmt.Sprintf("stream: rejected (%s): %s", r.Reason, r.Detail)
+}
+
+// Reject returns a *Rejection for an operator to return from Process.
+func Reject(reason Reason, format string, args ...any) error {
+	return &Rejection{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+}
+
+// AsRejection reports whether err is (or wraps) a *Rejection.
+func AsRejection(err error) (*Rejection, bool) {
+	var r *Rejection
+	ok := errors.As(err, &r)
+	return r, ok
+}
+
+func reject(reason Reason, field, format string, args ...any) *Rejection {
+	return &Rejection{Reason: reason, Field: field, Detail: fmt.Sprintf(format, args...)}
+}

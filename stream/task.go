@@ -1,0 +1,268 @@
+package stream
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Header names streamd writes on its outputs and dead letters.
+const (
+	HeaderSourceTopic     = "streamd-source-topic"
+	HeaderSourcePartition = "streamd-source-partition"
+	HeaderSourceOffset    = "streamd-source-offset"
+	HeaderReason          = "streamd-reason"         // dead letters: a Reason
+	HeaderError           = "streamd-error"          // dead letters: the human-readable detail
+	HeaderField           = "streamd-field"          // dead letters: the offending field, if any
+	HeaderOperator        = "streamd-operator"       // dead letters: the operator that rejected, if any
+	HeaderOriginalBytes   = "streamd-original-bytes" // dead letters: set when the value was truncated
+)
+
+// Task owns one input partition: its decoder, its operator instances and its outputs of the current
+// commit cycle. All of a task's processing happens on its own goroutine; the runtime touches the task
+// only at the commit barrier, when that goroutine is idle.
+type Task struct {
+	topic     string
+	partition int32
+	rt        *Runtime
+	log       *slog.Logger
+
+	dec      Decoder
+	ev       Event
+	ops      []Operator
+	procs    []Processor
+	cur      *kgo.Record // the record being processed, for lineage
+	in       chan taskWork
+	done     chan struct{}
+	fatalErr error
+
+	out   outbox
+	cycle cycleCounts
+
+	lag prometheus.Gauge
+}
+
+// taskWork is a batch of records for a task, or (recs == nil) a barrier to acknowledge.
+type taskWork struct {
+	recs    []*kgo.Record
+	barrier *sync.WaitGroup
+}
+
+// cycleCounts are the task's counts in the open commit cycle; they reach the metrics only when the
+// cycle commits, so the metrics count each record once even when a cycle is aborted and replayed.
+type cycleCounts struct {
+	consumed    int
+	deadLetters map[Reason]int
+	produced    map[string]int
+}
+
+func (c *cycleCounts) reset() {
+	c.consumed = 0
+	clear(c.deadLetters)
+	clear(c.produced)
+}
+
+// Topic returns the task's source topic.
+func (t *Task) Topic() string { return t.topic }
+
+// Partition returns the task's source partition.
+func (t *Task) Partition() int32 { return t.partition }
+
+// Logger returns the task's logger, which carries the topic and partition.
+func (t *Task) Logger() *slog.Logger { return t.log }
+
+// Emit produces a record to topic in the current transaction, with the current event's lineage in
+// its headers and the given event time as its timestamp. Emit copies key and value: the caller may
+// reuse them. It may be called only from Process.
+func (t *Task) Emit(topic string, key, value []byte, eventTime int64) {
+	r := t.out.record()
+	r.Topic = topic
+	r.Key = t.out.copy(key)
+	r.Value = t.out.copy(value)
+	r.Timestamp = millisTime(eventTime)
+	if t.cur != nil {
+		r.Headers = t.out.lineage(t.cur)
+	}
+	t.produce(r)
+}
+
+func (t *Task) produce(r *kgo.Record) {
+	t.cycle.produced[r.Topic]++
+	t.rt.sess.Produce(t.rt.ctx, r, t.rt.promise)
+}
+
+// deadLetter produces rec to the dead-letter topic with the rejection in its headers.
+func (t *Task) deadLetter(rec *kgo.Record, rj *Rejection, operator string) {
+	r := t.out.record()
+	r.Topic = t.rt.pipeline.DeadLetterTopic
+	r.Key = rec.Key
+	r.Value = rec.Value
+	r.Timestamp = rec.Timestamp
+	h := t.out.lineage(rec)
+	h = append(h, kgo.RecordHeader{Key: HeaderReason, Value: t.out.copyString(string(rj.Reason))})
+	h = append(h, kgo.RecordHeader{Key: HeaderError, Value: t.out.copyString(rj.Detail)})
+	if rj.Field != "" {
+		h = append(h, kgo.RecordHeader{Key: HeaderField, Value: t.out.copyString(rj.Field)})
+	}
+	if operator != "" {
+		h = append(h, kgo.RecordHeader{Key: HeaderOperator, Value: t.out.copyString(operator)})
+	}
+	if max := t.rt.cfg.DeadLetterMaxBytes; len(r.Value) > max {
+		h = append(h, kgo.RecordHeader{Key: HeaderOriginalBytes, Value: strconv.AppendInt(nil, int64(len(r.Value)), 10)})
+		r.Value = r.Value[:max]
+	}
+	r.Headers = h
+	t.cycle.deadLetters[rj.Reason]++
+	t.produce(r)
+}
+
+func (t *Task) run() {
+	defer close(t.done)
+	for w := range t.in {
+		if w.barrier != nil {
+			w.barrier.Done()
+			continue
+		}
+		if t.fatalErr != nil {
+			continue // the cycle will abort; drop the rest of it
+		}
+		for _, rec := range w.recs {
+			if err := t.process(rec); err != nil {
+				t.fatalErr = err
+				break
+			}
+		}
+	}
+}
+
+func (t *Task) process(rec *kgo.Record) error {
+	t.cycle.consumed++
+	ev := &t.ev
+	if err := t.dec.Decode(rec, ev); err != nil {
+		rj, ok := err.(*Rejection)
+		if !ok {
+			return fmt.Errorf("stream: decode %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+		}
+		t.deadLetter(rec, rj, "")
+		return nil
+	}
+	t.cur = rec
+	defer func() { t.cur = nil }()
+	for i, p := range t.procs {
+		if err := p.Process(t, ev); err != nil {
+			if rj, ok := AsRejection(err); ok {
+				t.deadLetter(rec, rj, t.ops[i].Name())
+				return nil
+			}
+			return fmt.Errorf("stream: operator %s at %s/%d@%d: %w", t.ops[i].Name(), rec.Topic, rec.Partition, rec.Offset, err)
+		}
+	}
+	return nil
+}
+
+// close stops the task's goroutine and closes its processors. The task must be idle (between cycles).
+func (t *Task) close() error {
+	close(t.in)
+	<-t.done
+	var first error
+	for i, p := range t.procs {
+		if err := p.Close(); err != nil && first == nil {
+			first = fmt.Errorf("stream: close operator %s of partition %d: %w", t.ops[i].Name(), t.partition, err)
+		}
+	}
+	return first
+}
+
+// outbox holds the records a task produces in one commit cycle. Records, headers and copied bytes come
+// from slabs that are reused after the cycle ends: by then the producer has flushed (or aborted) every
+// record, and franz-go keeps no reference to a record after its promise has run.
+type outbox struct {
+	recs []kgo.Record
+	n    int
+	hdrs []kgo.RecordHeader
+	buf  []byte
+}
+
+func (o *outbox) record() *kgo.Record {
+	if o.n == len(o.recs) {
+		// Grow by allocating a new slab rather than appending: records handed out earlier in this
+		// cycle are in flight and must not move.
+		size := 2 * len(o.recs)
+		if size < 256 {
+			size = 256
+		}
+		o.recs = make([]kgo.Record, size)
+		o.n = 0
+	}
+	r := &o.recs[o.n]
+	o.n++
+	*r = kgo.Record{}
+	return r
+}
+
+// copy returns a copy of b in the cycle's byte slab. Like record, it never moves bytes handed out
+// earlier in the cycle.
+func (o *outbox) copy(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	if cap(o.buf)-len(o.buf) < len(b) {
+		size := 2 * cap(o.buf)
+		if size < 64<<10 {
+			size = 64 << 10
+		}
+		if size < len(b) {
+			size = len(b)
+		}
+		o.buf = make([]byte, 0, size)
+	}
+	start := len(o.buf)
+	o.buf = append(o.buf, b...)
+	return o.buf[start:len(o.buf):len(o.buf)]
+}
+
+func (o *outbox) copyString(s string) []byte {
+	if cap(o.buf)-len(o.buf) < len(s) {
+		return o.copy([]byte(s))
+	}
+	start := len(o.buf)
+	o.buf = append(o.buf, s...)
+	return o.buf[start:len(o.buf):len(o.buf)]
+}
+
+func (o *outbox) headers(n int) []kgo.RecordHeader {
+	if cap(o.hdrs)-len(o.hdrs) < n {
+		size := 2 * cap(o.hdrs)
+		if size < 1024 {
+			size = 1024
+		}
+		o.hdrs = make([]kgo.RecordHeader, 0, size)
+	}
+	start := len(o.hdrs)
+	o.hdrs = o.hdrs[:start+n]
+	// Cap the capacity so that an append by the caller (dead letters add headers) copies instead of
+	// overwriting the next record's headers.
+	return o.hdrs[start : start+n : start+n]
+}
+
+// lineage returns the three source headers for rec. Appending to the result allocates, which only
+// dead letters do.
+func (o *outbox) lineage(rec *kgo.Record) []kgo.RecordHeader {
+	h := o.headers(3)
+	h[0] = kgo.RecordHeader{Key: HeaderSourceTopic, Value: o.copyString(rec.Topic)}
+	var num [20]byte
+	h[1] = kgo.RecordHeader{Key: HeaderSourcePartition, Value: o.copy(strconv.AppendInt(num[:0], int64(rec.Partition), 10))}
+	h[2] = kgo.RecordHeader{Key: HeaderSourceOffset, Value: o.copy(strconv.AppendInt(num[:0], rec.Offset, 10))}
+	return h
+}
+
+// reset makes the slabs reusable. Call only when no record of the cycle is in flight.
+func (o *outbox) reset() {
+	o.n = 0
+	o.hdrs = o.hdrs[:0]
+	o.buf = o.buf[:0]
+}

@@ -1,0 +1,89 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// ErrNoSourceTopic is returned by Run when the source topic does not exist.
+var ErrNoSourceTopic = errors.New("stream: source topic does not exist")
+
+// prepareTopics checks that the source topic exists and that every output topic exists, creating the
+// missing outputs when CreateTopics is set. It retries while the brokers cannot be reached, until ctx
+// ends, so that streamd can start before its cluster does.
+func (r *Runtime) prepareTopics(ctx context.Context) error {
+	cl, err := kgo.NewClient(append([]kgo.Opt{
+		kgo.SeedBrokers(r.cfg.Brokers...),
+		kgo.ClientID("streamd-admin"),
+		kgo.WithLogger(kgoLogger{r.log.With("component", "kafka-admin")}),
+	}, r.cfg.ClientOpts...)...)
+	if err != nil {
+		return fmt.Errorf("stream: kafka client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+
+	outputs := r.pipeline.outputTopics()
+	var details kadm.TopicDetails
+	for attempt := 0; ; attempt++ {
+		reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		details, err = adm.ListTopics(reqCtx, append([]string{r.pipeline.Source.Topic}, outputs...)...)
+		cancel()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("stream: list topics: %w", err)
+		}
+		r.log.Warn("cannot reach the brokers yet; retrying", "brokers", strings.Join(r.cfg.Brokers, ","), "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stream: list topics: %w", err)
+		case <-time.After(min(time.Duration(attempt+1)*500*time.Millisecond, 5*time.Second)):
+		}
+	}
+	src, ok := details[r.pipeline.Source.Topic]
+	if !ok || errors.Is(src.Err, kerr.UnknownTopicOrPartition) {
+		return fmt.Errorf("%w: %q", ErrNoSourceTopic, r.pipeline.Source.Topic)
+	}
+	if src.Err != nil {
+		return fmt.Errorf("stream: source topic %q: %w", r.pipeline.Source.Topic, src.Err)
+	}
+	partitions := int32(len(src.Partitions))
+
+	var missing []string
+	for _, t := range outputs {
+		d, ok := details[t]
+		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			missing = append(missing, t)
+		} else if d.Err != nil {
+			return fmt.Errorf("stream: output topic %q: %w", t, d.Err)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if !r.cfg.CreateTopics {
+		return fmt.Errorf("stream: output topics %s do not exist (create them, or set kafka.create_topics)", strings.Join(missing, ", "))
+	}
+	maxBytes := strconv.Itoa(r.cfg.MaxRecordBytes + 64<<10)
+	resp, err := adm.CreateTopics(ctx, partitions, r.cfg.ReplicationFactor, map[string]*string{"max.message.bytes": &maxBytes}, missing...)
+	if err != nil {
+		return fmt.Errorf("stream: create topics %s: %w", strings.Join(missing, ", "), err)
+	}
+	for _, t := range resp.Sorted() {
+		if t.Err != nil && !errors.Is(t.Err, kerr.TopicAlreadyExists) {
+			return fmt.Errorf("stream: create topic %q: %w", t.Topic, t.Err)
+		}
+		r.log.Info("created topic", "topic", t.Topic, "partitions", partitions)
+	}
+	return nil
+}

@@ -1,0 +1,265 @@
+// Package kafkatest gives a test a Kafka broker: the real one named by KAFKA_BROKERS when it is set
+// (what CI does, with an Apache Kafka broker started by .ci/run); else a Kafka container through
+// testcontainers-go when a Docker engine answers; else franz-go's in-process kfake cluster, which
+// needs nothing and supports transactions, but is not the proof of exactly-once: a test that depends
+// on a real broker's behaviour calls RequireReal and skips with its reason under kfake.
+//
+// Tests share one real or container broker, so every test works on topics and groups of its own
+// (Topic and Group make unique names).
+package kafkatest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/testcontainers/testcontainers-go"
+	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Kind says what kind of broker a test got.
+type Kind string
+
+const (
+	Real      Kind = "kafka"          // KAFKA_BROKERS
+	Container Kind = "testcontainers" // a Kafka container
+	Fake      Kind = "kfake"          // in-process
+)
+
+// Broker is a Kafka cluster for a test.
+type Broker struct {
+	Addrs []string
+	Kind  Kind
+}
+
+var (
+	containerOnce sync.Once
+	containerAddr []string
+	containerErr  error
+)
+
+// Start returns the broker for t; see the package doc for which one. A kfake cluster is per test and
+// closed at its end; the others are shared.
+func Start(t testing.TB) *Broker {
+	t.Helper()
+	if env := os.Getenv("KAFKA_BROKERS"); env != "" {
+		return &Broker{Addrs: strings.Split(env, ","), Kind: Real}
+	}
+	if os.Getenv("STREAMD_TEST_NO_DOCKER") == "" && dockerAvailable() {
+		containerOnce.Do(func() { containerAddr, containerErr = startContainer() })
+		if containerErr == nil {
+			return &Broker{Addrs: containerAddr, Kind: Container}
+		}
+		t.Logf("kafkatest: Docker answers but the Kafka container did not start (%v); using kfake", containerErr)
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(4))
+	if err != nil {
+		t.Fatalf("kafkatest: start kfake: %v", err)
+	}
+	t.Cleanup(c.Close)
+	return &Broker{Addrs: c.ListenAddrs(), Kind: Fake}
+}
+
+// RequireReal skips the test unless the broker is a real Kafka (KAFKA_BROKERS or a container).
+func (b *Broker) RequireReal(t testing.TB, why string) {
+	t.Helper()
+	if b.Kind == Fake {
+		t.Skipf("needs a real Kafka broker (%s); set KAFKA_BROKERS, e.g. with `make kafka-up`", why)
+	}
+}
+
+// Client returns a plain client for the broker, closed at the end of the test.
+func (b *Broker) Client(t testing.TB, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(b.Addrs...)}, opts...)...)
+	if err != nil {
+		t.Fatalf("kafkatest: client: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+var unsafeChars = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
+
+// Name returns a name unique to this test run, prefixed with the test's name: for topics, groups
+// and transactional ids on a shared broker.
+func Name(t testing.TB, what string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	n := unsafeChars.ReplaceAllString(t.Name(), "_")
+	if len(n) > 80 {
+		n = n[len(n)-80:]
+	}
+	return fmt.Sprintf("%s-%s-%s", n, what, hex.EncodeToString(b[:]))
+}
+
+// Topic creates a topic with a unique name and returns the name. The topic is deleted at the end of
+// the test on a shared broker.
+func (b *Broker) Topic(t testing.TB, what string, partitions int32) string {
+	t.Helper()
+	name := Name(t, what)
+	adm := kadm.NewClient(b.Client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, name)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("kafkatest: create topic %s: %v", name, err)
+	}
+	if b.Kind != Fake {
+		t.Cleanup(func() {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(b.Addrs...))
+			if err != nil {
+				return
+			}
+			defer cl.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, _ = kadm.NewClient(cl).DeleteTopics(ctx, name)
+		})
+	}
+	return name
+}
+
+// ReadCommitted returns every committed record of topic, reading until it has seen each partition's
+// end offset as of the call (so the records produced before the call are all there), or until
+// timeout.
+func (b *Broker) ReadCommitted(t testing.TB, topic string, timeout time.Duration) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	adm := kadm.NewClient(b.Client(t))
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("kafkatest: end offsets of %s: %v", topic, err)
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	// Control records (transaction markers) are kept so that the end offset, which is usually a
+	// commit or abort marker, is seen; they are not returned.
+	cl := b.Client(t,
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
+	)
+	var out []*kgo.Record
+	for len(want) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("kafkatest: reading %s: still waiting for partitions %v after %s", topic, want, timeout)
+		}
+		fs.EachError(func(_ string, p int32, err error) { t.Fatalf("kafkatest: fetch %s/%d: %v", topic, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := want[r.Partition]; ok && r.Offset >= end-1 {
+				delete(want, r.Partition)
+			}
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+		})
+	}
+	return out
+}
+
+// Header returns the value of the named header, or "".
+func Header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// dockerAvailable asks the Docker engine for its health. testcontainers panics when it finds no
+// engine at all, so look for one first and recover from the panic if the look was wrong.
+func dockerAvailable() (ok bool) {
+	if os.Getenv("DOCKER_HOST") == "" {
+		if _, err := os.Stat("/var/run/docker.sock"); err != nil {
+			return false
+		}
+	}
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	p, err := testcontainers.NewDockerProvider()
+	if err != nil {
+		return false
+	}
+	defer p.Close()
+	return p.Health(ctx) == nil
+}
+
+func startContainer() ([]string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	c, err := tckafka.Run(ctx, "confluentinc/confluent-local:7.5.0", tckafka.WithClusterID("streamd-test"))
+	if err != nil {
+		return nil, err
+	}
+	// The container lives for the test process; testcontainers' reaper removes it afterwards.
+	return c.Brokers(ctx)
+}
+
+// WaitCaughtUp waits until group has committed, for every partition of topic, the end offset the
+// partition has at the time of the call: everything produced before the call is processed. It fails
+// the test after timeout, or at once when stop reports an error (a runtime that died).
+func (b *Broker) WaitCaughtUp(t testing.TB, group, topic string, timeout time.Duration, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	adm := kadm.NewClient(b.Client(t))
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatalf("kafkatest: end offsets of %s: %v", topic, err)
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var behind map[int32][2]int64
+	for {
+		committed, err := adm.FetchOffsetsForTopics(ctx, group, topic)
+		if err == nil {
+			behind = map[int32][2]int64{}
+			ends.Each(func(o kadm.ListedOffset) {
+				c, _ := committed.Lookup(topic, o.Partition)
+				if c.At < o.Offset {
+					behind[o.Partition] = [2]int64{c.At, o.Offset}
+				}
+			})
+			if len(behind) == 0 {
+				return
+			}
+		}
+		if stop != nil {
+			if err := stop(); err != nil {
+				t.Fatalf("kafkatest: stopped while waiting for group %s: %v", group, err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("kafkatest: group %s did not catch up on %s within %s; behind (committed, end): %v (last error %v)", group, topic, timeout, behind, err)
+		case <-tick.C:
+		}
+	}
+}

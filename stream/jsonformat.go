@@ -417,7 +417,9 @@ func parseEventTime(v jsonscan.Value, format TimeFormat) (int64, error) {
 	return 0, errors.New("no event time format")
 }
 
-func fmtMillis(ms int64) string { return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+func fmtMillis(ms int64) string {
+	return time.UnixMilli(ms).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
 
 // clip quotes at most 64 bytes of input in a rejection detail, so a dead letter's header stays small.
 func clip(b []byte) string {

@@ -12,17 +12,17 @@ type Reason string
 
 // The reasons streamd itself gives.
 const (
-	ReasonMalformedJSON      Reason = "malformed_json"       // not valid JSON at all
-	ReasonNotAnObject        Reason = "not_an_object"        // valid JSON, but not a JSON object
-	ReasonTooLarge           Reason = "record_too_large"     // value larger than source.max_record_bytes
-	ReasonMissingKey         Reason = "missing_key"          // no entity key
-	ReasonMissingField       Reason = "missing_field"        // a required field is absent or null
-	ReasonWrongType          Reason = "wrong_type"           // a field has another JSON type than declared
-	ReasonOutOfRange         Reason = "out_of_range"         // a number outside min/max, a string too long or not allowed
-	ReasonNotFinite          Reason = "not_finite"           // a number that overflows float64 (1e999)
-	ReasonBadEventTime       Reason = "bad_event_time"       // event time missing or unparseable
+	ReasonMalformedJSON      Reason = "malformed_json"         // not valid JSON at all
+	ReasonNotAnObject        Reason = "not_an_object"          // valid JSON, but not a JSON object
+	ReasonTooLarge           Reason = "record_too_large"       // value larger than source.max_record_bytes
+	ReasonMissingKey         Reason = "missing_key"            // no entity key
+	ReasonMissingField       Reason = "missing_field"          // a required field is absent or null
+	ReasonWrongType          Reason = "wrong_type"             // a field has another JSON type than declared
+	ReasonOutOfRange         Reason = "out_of_range"           // a number outside min/max, a string too long or not allowed
+	ReasonNotFinite          Reason = "not_finite"             // a number that overflows float64 (1e999)
+	ReasonBadEventTime       Reason = "bad_event_time"         // event time missing or unparseable
 	ReasonEventTimeOutOfSpan Reason = "event_time_out_of_span" // event time before not_before or too far ahead
-	ReasonOperator           Reason = "operator_rejected"    // an operator refused the event (see streamd-error)
+	ReasonOperator           Reason = "operator_rejected"      // an operator refused the event (see streamd-error)
 )
 
 // Rejection is the error that sends a record to the dead-letter topic instead of failing the task.

@@ -1,0 +1,473 @@
+package jsonscan
+
+import (
+	"errors"
+	"strconv"
+)
+
+// MaxDepth is the deepest nesting of objects and arrays Scan accepts; the top-level object is level 1.
+// Deeper input gives a *SyntaxError wrapping ErrTooDeep. The scanner never recurses, so the limit is
+// not there to protect the goroutine stack: it bounds the fixed bit stack that tracks open containers
+// (64 bytes), and no legitimate record comes near it.
+const MaxDepth = 512
+
+var (
+	// ErrNotObject is returned, unwrapped, by Scan for input that is valid JSON but whose top-level value
+	// is not an object. Input that is not valid JSON gives a *SyntaxError instead, whatever its shape.
+	ErrNotObject = errors.New("jsonscan: top-level value is not an object")
+	// ErrTooDeep is wrapped by the *SyntaxError Scan returns for nesting deeper than MaxDepth.
+	ErrTooDeep = errors.New("jsonscan: exceeded maximum nesting depth")
+)
+
+// SyntaxError reports input that is not valid JSON.
+type SyntaxError struct {
+	Offset int    // byte offset of the offending character; len(input) for unexpected end of input
+	Msg    string // description, without the "jsonscan: " prefix or the offset
+	err    error  // wrapped sentinel (ErrTooDeep), or nil
+}
+
+const msgEOF = "unexpected end of input"
+
+func (e *SyntaxError) Error() string {
+	if e.Msg == msgEOF {
+		return "jsonscan: " + msgEOF
+	}
+	return "jsonscan: " + e.Msg + " at offset " + strconv.Itoa(e.Offset)
+}
+
+// Unwrap returns ErrTooDeep for a nesting error, so errors.Is(err, ErrTooDeep) works.
+func (e *SyntaxError) Unwrap() error { return e.err }
+
+// errAt builds the error for an unexpected byte at data[i], or for the end of input when i is past it.
+// Every caller uses it on a failure path only, so the allocation is never on the hot path.
+func errAt(data []byte, i int, context string) error {
+	if i >= len(data) {
+		return errEOF(data)
+	}
+	return &SyntaxError{Offset: i, Msg: "invalid character " + quoteChar(data[i]) + " " + context}
+}
+
+// errEOF and errTooDeep are kept out of line: they are called from many places in the hot
+// functions, and inlining their allocation there would only bloat the loops.
+//
+//go:noinline
+func errEOF(data []byte) error { return &SyntaxError{Offset: len(data), Msg: msgEOF} }
+
+//go:noinline
+func errTooDeep(i int) error {
+	return &SyntaxError{Offset: i, Msg: "exceeded maximum nesting depth of " + strconv.Itoa(MaxDepth), err: ErrTooDeep}
+}
+
+// quoteChar formats a byte for an error message: 'x', '\n', '\x01', '\xff'.
+func quoteChar(c byte) string {
+	if c < 0x80 {
+		return strconv.QuoteRune(rune(c))
+	}
+	const hex = "0123456789abcdef"
+	return `'\x` + string([]byte{hex[c>>4], hex[c&0xf]}) + `'`
+}
+
+// isSpace is JSON's whitespace: space, tab, line feed, carriage return. A table keeps skipWS small
+// enough to inline at every call site.
+var isSpace = [256]bool{' ': true, '\t': true, '\n': true, '\r': true}
+
+func skipWS(data []byte, i int) int {
+	for i < len(data) && isSpace[data[i]] {
+		i++
+	}
+	return i
+}
+
+// maxKeptScratch is the largest scratch buffer a Scanner keeps between Scans: far above what typical
+// records need (only strings with escapes are copied), small enough not to matter per task.
+const maxKeptScratch = 64 << 10
+
+// Scanner holds reusable scratch memory for decoding strings with escapes. The zero value is ready to
+// use. A Scanner is not safe for concurrent use; use one per goroutine.
+type Scanner struct {
+	scratch []byte // decoded strings of the current Scan; reset (not freed) by the next one
+}
+
+// Scan validates data and fills vals[i] for schema field i. len(vals) must be at least schema.Len()
+// (Scan panics otherwise: it is a programming error); fields not present get Kind Missing, and vals
+// beyond schema.Len() are not touched. A nil schema validates only.
+//
+// Duplicate keys: the last occurrence wins, as in encoding/json. Keys with escapes match after
+// unescaping. Nested objects and arrays are validated, without recursion, up to MaxDepth levels, and
+// returned as raw text when wanted.
+//
+// Errors: a *SyntaxError for invalid JSON (errors.Is(err, ErrTooDeep) for excessive nesting), or
+// ErrNotObject for valid JSON whose top-level value is not an object. On error every vals[i] is
+// Missing. See the package documentation for how long the returned Raw slices stay valid.
+func (s *Scanner) Scan(data []byte, schema *Schema, vals []Value) error {
+	nf := schema.Len()
+	if len(vals) < nf {
+		panic("jsonscan: Scan: len(vals) " + strconv.Itoa(len(vals)) + " < schema.Len() " + strconv.Itoa(nf))
+	}
+	vals = vals[:nf]
+	clear(vals) // the zero Value is Kind Missing
+	if cap(s.scratch) > maxKeptScratch {
+		// One freak record full of escapes should not pin its buffer for the life of the task.
+		// Values of the previous Scan are invalid from here on anyway.
+		s.scratch = nil
+	}
+	s.scratch = s.scratch[:0]
+	if err := s.scanObject(data, schema, vals); err != nil {
+		clear(vals) // never leave a half-filled record for a caller that forgets the error
+		return err
+	}
+	return nil
+}
+
+// scanObject is the top level: one object, its keys looked up in schema, surrounded by whitespace.
+func (s *Scanner) scanObject(data []byte, schema *Schema, vals []Value) error {
+	n := len(data)
+	i := skipWS(data, 0)
+	if i >= n {
+		return errEOF(data)
+	}
+	if data[i] != '{' {
+		return notObject(data, i)
+	}
+	i = skipWS(data, i+1)
+	if i >= n {
+		return errEOF(data)
+	}
+	if data[i] == '}' {
+		i++
+	} else {
+		for {
+			if data[i] != '"' {
+				return errAt(data, i, "looking for beginning of object key string")
+			}
+			ks := i + 1
+			ke, esc, err := scanString(data, ks)
+			if err != nil {
+				return err
+			}
+			slot := -1
+			if len(vals) > 0 {
+				slot = s.lookupKey(schema, data[ks:ke], esc)
+			}
+			i = skipWS(data, ke+1)
+			if i >= n || data[i] != ':' {
+				return errAt(data, i, "after object key")
+			}
+			i = skipWS(data, i+1)
+			if i >= n {
+				return errEOF(data)
+			}
+			if slot < 0 {
+				i, err = skipValue(data, i, 2)
+			} else {
+				i, err = s.value(data, i, &vals[slot])
+			}
+			if err != nil {
+				return err
+			}
+			i = skipWS(data, i)
+			if i >= n {
+				return errEOF(data)
+			}
+			if c := data[i]; c == ',' {
+				i = skipWS(data, i+1)
+				if i >= n {
+					return errEOF(data)
+				}
+				continue
+			} else if c == '}' {
+				i++
+				break
+			}
+			return errAt(data, i, "after object key:value pair")
+		}
+	}
+	if i = skipWS(data, i); i != n {
+		return errAt(data, i, "after top-level value")
+	}
+	return nil
+}
+
+// notObject validates a top-level value that does not start with '{': broken input must still be a
+// SyntaxError, so ErrNotObject is only returned once the whole input is known to be valid JSON.
+func notObject(data []byte, i int) error {
+	i, err := skipValue(data, i, 1)
+	if err != nil {
+		return err
+	}
+	if i = skipWS(data, i); i != len(data) {
+		return errAt(data, i, "after top-level value")
+	}
+	return ErrNotObject
+}
+
+// lookupKey returns the schema slot of a raw key (the bytes between the quotes), or -1.
+func (s *Scanner) lookupKey(schema *Schema, raw []byte, esc bool) int {
+	if !esc {
+		return schema.lookup(raw)
+	}
+	// Decode into the free tail of scratch and give the space back at once: the key is not needed
+	// after the lookup, and the values decoded so far (before off) are left intact.
+	off := len(s.scratch)
+	s.scratch = appendUnescaped(s.scratch, raw)
+	slot := schema.lookup(s.scratch[off:])
+	s.scratch = s.scratch[:off]
+	return slot
+}
+
+// value parses a wanted value starting at data[i] (not whitespace, i < len(data)) into v and returns
+// the index just past it. Raw slices get cap == len so a caller's append cannot write into the input
+// or into a later value in scratch.
+func (s *Scanner) value(data []byte, i int, v *Value) (int, error) {
+	switch data[i] {
+	case '"':
+		end, esc, err := scanString(data, i+1)
+		if err != nil {
+			return 0, err
+		}
+		raw := data[i+1 : end : end]
+		if esc {
+			off := len(s.scratch)
+			s.scratch = appendUnescaped(s.scratch, raw)
+			raw = s.scratch[off:len(s.scratch):len(s.scratch)]
+		}
+		*v = Value{Kind: String, Raw: raw}
+		return end + 1, nil
+	case '{', '[':
+		end, err := skipComposite(data, i, 2)
+		if err != nil {
+			return 0, err
+		}
+		k := Object
+		if data[i] == '[' {
+			k = Array
+		}
+		*v = Value{Kind: k, Raw: data[i:end:end]}
+		return end, nil
+	case 't':
+		end, err := scanLiteral(data, i, "true")
+		if err != nil {
+			return 0, err
+		}
+		*v = Value{Kind: Bool, Raw: data[i:end:end], Bool: true}
+		return end, nil
+	case 'f':
+		end, err := scanLiteral(data, i, "false")
+		if err != nil {
+			return 0, err
+		}
+		*v = Value{Kind: Bool, Raw: data[i:end:end]}
+		return end, nil
+	case 'n':
+		end, err := scanLiteral(data, i, "null")
+		if err != nil {
+			return 0, err
+		}
+		*v = Value{Kind: Null, Raw: data[i:end:end]}
+		return end, nil
+	}
+	end, err := scanNumber(data, i)
+	if err != nil {
+		return 0, err
+	}
+	*v = Value{Kind: Number, Raw: data[i:end:end]}
+	return end, nil
+}
+
+// skipValue validates the value starting at data[i] (not whitespace, i < len(data)), at nesting level
+// depth if it is an object or array, and returns the index just past it.
+func skipValue(data []byte, i, depth int) (int, error) {
+	switch data[i] {
+	case '"':
+		end, _, err := scanString(data, i+1)
+		return end + 1, err
+	case '{', '[':
+		return skipComposite(data, i, depth)
+	case 't':
+		return scanLiteral(data, i, "true")
+	case 'f':
+		return scanLiteral(data, i, "false")
+	case 'n':
+		return scanLiteral(data, i, "null")
+	}
+	return scanNumber(data, i)
+}
+
+// skipComposite validates the object or array starting at data[i] ('{' or '['), which sits at nesting
+// level depth, and returns the index just past its closing bracket.
+//
+// It is an explicit state machine rather than a recursive descent so that hostile input (100000 '[')
+// costs a bounded, fixed amount of stack: the only per-level state is one bit, object or array, kept
+// in a small bit array on the stack. The states are the labels; goto keeps each transition a jump
+// instead of a switch on a state variable per token.
+func skipComposite(data []byte, i, depth int) (int, error) {
+	var (
+		stack [MaxDepth/64 + 1]uint64 // bit d set: the d-th container opened here is an object
+		d     int                     // containers currently open in this call
+		limit = MaxDepth - depth + 1
+		n     = len(data)
+		err   error
+	)
+open: // data[i] is '{' or '['
+	if d >= limit {
+		return 0, errTooDeep(i)
+	}
+	if data[i] == '{' {
+		stack[d>>6] |= 1 << (d & 63)
+		d++
+		i = skipWS(data, i+1)
+		if i >= n {
+			return 0, errEOF(data)
+		}
+		if data[i] == '}' {
+			i++
+			goto closed
+		}
+		goto key
+	}
+	stack[d>>6] &^= 1 << (d & 63)
+	d++
+	i = skipWS(data, i+1)
+	if i >= n {
+		return 0, errEOF(data)
+	}
+	if data[i] == ']' {
+		i++
+		goto closed
+	}
+	goto value
+
+key: // data[i] should start an object key; whitespace skipped, i < n
+	if data[i] != '"' {
+		return 0, errAt(data, i, "looking for beginning of object key string")
+	}
+	if i, _, err = scanString(data, i+1); err != nil {
+		return 0, err
+	}
+	i = skipWS(data, i+1)
+	if i >= n || data[i] != ':' {
+		return 0, errAt(data, i, "after object key")
+	}
+	i = skipWS(data, i+1)
+	if i >= n {
+		return 0, errEOF(data)
+	}
+
+value: // data[i] should start a value; whitespace skipped, i < n
+	if c := data[i]; c == '{' || c == '[' {
+		goto open
+	}
+	if i, err = skipValue(data, i, 0); err != nil { // a scalar: depth is unused
+		return 0, err
+	}
+
+next: // a value inside container d-1 has just ended at i
+	i = skipWS(data, i)
+	if i >= n {
+		return 0, errEOF(data)
+	}
+	if stack[(d-1)>>6]&(1<<((d-1)&63)) != 0 {
+		switch data[i] {
+		case ',':
+			if i = skipWS(data, i+1); i >= n {
+				return 0, errEOF(data)
+			}
+			goto key
+		case '}':
+			i++
+			goto closed
+		}
+		return 0, errAt(data, i, "after object key:value pair")
+	}
+	switch data[i] {
+	case ',':
+		if i = skipWS(data, i+1); i >= n {
+			return 0, errEOF(data)
+		}
+		goto value
+	case ']':
+		i++
+		goto closed
+	}
+	return 0, errAt(data, i, "after array element")
+
+closed: // container d-1 has just been closed; i is past its bracket
+	d--
+	if d == 0 {
+		return i, nil
+	}
+	goto next
+}
+
+// scanLiteral checks that data[i:] starts with lit (true, false or null; data[i] == lit[0]).
+func scanLiteral(data []byte, i int, lit string) (int, error) {
+	if len(data)-i >= len(lit) && string(data[i:i+len(lit)]) == lit {
+		return i + len(lit), nil
+	}
+	for k := 1; k < len(lit); k++ {
+		if i+k >= len(data) || data[i+k] != lit[k] {
+			return 0, errAt(data, i+k, "in literal "+lit+" (expecting "+quoteChar(lit[k])+")")
+		}
+	}
+	return i + len(lit), nil // not reached: the fast path matched
+}
+
+// scanNumber validates the number starting at data[i] against the JSON grammar
+//
+//	-? (0 | [1-9][0-9]*) (\.[0-9]+)? ([eE][+-]?[0-9]+)?
+//
+// and returns the index just past it. What follows is the caller's business: in "01" the number is
+// "0" and the caller rejects the '1' where it expects a delimiter, as encoding/json does.
+func scanNumber(data []byte, i int) (int, error) {
+	n, start := len(data), i
+	if data[i] == '-' {
+		i++
+		if i >= n {
+			return 0, errEOF(data)
+		}
+	}
+	switch c := data[i]; {
+	case c == '0':
+		i++
+	case '1' <= c && c <= '9':
+		i++
+		for i < n && isDigit(data[i]) {
+			i++
+		}
+	default:
+		if i > start { // after '-'
+			return 0, errAt(data, i, "in numeric literal")
+		}
+		return 0, errAt(data, i, "looking for beginning of value")
+	}
+	if i < n && data[i] == '.' {
+		i++
+		if i >= n {
+			return 0, errEOF(data)
+		}
+		if !isDigit(data[i]) {
+			return 0, errAt(data, i, "after decimal point in numeric literal")
+		}
+		for i < n && isDigit(data[i]) {
+			i++
+		}
+	}
+	if i < n && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		if i < n && (data[i] == '+' || data[i] == '-') {
+			i++
+		}
+		if i >= n {
+			return 0, errEOF(data)
+		}
+		if !isDigit(data[i]) {
+			return 0, errAt(data, i, "in exponent of numeric literal")
+		}
+		for i < n && isDigit(data[i]) {
+			i++
+		}
+	}
+	return i, nil
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }

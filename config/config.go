@@ -225,11 +225,15 @@ func Parse(data []byte) (*Config, error) {
 
 func parseWithEnv(data []byte, env func(string) (string, bool)) (*Config, error) {
 	var c Config
-	if err := parseYAML(data, &c, env); err != nil {
-		return nil, &Error{err}
+	decodeErr := parseYAML(data, &c, env)
+	var notYAML *yamlError
+	if errors.As(decodeErr, &notYAML) {
+		return nil, &Error{decodeErr}
 	}
+	// Validate even after decode errors, so that one run names every bad key. A key that failed to
+	// decode keeps its default, which validates.
 	c.EnsureDefaults()
-	if err := c.validate(env); err != nil {
+	if err := errors.Join(decodeErr, c.validate(env)); err != nil {
 		return nil, &Error{err}
 	}
 	return &c, nil

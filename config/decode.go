@@ -318,15 +318,21 @@ func editDistance(a, b string) int {
 func parseYAML(data []byte, cfg any, env func(string) (string, bool)) error {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return fmt.Errorf("not valid YAML: %w", err)
+		return &yamlError{err}
 	}
 	if env == nil {
 		env = os.LookupEnv
 	}
 	d := &decoder{env: env}
 	if len(root.Content) == 0 {
-		return errors.New("the config is empty")
+		return &yamlError{errors.New("the file is empty")}
 	}
 	d.decode("", &root, reflect.ValueOf(cfg).Elem())
 	return errors.Join(d.errs...)
 }
+
+// yamlError is a file that is not YAML at all; nothing past it can be checked.
+type yamlError struct{ err error }
+
+func (e *yamlError) Error() string { return "not valid YAML: " + e.err.Error() }
+func (e *yamlError) Unwrap() error { return e.err }

@@ -573,7 +573,6 @@ func (r *Runtime) openTask(topic string, partition int32) (*Task, error) {
 	t := &Task{
 		topic:     topic,
 		partition: partition,
-		rt:        r,
 		log:       r.log.With("topic", topic, "partition", partition),
 		dec:       r.pipeline.Source.Format.NewDecoder(),
 		ops:       r.pipeline.Operators,
@@ -583,8 +582,11 @@ func (r *Runtime) openTask(topic string, partition int32) (*Task, error) {
 			deadLetters: map[Reason]int{},
 			produced:    map[string]int{},
 		},
-		lag: r.m.lagGauge(topic, partition),
+		lag:                r.m.lagGauge(topic, partition),
+		deadLetterTopic:    r.pipeline.DeadLetterTopic,
+		deadLetterMaxBytes: r.cfg.DeadLetterMaxBytes,
 	}
+	t.send = func(rec *kgo.Record) { r.sess.Produce(r.ctx, rec, r.promise) }
 	for _, op := range r.pipeline.Operators {
 		p, err := op.Open(t)
 		if err != nil {

@@ -28,7 +28,6 @@ const (
 type Task struct {
 	topic     string
 	partition int32
-	rt        *Runtime
 	log       *slog.Logger
 
 	dec      Decoder
@@ -44,6 +43,11 @@ type Task struct {
 	cycle cycleCounts
 
 	lag prometheus.Gauge
+	// send hands a record to the producer (the transactional session; a recorder in tests).
+	send func(*kgo.Record)
+	// deadLetterTopic and deadLetterMaxBytes come from the runtime's pipeline and config.
+	deadLetterTopic    string
+	deadLetterMaxBytes int
 }
 
 // taskWork is a batch of records for a task, or (recs == nil) a barrier to acknowledge.
@@ -92,13 +96,13 @@ func (t *Task) Emit(topic string, key, value []byte, eventTime int64) {
 
 func (t *Task) produce(r *kgo.Record) {
 	t.cycle.produced[r.Topic]++
-	t.rt.sess.Produce(t.rt.ctx, r, t.rt.promise)
+	t.send(r)
 }
 
 // deadLetter produces rec to the dead-letter topic with the rejection in its headers.
 func (t *Task) deadLetter(rec *kgo.Record, rj *Rejection, operator string) {
 	r := t.out.record()
-	r.Topic = t.rt.pipeline.DeadLetterTopic
+	r.Topic = t.deadLetterTopic
 	r.Key = rec.Key
 	r.Value = rec.Value
 	r.Timestamp = rec.Timestamp
@@ -111,7 +115,7 @@ func (t *Task) deadLetter(rec *kgo.Record, rj *Rejection, operator string) {
 	if operator != "" {
 		h = append(h, kgo.RecordHeader{Key: HeaderOperator, Value: t.out.copyString(operator)})
 	}
-	if max := t.rt.cfg.DeadLetterMaxBytes; len(r.Value) > max {
+	if max := t.deadLetterMaxBytes; len(r.Value) > max {
 		h = append(h, kgo.RecordHeader{Key: HeaderOriginalBytes, Value: strconv.AppendInt(nil, int64(len(r.Value)), 10)})
 		r.Value = r.Value[:max]
 	}

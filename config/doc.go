@@ -1,0 +1,14 @@
+// Package config reads pipeline config files: YAML, decoded strictly, validated whole, and compiled
+// into the stream package's Pipeline and Config, the same API a Go user builds by hand.
+//
+// Decoding walks the YAML node tree against the config structs itself, instead of leaving it to the
+// YAML library, so that every error can name its key path and line ("kafka.commit_interval (line 5):
+// "100 millis" is not a duration") and an unknown key can suggest the known one it resembles. It
+// collects every problem rather than stopping at the first, so a user fixes a file in one pass.
+//
+// Units are written out the way Go and Kafka users write them (see internal/units): durations like
+// 100ms or 7d, sizes like 64KiB, rates like 5000/s. Values may reference the environment with
+// ${NAME} or ${NAME:-default}; secrets are only ever read from it (kafka.sasl.password_env).
+//
+// docs/config.md is the reference of every key; a test fails when a key is missing from it.
+package config

@@ -1,0 +1,348 @@
+// Command bench measures streamd end to end against a broker and reports every figure as a ratio to
+// a baseline taken in the same run: a bare franz-go exactly-once consume→produce loop
+// (GroupTransactSession, 100 ms commits) over the same input. Machines here are noisy; the ratio is
+// the figure to compare across runs.
+//
+//	go run ./test/bench -brokers 127.0.0.1:9092 -records 2000000 -workloads baseline,passthrough
+//
+// The input is produced once: small JSON card transactions (~170 bytes), keys drawn from a Zipf
+// distribution over -keys cards, in a topic with -partitions partitions. Each workload then runs in
+// its own subprocess (so its peak resident memory is its own) with a fresh consumer group and output
+// topic, and is timed from its start until its group has committed the end offset of every input
+// partition.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamd/streamd/internal/gen"
+	"github.com/streamd/streamd/stream"
+)
+
+func main() {
+	var (
+		brokers    = flag.String("brokers", envOr("KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka brokers")
+		records    = flag.Int("records", 2_000_000, "input records")
+		keys       = flag.Int("keys", 100_000, "distinct keys (Zipf)")
+		partitions = flag.Int("partitions", 4, "input partitions")
+		workloads  = flag.String("workloads", "baseline,passthrough", "comma-separated: baseline, passthrough")
+		input      = flag.String("input", "", "reuse this input topic instead of producing one")
+		profiles   = flag.String("profiles", "", "write each workload's CPU profile into this directory")
+		role       = flag.String("role", "", "internal: run one workload in this process")
+		cpuProfile = flag.String("cpuprofile", "", "internal: write the workload's CPU profile here")
+		group      = flag.String("group", "", "internal")
+		out        = flag.String("out", "", "internal")
+	)
+	flag.Parse()
+	addrs := strings.Split(*brokers, ",")
+	if *role != "" {
+		if *cpuProfile != "" {
+			f, err := os.Create(*cpuProfile)
+			if err == nil {
+				_ = pprof.StartCPUProfile(f)
+				defer pprof.StopCPUProfile()
+			}
+		}
+		if err := runWorkload(*role, addrs, *input, *group, *out); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	profileDir = *profiles
+	if err := drive(addrs, *records, *keys, int32(*partitions), strings.Split(*workloads, ","), *input); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+var profileDir string
+
+type result struct {
+	name    string
+	seconds float64
+	rate    float64
+	peakRSS int64 // bytes
+}
+
+func drive(addrs []string, n, keys int, partitions int32, workloads []string, input string) error {
+	ctx := context.Background()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ProducerLinger(10*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	stamp := strconv.FormatInt(time.Now().Unix(), 36)
+	if input == "" {
+		input = "bench-input-" + stamp
+		if _, err := adm.CreateTopic(ctx, partitions, 1, nil, input); err != nil {
+			return err
+		}
+		start := time.Now()
+		if err := produceInput(ctx, cl, input, n, keys); err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "produced %d records to %s in %s\n", n, input, time.Since(start).Round(time.Millisecond))
+	}
+	ends, err := adm.ListEndOffsets(ctx, input)
+	if err != nil {
+		return err
+	}
+	var total int64
+	ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	var results []result
+	for i, w := range workloads {
+		run := fmt.Sprintf("%s-%s-%d", w, stamp, i)
+		grp, outTopic := "bench-"+run, "bench-out-"+run
+		if _, err := adm.CreateTopic(ctx, partitions, 1, nil, outTopic); err != nil {
+			return err
+		}
+		args := []string{"-role", w, "-brokers", strings.Join(addrs, ","), "-input", input, "-group", grp, "-out", outTopic}
+		if profileDir != "" {
+			args = append(args, "-cpuprofile", filepath.Join(profileDir, run+".pprof"))
+		}
+		cmd := exec.Command(self, args...)
+		cmd.Stderr = os.Stderr
+		stdout, _ := cmd.StdoutPipe()
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		peak := make(chan int64, 1)
+		go func() { peak <- readPeak(stdout) }()
+		if err := waitCommitted(ctx, adm, grp, input, ends); err != nil {
+			_ = cmd.Process.Kill()
+			return fmt.Errorf("%s: %w", w, err)
+		}
+		elapsed := time.Since(start)
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		r := result{name: w, seconds: elapsed.Seconds(), rate: float64(total) / elapsed.Seconds(), peakRSS: <-peak}
+		results = append(results, r)
+		fmt.Fprintf(os.Stderr, "%-12s %8.2f s  %10.0f records/s  peak RSS %4d MiB\n", w, r.seconds, r.rate, r.peakRSS>>20)
+	}
+	base := 0.0
+	for _, r := range results {
+		if r.name == "baseline" {
+			base = r.rate
+		}
+	}
+	fmt.Printf("| workload | records | seconds | records/s | ratio to baseline | peak RSS |\n|---|---|---|---|---|---|\n")
+	for _, r := range results {
+		ratio := "-"
+		if base > 0 {
+			ratio = fmt.Sprintf("%.2f", r.rate/base)
+		}
+		fmt.Printf("| %s | %d | %.2f | %.0f | %s | %d MiB |\n", r.name, total, r.seconds, r.rate, ratio, r.peakRSS>>20)
+	}
+	return nil
+}
+
+// readPeak reads the "peak-rss N" line a workload prints when it stops.
+func readPeak(r io.Reader) int64 {
+	var peak int64
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "peak-rss "); ok {
+			peak, _ = strconv.ParseInt(v, 10, 64)
+		}
+	}
+	return peak
+}
+
+func produceInput(ctx context.Context, cl *kgo.Client, topic string, n, keys int) error {
+	g, err := gen.New(gen.Config{Seed: 42, Keys: keys, OutOfOrder: time.Second})
+	if err != nil {
+		return err
+	}
+	errc := make(chan error, 1)
+	now := time.Now().Add(-time.Duration(n) * time.Millisecond)
+	for i := 0; i < n; i++ {
+		rec := g.Next(now.Add(time.Duration(i) * time.Millisecond))
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: rec.Key, Value: rec.Value}, func(_ *kgo.Record, err error) {
+			if err != nil {
+				select {
+				case errc <- err:
+				default:
+				}
+			}
+		})
+	}
+	if err := cl.Flush(ctx); err != nil {
+		return err
+	}
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+func waitCommitted(ctx context.Context, adm *kadm.Client, group, topic string, ends kadm.ListedOffsets) error {
+	deadline := time.Now().Add(30 * time.Minute)
+	for time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		committed, err := adm.FetchOffsetsForTopics(ctx, group, topic)
+		if err != nil {
+			continue
+		}
+		done := true
+		ends.Each(func(o kadm.ListedOffset) {
+			c, _ := committed.Lookup(topic, o.Partition)
+			if c.At < o.Offset {
+				done = false
+			}
+		})
+		if done {
+			return nil
+		}
+	}
+	return errors.New("did not finish within 30 minutes")
+}
+
+// runWorkload runs one workload until interrupted, then prints its peak resident memory.
+func runWorkload(name string, addrs []string, input, group, out string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		sig := make(chan os.Signal, 1)
+		signalNotify(sig)
+		<-sig
+		cancel()
+	}()
+	var err error
+	switch name {
+	case "baseline":
+		err = baseline(ctx, addrs, input, group, out)
+	case "passthrough":
+		err = passthrough(ctx, addrs, input, group, out)
+	default:
+		err = fmt.Errorf("unknown workload %q", name)
+	}
+	fmt.Printf("peak-rss %d\n", peakRSS())
+	return err
+}
+
+// baseline is the ceiling: a bare franz-go exactly-once consume→produce loop with 100 ms commits,
+// copying each record's key and value to the output topic.
+func baseline(ctx context.Context, addrs []string, input, group, out string) error {
+	sess, err := kgo.NewGroupTransactSession(
+		kgo.SeedBrokers(addrs...),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(input),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.TransactionalID(group+"-txn"),
+		kgo.TransactionTimeout(15*time.Second),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.MaxBufferedRecords(1<<20),
+	)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	for ctx.Err() == nil {
+		start := time.Now()
+		began := false
+		for time.Since(start) < 100*time.Millisecond && ctx.Err() == nil {
+			pctx, c := context.WithTimeout(ctx, 100*time.Millisecond-time.Since(start))
+			fs := sess.PollFetches(pctx)
+			c()
+			if fs.Empty() {
+				continue
+			}
+			if !began {
+				if err := sess.Begin(); err != nil {
+					return err
+				}
+				began = true
+			}
+			fs.EachRecord(func(r *kgo.Record) {
+				sess.Produce(ctx, &kgo.Record{Topic: out, Key: r.Key, Value: r.Value}, nil)
+			})
+		}
+		if began {
+			if _, err := sess.End(context.Background(), kgo.TryCommit); err != nil {
+				return err
+			}
+		}
+		sess.AllowRebalance()
+	}
+	return nil
+}
+
+// passthrough is streamd's decode → validate → forward pipeline over the same input.
+func passthrough(ctx context.Context, addrs []string, input, group, out string) error {
+	zero := 0.0
+	f := &stream.JSONFormat{
+		KeyField: "card_id", IDField: "event_id",
+		Time: stream.EventTimeSpec{Field: "event_time", Format: stream.TimeRFC3339, MaxFuture: time.Hour},
+		Fields: []stream.FieldSpec{
+			{Name: "amount", Type: stream.Number, Required: true, Min: &zero},
+			{Name: "merchant", Type: stream.String, MaxLength: 64},
+			{Name: "country", Type: stream.String, MaxLength: 2},
+		},
+		MaxRecordBytes: 64 << 10,
+	}
+	rt, err := stream.NewRuntime(&stream.Pipeline{
+		Name:            group,
+		Source:          stream.Source{Topic: input, Format: f},
+		Operators:       []stream.Operator{&stream.Forward{Topic: out}},
+		DeadLetterTopic: out + "-dlq",
+	}, stream.Config{
+		Brokers: addrs, InstanceID: "bench", CreateTopics: true,
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Registerer: prometheus.NewRegistry(),
+	})
+	if err != nil {
+		return err
+	}
+	return rt.Run(ctx)
+}
+
+// peakRSS returns the process's peak resident set size (VmHWM) in bytes.
+func peakRSS() int64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}

@@ -18,6 +18,12 @@ type metrics struct {
 	assigned       prometheus.Gauge
 	rebalances     *prometheus.CounterVec
 
+	restoreDuration  prometheus.Histogram
+	restoredRecords  prometheus.Counter
+	restoredBytes    prometheus.Counter
+	changelogRecords prometheus.Counter
+	late             *prometheus.CounterVec
+
 	committed prometheus.Counter
 	aborted   prometheus.Counter
 }
@@ -57,9 +63,31 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "streamd_partition_changes_total",
 			Help: "Partitions assigned to, revoked from or lost by this instance.",
 		}, []string{"change"}),
+		restoreDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "streamd_restore_duration_seconds",
+			Help:    "Time to restore one store of one partition from its changelog.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18), // 1 ms to ~2 min
+		}),
+		restoredRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamd_restored_records_total",
+			Help: "Changelog records replayed into local state.",
+		}),
+		restoredBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamd_restored_bytes_total",
+			Help: "Bytes of keys and values replayed from changelogs into local state.",
+		}),
+		late: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamd_late_records_total",
+			Help: "Records that arrived after their windows closed (sent to the late topic), by operator.",
+		}, []string{"operator"}),
+		changelogRecords: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamd_changelog_records_total",
+			Help: "Changelog records produced in committed transactions (one per changed key per cycle).",
+		}),
 	}
 	for _, c := range []prometheus.Collector{m.consumed, m.produced, m.deadLetters, m.transactions,
-		m.commitDuration, m.lag, m.assigned, m.rebalances} {
+		m.commitDuration, m.lag, m.assigned, m.rebalances, m.restoreDuration, m.restoredRecords,
+		m.restoredBytes, m.changelogRecords, m.late} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"sort"
 )
 
 // Pipeline describes one streaming job: the source topic and its format, the operators every accepted
@@ -19,6 +20,9 @@ type Pipeline struct {
 	Operators []Operator
 	// DeadLetterTopic receives every record that is rejected, with the reason in its headers.
 	DeadLetterTopic string
+	// LateTopic receives records that arrive after the windows they belong to have closed
+	// (optional: without it, late records go to the dead-letter topic with reason late_record).
+	LateTopic string
 }
 
 // Source is the input of a pipeline.
@@ -80,7 +84,11 @@ func (p *Pipeline) Validate() error {
 	if p.DeadLetterTopic == p.Source.Topic {
 		bad("the dead-letter topic cannot be the source topic %q", p.Source.Topic)
 	}
+	if p.LateTopic != "" && (!nameRE.MatchString(p.LateTopic) || p.LateTopic == p.Source.Topic) {
+		bad("late topic %q is not a valid topic name, or is the source", p.LateTopic)
+	}
 	names := map[string]bool{}
+	stores := map[string]string{}
 	for i, op := range p.Operators {
 		if op == nil {
 			bad("operator %d is nil", i)
@@ -90,6 +98,17 @@ func (p *Pipeline) Validate() error {
 			bad("two operators are named %q", op.Name())
 		}
 		names[op.Name()] = true
+		if st, ok := op.(Stateful); ok {
+			for _, s := range st.Stores() {
+				if !nameRE.MatchString(s) || s == taskStore {
+					bad("operator %q: store name %q is invalid or reserved", op.Name(), s)
+				}
+				if other, dup := stores[s]; dup {
+					bad("operators %q and %q both declare store %q", other, op.Name(), s)
+				}
+				stores[s] = op.Name()
+			}
+		}
 		if ot, ok := op.(OutputTopics); ok {
 			for _, topic := range ot.OutputTopics() {
 				if topic == p.Source.Topic {
@@ -112,6 +131,7 @@ func (p *Pipeline) outputTopics() []string {
 		}
 	}
 	add(p.DeadLetterTopic)
+	add(p.LateTopic)
 	for _, op := range p.Operators {
 		if ot, ok := op.(OutputTopics); ok {
 			for _, t := range ot.OutputTopics() {
@@ -119,5 +139,17 @@ func (p *Pipeline) outputTopics() []string {
 			}
 		}
 	}
+	return out
+}
+
+// storeNames lists every store the operators declare, sorted.
+func (p *Pipeline) storeNames() []string {
+	var out []string
+	for _, op := range p.Operators {
+		if st, ok := op.(Stateful); ok {
+			out = append(out, st.Stores()...)
+		}
+	}
+	sort.Strings(out)
 	return out
 }

@@ -23,6 +23,7 @@ const (
 	ReasonBadEventTime       Reason = "bad_event_time"         // event time missing or unparseable
 	ReasonEventTimeOutOfSpan Reason = "event_time_out_of_span" // event time before not_before or too far ahead
 	ReasonOperator           Reason = "operator_rejected"      // an operator refused the event (see streamd-error)
+	ReasonLate               Reason = "late_record"            // after its windows closed, and the pipeline has no late topic
 )
 
 // Rejection is the error that sends a record to the dead-letter topic instead of failing the task.

@@ -6,13 +6,19 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamd/streamd/state"
 )
 
 // Config holds the runtime's settings. The zero value of every field means its default, which
@@ -49,6 +55,18 @@ type Config struct {
 	// DeadLetterMaxBytes truncates larger dead-letter values (the streamd-original-bytes header keeps
 	// the size; the source offset header points at the full record). Default 256KiB.
 	DeadLetterMaxBytes int
+	// StateDir is where tasks keep their Pebble state: <StateDir>/<pipeline>/<topic>-<partition>.
+	// Required when an operator is stateful.
+	StateDir string
+	// StateCacheBytes is the Pebble block cache shared by every task. Default 32MiB.
+	StateCacheBytes int64
+	// MaxOutOfOrderness is how far behind the latest event time an event may be and still count as
+	// on time: watermark = max event time seen - MaxOutOfOrderness. Default 5s.
+	MaxOutOfOrderness time.Duration
+	// IdleTimeout: a partition that has been caught up to its last stable offset and silent for
+	// this long is idle, and its watermark follows the wall clock (minus MaxOutOfOrderness), so that
+	// windows on a quiet key space still close. Zero disables. Default 30s.
+	IdleTimeout time.Duration
 	// ClientOpts are extra franz-go options (TLS, SASL, dialer, ...), applied after streamd's own.
 	ClientOpts []kgo.Opt
 	// Logger receives the runtime's logs. Default slog.Default().
@@ -91,6 +109,15 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.DeadLetterMaxBytes == 0 {
 		c.DeadLetterMaxBytes = 256 << 10
+	}
+	if c.StateCacheBytes == 0 {
+		c.StateCacheBytes = 32 << 20
+	}
+	if c.MaxOutOfOrderness == 0 {
+		c.MaxOutOfOrderness = 5 * time.Second
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = 30 * time.Second
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -137,6 +164,12 @@ func (c *Config) Validate() error {
 	if c.DeadLetterMaxBytes < 1<<10 || c.DeadLetterMaxBytes > c.MaxRecordBytes {
 		bad("dead letter max bytes %d is outside [1KiB, max record bytes %d]", c.DeadLetterMaxBytes, c.MaxRecordBytes)
 	}
+	if c.MaxOutOfOrderness < 0 {
+		bad("max out-of-orderness %s is negative", c.MaxOutOfOrderness)
+	}
+	if c.IdleTimeout < 0 {
+		bad("idle timeout %s is negative", c.IdleTimeout)
+	}
 	return errors.Join(errs...)
 }
 
@@ -172,6 +205,11 @@ type Runtime struct {
 	promise  func(*kgo.Record, error)
 	prodErr  atomic.Pointer[error] // the first produce error of the open cycle
 	counters map[string]prometheus.Counter
+
+	stores        []string // every store the operators declare
+	cache         *pebble.Cache
+	lastIdleCheck time.Time
+	partitions    int32 // of the source topic
 }
 
 // NewRuntime checks the pipeline and the config and prepares a runtime; it does not connect.
@@ -198,6 +236,14 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 		counters: map[string]prometheus.Counter{},
 	}
 	r.promise = r.onProduced
+	r.stores = p.storeNames()
+	if len(r.stores) > 0 {
+		if cfg.StateDir == "" {
+			return nil, fmt.Errorf("stream: the pipeline keeps state (stores %v) but Config.StateDir is empty", r.stores)
+		}
+		r.stores = append(r.stores, taskStore)
+		sort.Strings(r.stores)
+	}
 	return r, nil
 }
 
@@ -228,7 +274,11 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 		kgo.ConsumeTopics(r.pipeline.Source.Topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Transaction markers come through so that a task knows its true position: a partition
+		// whose last records were a transaction is caught up only past its marker.
+		kgo.KeepControlRecords(),
 		kgo.RequireStableFetchOffsets(),
+		kgo.RecordPartitioner(changelogPartitioner{r.isChangelog}),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.InstanceID(r.cfg.InstanceID),
@@ -261,6 +311,10 @@ func (r *Runtime) Run(ctx context.Context) error {
 
 	if err := r.prepareTopics(ctx); err != nil {
 		return err
+	}
+	if len(r.stores) > 0 {
+		r.cache = pebble.NewCache(r.cfg.StateCacheBytes)
+		defer r.cache.Unref()
 	}
 	sess, err := kgo.NewGroupTransactSession(r.clientOpts()...)
 	if err != nil {
@@ -323,6 +377,11 @@ func (r *Runtime) loop(ctx context.Context) error {
 			}
 			c.records += r.dispatch(fetches)
 		}
+		if !c.open && len(r.stores) > 0 && r.cfg.IdleTimeout > 0 && time.Since(r.lastIdleCheck) >= r.cfg.IdleTimeout/4 {
+			if err := r.advanceIdle(ctx, &c); err != nil {
+				return r.fail(&c, err)
+			}
+		}
 		if c.open && (time.Since(c.started) >= r.cfg.CommitInterval || c.records >= r.cfg.CommitRecords) {
 			if err := r.endCycle(ctx, &c, kgo.TryCommit); err != nil {
 				return err
@@ -369,7 +428,7 @@ func (r *Runtime) dispatch(fs kgo.Fetches) int {
 		}
 		last := p.Records[len(p.Records)-1]
 		t.lag.Set(float64(max(p.LastStableOffset-(last.Offset+1), 0)))
-		t.in <- taskWork{recs: p.Records}
+		t.in <- taskWork{recs: p.Records, lso: p.LastStableOffset}
 		n += len(p.Records)
 	})
 	return n
@@ -405,6 +464,9 @@ func (r *Runtime) endCycle(ctx context.Context, c *cycle, want kgo.TransactionEn
 	r.prodErr.Store(nil)
 	*c = cycle{}
 	r.settle(committed)
+	if serr := r.checkTaskErr(); serr != nil && err == nil {
+		err = serr
+	}
 	if committed {
 		r.m.committed.Inc()
 		r.m.commitDuration.Observe(time.Since(start).Seconds())
@@ -420,11 +482,18 @@ func (r *Runtime) endCycle(ctx context.Context, c *cycle, want kgo.TransactionEn
 	return nil
 }
 
-// settle moves the tasks past the ended cycle: on commit their counts reach the metrics; either way
-// their outboxes are reused. Tasks are idle here (after the barrier).
+// settle moves the tasks past the ended cycle: each task commits (or rewinds) its state on its own
+// goroutine, in parallel; then, on commit, their counts reach the metrics; either way their outboxes
+// are reused.
 func (r *Runtime) settle(committed bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	var wg sync.WaitGroup
+	wg.Add(len(r.tasks))
+	for _, t := range r.tasks {
+		t.in <- taskWork{settle: &settleWork{committed: committed, wg: &wg}}
+	}
+	wg.Wait()
 	for _, t := range r.tasks {
 		if committed {
 			r.m.consumed.WithLabelValues(t.topic).Add(float64(t.cycle.consumed))
@@ -433,6 +502,10 @@ func (r *Runtime) settle(committed bool) {
 			}
 			for reason, n := range t.cycle.deadLetters {
 				r.m.deadLetters.WithLabelValues(string(reason)).Add(float64(n))
+			}
+			r.m.changelogRecords.Add(float64(t.cycle.changelog))
+			for op, n := range t.cycle.late {
+				r.m.late.WithLabelValues(op).Add(float64(n))
 			}
 		}
 		t.cycle.reset()
@@ -502,24 +575,45 @@ func (r *Runtime) onProduced(rec *kgo.Record, err error) {
 
 // The rebalance callbacks run between cycles (BlockRebalanceOnPoll), when tasks are idle.
 
-func (r *Runtime) onAssigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (r *Runtime) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	r.joined.Store(true)
-	r.mu.Lock()
-	defer r.mu.Unlock()
+	r.ready.Store(false) // not ready while new partitions restore
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		opened = map[int32]*Task{}
+		errs   []error
+	)
 	for topic, parts := range assigned {
 		for _, p := range parts {
-			if _, ok := r.tasks[p]; ok {
+			r.mu.Lock()
+			_, have := r.tasks[p]
+			r.mu.Unlock()
+			if have {
 				continue
 			}
-			t, err := r.openTask(topic, p)
-			if err != nil {
-				r.taskErr = errors.Join(r.taskErr, err)
-				continue
-			}
-			r.tasks[p] = t
-			r.m.rebalances.WithLabelValues("assigned").Inc()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t, err := r.openTask(ctx, topic, p)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil {
+					errs = append(errs, err)
+					return
+				}
+				opened[p] = t
+			}()
 		}
 	}
+	wg.Wait()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for p, t := range opened {
+		r.tasks[p] = t
+		r.m.rebalances.WithLabelValues("assigned").Inc()
+	}
+	r.taskErr = errors.Join(append([]error{r.taskErr}, errs...)...)
 	r.m.assigned.Set(float64(len(r.tasks)))
 	r.ready.Store(r.taskErr == nil)
 	r.log.Info("partitions assigned", "assigned", assigned, "owned", len(r.tasks))
@@ -569,7 +663,7 @@ func (r *Runtime) closeTasks() error {
 	return errors.Join(errs...)
 }
 
-func (r *Runtime) openTask(topic string, partition int32) (*Task, error) {
+func (r *Runtime) openTask(ctx context.Context, topic string, partition int32) (*Task, error) {
 	t := &Task{
 		topic:     topic,
 		partition: partition,
@@ -581,24 +675,183 @@ func (r *Runtime) openTask(topic string, partition int32) (*Task, error) {
 		cycle: cycleCounts{
 			deadLetters: map[Reason]int{},
 			produced:    map[string]int{},
+			late:        map[string]int{},
 		},
 		lag:                r.m.lagGauge(topic, partition),
 		deadLetterTopic:    r.pipeline.DeadLetterTopic,
 		deadLetterMaxBytes: r.cfg.DeadLetterMaxBytes,
+		lateTopic:          r.pipeline.LateTopic,
+		app:                r.pipeline.Name,
+		wm:                 newWatermark(r.cfg.MaxOutOfOrderness.Milliseconds()),
+		lastRecord:         time.Now(),
 	}
 	t.send = func(rec *kgo.Record) { r.sess.Produce(r.ctx, rec, r.promise) }
+	if err := r.openState(ctx, t); err != nil {
+		return nil, err
+	}
 	for _, op := range r.pipeline.Operators {
 		p, err := op.Open(t)
 		if err != nil {
 			for _, opened := range t.procs {
 				_ = opened.Close()
 			}
+			if t.db != nil {
+				_ = t.db.Close()
+			}
 			return nil, fmt.Errorf("stream: open operator %s for partition %d: %w", op.Name(), partition, err)
 		}
 		t.procs = append(t.procs, p)
 	}
+	t.pub.store(t)
 	go t.run()
 	return t, nil
+}
+
+// openState opens the task's Pebble database and restores every store from its changelog: the
+// tail after the offset the local state reflects, or all of it when there is no local state.
+func (r *Runtime) openState(ctx context.Context, t *Task) error {
+	if len(r.stores) == 0 {
+		return nil
+	}
+	dir := filepath.Join(r.cfg.StateDir, r.pipeline.Name, fmt.Sprintf("%s-%d", t.topic, t.partition))
+	db, err := state.Open(state.Options{Dir: dir, Cache: r.cache, Logger: t.log})
+	if err != nil {
+		return err
+	}
+	t.db = db
+	t.stores = map[string]*state.Store{}
+	t.changelogs = map[string]string{}
+	t.lastChangelog = map[string]*kgo.Record{}
+	for _, name := range r.stores {
+		s, err := db.Store(name)
+		if err == nil {
+			start := time.Now()
+			var st state.RestoreStats
+			st, err = state.RestoreFromKafka(ctx, r.restoreOpts(), state.ChangelogTopic(r.pipeline.Name, name), t.partition, s)
+			r.m.restoreDuration.Observe(time.Since(start).Seconds())
+			r.m.restoredRecords.Add(float64(st.Records))
+			r.m.restoredBytes.Add(float64(st.Bytes))
+			if err == nil && st.Records > 0 {
+				t.log.Info("state restored", "store", name, "full", st.Full, "from", st.From, "to", st.To,
+					"records", st.Records, "bytes", st.Bytes, "seconds", st.Duration.Seconds())
+			}
+		}
+		if err != nil {
+			_ = db.Close()
+			return fmt.Errorf("stream: restore store %s of partition %d: %w", name, t.partition, err)
+		}
+		t.stores[name] = s
+		t.storeOrder = append(t.storeOrder, s)
+		t.changelogs[name] = state.ChangelogTopic(r.pipeline.Name, name)
+	}
+	v, ok, err := t.stores[taskStore].Get(watermarkKey)
+	if err != nil {
+		_ = db.Close()
+		return err
+	}
+	if ok {
+		if err := t.wm.decode(v); err != nil {
+			_ = db.Close()
+			return err
+		}
+	}
+	return nil
+}
+
+// restoreOpts are the client options of the consumers that replay changelogs.
+func (r *Runtime) restoreOpts() []kgo.Opt {
+	return append([]kgo.Opt{
+		kgo.SeedBrokers(r.cfg.Brokers...),
+		kgo.ClientID("streamd-restore"),
+		kgo.WithLogger(kgoLogger{r.log.With("component", "kafka-restore")}),
+	}, r.cfg.ClientOpts...)
+}
+
+func (r *Runtime) isChangelog(topic string) bool {
+	return strings.HasPrefix(topic, r.pipeline.Name+"-") && strings.HasSuffix(topic, "-changelog")
+}
+
+// changelogPartitioner sends changelog records to the partition the task set (its own), and every
+// other record by its key, the way the Java client does, so that outputs are co-partitioned with
+// anything else keyed the same way.
+type changelogPartitioner struct{ isChangelog func(string) bool }
+
+func (p changelogPartitioner) ForTopic(topic string) kgo.TopicPartitioner {
+	if p.isChangelog(topic) {
+		return kgo.ManualPartitioner().ForTopic(topic)
+	}
+	return kgo.StickyKeyPartitioner(nil).ForTopic(topic)
+}
+
+// advanceIdle finds tasks whose partition is idle — caught up to its last stable offset (a broker
+// fact: the group's committed offset has reached it) and silent for IdleTimeout — and moves their
+// watermark to the wall clock minus MaxOutOfOrderness, inside a transaction, since firing windows
+// produces outputs.
+func (r *Runtime) advanceIdle(ctx context.Context, c *cycle) error {
+	r.lastIdleCheck = time.Now()
+	now := time.Now()
+	r.mu.Lock()
+	var silent []*Task
+	for _, t := range r.tasks {
+		quiet := now.Sub(time.UnixMilli(t.pub.lastRecord.Load())) >= r.cfg.IdleTimeout
+		t.pub.idle.Store(false)
+		if quiet && now.UnixMilli()-r.cfg.MaxOutOfOrderness.Milliseconds() > t.pub.watermark.Load() {
+			silent = append(silent, t)
+		}
+	}
+	r.mu.Unlock()
+	if len(silent) == 0 {
+		return nil
+	}
+	caughtUp, err := r.caughtUp(ctx)
+	if err != nil {
+		r.log.Warn("idle check: cannot read offsets; windows wait", "err", err)
+		return nil
+	}
+	var idle []*Task
+	for _, t := range silent {
+		if caughtUp[t.partition] {
+			t.pub.idle.Store(true)
+			idle = append(idle, t)
+		}
+	}
+	if len(idle) == 0 {
+		return nil
+	}
+	if err := r.sess.Begin(); err != nil {
+		return fmt.Errorf("stream: begin transaction: %w", err)
+	}
+	*c = cycle{open: true, started: time.Now()}
+	to := now.UnixMilli() - r.cfg.MaxOutOfOrderness.Milliseconds()
+	var wg sync.WaitGroup
+	wg.Add(len(idle))
+	for _, t := range idle {
+		t.in <- taskWork{idle: &idleWork{watermark: to, wg: &wg}}
+	}
+	wg.Wait()
+	return nil
+}
+
+// caughtUp reports, per source partition, whether the group's committed offset has reached the
+// partition's last stable offset. Called between cycles, when everything processed is committed.
+func (r *Runtime) caughtUp(ctx context.Context) (map[int32]bool, error) {
+	adm := kadm.NewClient(r.sess.Client())
+	reqCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	lso, err := adm.ListCommittedOffsets(reqCtx, r.pipeline.Source.Topic)
+	if err != nil {
+		return nil, err
+	}
+	committed, err := adm.FetchOffsetsForTopics(reqCtx, r.pipeline.Name, r.pipeline.Source.Topic)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int32]bool{}
+	lso.Each(func(o kadm.ListedOffset) {
+		c, ok := committed.Lookup(o.Topic, o.Partition)
+		out[o.Partition] = o.Offset == 0 || (ok && c.At >= o.Offset)
+	})
+	return out, nil
 }
 
 func millisTime(ms int64) time.Time { return time.UnixMilli(ms) }

@@ -5,9 +5,12 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamd/streamd/state"
 )
 
 // Header names streamd writes on its outputs and dead letters.
@@ -48,26 +51,63 @@ type Task struct {
 	// deadLetterTopic and deadLetterMaxBytes come from the runtime's pipeline and config.
 	deadLetterTopic    string
 	deadLetterMaxBytes int
+
+	// State: the task's Pebble database (nil for a stateless pipeline), its stores by name, and the
+	// last changelog record each store produced in this cycle (its offset, known once the cycle
+	// commits, is the offset the store's state then reflects).
+	app           string
+	db            *state.DB
+	stores        map[string]*state.Store
+	storeOrder    []*state.Store
+	lastChangelog map[string]*kgo.Record
+	changelogs    map[string]string // store → changelog topic
+	lateTopic     string
+
+	wm watermark
+	// next is the offset after the last record (or transaction marker) the task has seen; lso the
+	// partition's last stable offset reported with it. Both feed idleness.
+	next, lso  int64
+	lastRecord time.Time
+	pub        published
 }
 
-// taskWork is a batch of records for a task, or (recs == nil) a barrier to acknowledge.
+// taskWork is one message to a task's goroutine: a batch of records, a barrier (flush the cycle's
+// changelog, then acknowledge), a settle (the cycle committed or aborted), or a watermark advance
+// because the partition is idle.
 type taskWork struct {
 	recs    []*kgo.Record
+	lso     int64 // with recs: the partition's last stable offset in the fetch that brought them
 	barrier *sync.WaitGroup
+	settle  *settleWork
+	idle    *idleWork
+}
+
+type settleWork struct {
+	committed bool
+	wg        *sync.WaitGroup
+}
+
+type idleWork struct {
+	watermark int64
+	wg        *sync.WaitGroup
 }
 
 // cycleCounts are the task's counts in the open commit cycle; they reach the metrics only when the
 // cycle commits, so the metrics count each record once even when a cycle is aborted and replayed.
 type cycleCounts struct {
 	consumed    int
+	changelog   int
 	deadLetters map[Reason]int
+	late        map[string]int // by operator
 	produced    map[string]int
 }
 
 func (c *cycleCounts) reset() {
 	c.consumed = 0
+	c.changelog = 0
 	clear(c.deadLetters)
 	clear(c.produced)
+	clear(c.late)
 }
 
 // Topic returns the task's source topic.
@@ -127,23 +167,44 @@ func (t *Task) deadLetter(rec *kgo.Record, rj *Rejection, operator string) {
 func (t *Task) run() {
 	defer close(t.done)
 	for w := range t.in {
-		if w.barrier != nil {
+		switch {
+		case w.barrier != nil:
+			if t.fatalErr == nil {
+				t.flushChangelogs()
+			}
 			w.barrier.Done()
-			continue
-		}
-		if t.fatalErr != nil {
-			continue // the cycle will abort; drop the rest of it
-		}
-		for _, rec := range w.recs {
-			if err := t.process(rec); err != nil {
+		case w.settle != nil:
+			if err := t.settleState(w.settle.committed); err != nil && t.fatalErr == nil {
 				t.fatalErr = err
-				break
+			}
+			w.settle.wg.Done()
+		case w.idle != nil:
+			if t.fatalErr == nil {
+				if err := t.advanceIdle(w.idle.watermark); err != nil {
+					t.fatalErr = err
+				}
+			}
+			w.idle.wg.Done()
+		case t.fatalErr != nil:
+			// The cycle will abort; drop the rest of it.
+		default:
+			t.lastRecord = time.Now()
+			t.lso = w.lso
+			for _, rec := range w.recs {
+				if err := t.process(rec); err != nil {
+					t.fatalErr = err
+					break
+				}
 			}
 		}
 	}
 }
 
 func (t *Task) process(rec *kgo.Record) error {
+	t.next = rec.Offset + 1
+	if rec.Attrs.IsControl() {
+		return nil // a transaction marker: it only moves the position
+	}
 	t.cycle.consumed++
 	ev := &t.ev
 	if err := t.dec.Decode(rec, ev); err != nil {
@@ -165,10 +226,16 @@ func (t *Task) process(rec *kgo.Record) error {
 			return fmt.Errorf("stream: operator %s at %s/%d@%d: %w", t.ops[i].Name(), rec.Topic, rec.Partition, rec.Offset, err)
 		}
 	}
+	// The event's own time moves the watermark only after every operator has seen the event: an
+	// operator judges lateness against the watermark of the events before.
+	if t.wm.observe(ev.Time) {
+		return t.onWatermark()
+	}
 	return nil
 }
 
-// close stops the task's goroutine and closes its processors. The task must be idle (between cycles).
+// close stops the task's goroutine, closes its processors and its state. The task must be idle
+// (between cycles).
 func (t *Task) close() error {
 	close(t.in)
 	<-t.done
@@ -176,6 +243,11 @@ func (t *Task) close() error {
 	for i, p := range t.procs {
 		if err := p.Close(); err != nil && first == nil {
 			first = fmt.Errorf("stream: close operator %s of partition %d: %w", t.ops[i].Name(), t.partition, err)
+		}
+	}
+	if t.db != nil {
+		if err := t.db.Close(); err != nil && first == nil {
+			first = fmt.Errorf("stream: close state of partition %d: %w", t.partition, err)
 		}
 	}
 	return first

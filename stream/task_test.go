@@ -19,7 +19,8 @@ func newTestTask(tb testing.TB, f *JSONFormat, ops []Operator, sent *[]*kgo.Reco
 		topic: "tx", partition: 0,
 		dec:   f.NewDecoder(),
 		ops:   ops,
-		cycle: cycleCounts{deadLetters: map[Reason]int{}, produced: map[string]int{}},
+		cycle: cycleCounts{deadLetters: map[Reason]int{}, produced: map[string]int{}, late: map[string]int{}},
+		wm:    newWatermark(5000),
 		lag:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "lag"}),
 		send: func(r *kgo.Record) {
 			if sent != nil {

@@ -11,6 +11,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamd/streamd/state"
 )
 
 // ErrNoSourceTopic is returned by Run when the source topic does not exist.
@@ -32,10 +34,14 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 	adm := kadm.NewClient(cl)
 
 	outputs := r.pipeline.outputTopics()
+	var changelogs []string
+	for _, s := range r.stores {
+		changelogs = append(changelogs, state.ChangelogTopic(r.pipeline.Name, s))
+	}
 	var details kadm.TopicDetails
 	for attempt := 0; ; attempt++ {
 		reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		details, err = adm.ListTopics(reqCtx, append([]string{r.pipeline.Source.Topic}, outputs...)...)
+		details, err = adm.ListTopics(reqCtx, append(append([]string{r.pipeline.Source.Topic}, outputs...), changelogs...)...)
 		cancel()
 		if err == nil {
 			break
@@ -58,6 +64,35 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 		return fmt.Errorf("stream: source topic %q: %w", r.pipeline.Source.Topic, src.Err)
 	}
 	partitions := int32(len(src.Partitions))
+	r.partitions = partitions
+
+	// Changelogs are internal: always created, compacted, with one partition per source partition
+	// (a task's state goes to the changelog partition of the same number).
+	var missingLogs []string
+	for _, t := range changelogs {
+		d, ok := details[t]
+		switch {
+		case !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+			missingLogs = append(missingLogs, t)
+		case d.Err != nil:
+			return fmt.Errorf("stream: changelog topic %q: %w", t, d.Err)
+		case int32(len(d.Partitions)) != partitions:
+			return fmt.Errorf("stream: changelog topic %q has %d partitions, the source topic %q has %d: they must match (was the source repartitioned?)",
+				t, len(d.Partitions), r.pipeline.Source.Topic, partitions)
+		}
+	}
+	if len(missingLogs) > 0 {
+		resp, err := adm.CreateTopics(ctx, partitions, r.cfg.ReplicationFactor, state.ChangelogConfigs(), missingLogs...)
+		if err != nil {
+			return fmt.Errorf("stream: create changelog topics: %w", err)
+		}
+		for _, t := range resp.Sorted() {
+			if t.Err != nil && !errors.Is(t.Err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("stream: create changelog topic %q: %w", t.Topic, t.Err)
+			}
+			r.log.Info("created changelog topic", "topic", t.Topic, "partitions", partitions)
+		}
+	}
 
 	var missing []string
 	for _, t := range outputs {

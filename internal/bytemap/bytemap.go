@@ -1,0 +1,155 @@
+// Package bytemap is a hash map from byte-string keys to byte-string values that allocates nothing
+// in steady state: keys and values live in one append-only arena, entries in a flat open-addressing
+// table, and Reset keeps both for reuse.
+//
+// It exists for the state stores' per-cycle write cache. A Go map[string][]byte would allocate a
+// string per new key and a slice per value on every commit cycle — on the hot path, once per record.
+// Here an overwrite appends the new value to the arena (the old bytes stay until Reset), which is the
+// right trade for a cache that lives one commit cycle: memory is bounded by the cycle's writes.
+//
+// Iteration (Each) is in first-insertion order, so that what a cycle writes out is deterministic.
+package bytemap
+
+import (
+	"bytes"
+	"hash/maphash"
+)
+
+// Map is the byte map. The zero value is ready to use. Not safe for concurrent use.
+type Map struct {
+	seed  maphash.Seed
+	init  bool
+	arena []byte
+	slots []int32 // index+1 into entries; 0 = empty
+	ents  []entry
+	seq   uint64 // counts writes; an entry's seq is the count at its latest write
+}
+
+type entry struct {
+	hash      uint64
+	keyOff    int
+	keyLen    int
+	valOff    int
+	valLen    int
+	seq       uint64
+	tombstone bool // the key was deleted: a Delete recorded, not an absent key
+}
+
+// Len returns the number of keys set or deleted since the last Reset.
+func (m *Map) Len() int { return len(m.ents) }
+
+// Bytes returns the arena size: the memory the map holds for keys and values.
+func (m *Map) Bytes() int { return len(m.arena) }
+
+func (m *Map) grow() {
+	n := 2 * len(m.slots)
+	if n == 0 {
+		n = 1024
+	}
+	m.slots = make([]int32, n)
+	mask := uint64(n - 1)
+	for i := range m.ents {
+		h := m.ents[i].hash
+		for j := h & mask; ; j = (j + 1) & mask {
+			if m.slots[j] == 0 {
+				m.slots[j] = int32(i + 1)
+				break
+			}
+		}
+	}
+}
+
+func (m *Map) find(key []byte) (h uint64, slot int, idx int) {
+	if !m.init {
+		m.seed = maphash.MakeSeed()
+		m.init = true
+	}
+	if len(m.slots) == 0 {
+		m.grow()
+	}
+	h = maphash.Bytes(m.seed, key)
+	mask := uint64(len(m.slots) - 1)
+	for j := h & mask; ; j = (j + 1) & mask {
+		s := m.slots[j]
+		if s == 0 {
+			return h, int(j), -1
+		}
+		e := &m.ents[s-1]
+		if e.hash == h && bytes.Equal(m.arena[e.keyOff:e.keyOff+e.keyLen], key) {
+			return h, int(j), int(s - 1)
+		}
+	}
+}
+
+// Get returns the value stored for key and whether the key is present. A key recorded by Delete is
+// present with deleted true. The value aliases the arena: valid until the next Set or Reset.
+func (m *Map) Get(key []byte) (value []byte, deleted, ok bool) {
+	if len(m.ents) == 0 {
+		return nil, false, false
+	}
+	_, _, idx := m.find(key)
+	if idx < 0 {
+		return nil, false, false
+	}
+	e := &m.ents[idx]
+	return m.arena[e.valOff : e.valOff+e.valLen : e.valOff+e.valLen], e.tombstone, true
+}
+
+// Set records key = value, copying both.
+func (m *Map) Set(key, value []byte) { m.put(key, value, false) }
+
+// Delete records that key was deleted.
+func (m *Map) Delete(key []byte) { m.put(key, nil, true) }
+
+func (m *Map) put(key, value []byte, tombstone bool) {
+	h, slot, idx := m.find(key)
+	if idx < 0 {
+		if 2*(len(m.ents)+1) > len(m.slots) { // keep the load factor under 1/2
+			m.grow()
+			h, slot, _ = m.find(key)
+		}
+		m.ents = append(m.ents, entry{hash: h, keyOff: len(m.arena), keyLen: len(key)})
+		m.arena = append(m.arena, key...)
+		idx = len(m.ents) - 1
+		m.slots[slot] = int32(idx + 1)
+	}
+	e := &m.ents[idx]
+	m.seq++
+	e.valOff, e.valLen, e.tombstone, e.seq = len(m.arena), len(value), tombstone, m.seq
+	m.arena = append(m.arena, value...)
+}
+
+// Each calls fn for every key in first-insertion order, with its latest value (nil and deleted true
+// for a deleted key). The slices alias the arena; fn must not call Set or Delete.
+func (m *Map) Each(fn func(key, value []byte, deleted bool)) {
+	for i := range m.ents {
+		e := &m.ents[i]
+		fn(m.arena[e.keyOff:e.keyOff+e.keyLen:e.keyOff+e.keyLen], m.arena[e.valOff:e.valOff+e.valLen:e.valOff+e.valLen], e.tombstone)
+	}
+}
+
+// Seq returns the number of writes since the map was created; EachSince(Seq()) later visits
+// exactly the keys written in between.
+func (m *Map) Seq() uint64 { return m.seq }
+
+// EachSince is Each restricted to keys whose latest write came after the write count seq.
+func (m *Map) EachSince(seq uint64, fn func(key, value []byte, deleted bool)) {
+	for i := range m.ents {
+		e := &m.ents[i]
+		if e.seq > seq {
+			fn(m.arena[e.keyOff:e.keyOff+e.keyLen:e.keyOff+e.keyLen], m.arena[e.valOff:e.valOff+e.valLen:e.valOff+e.valLen], e.tombstone)
+		}
+	}
+}
+
+// Reset empties the map, keeping its memory. A map that grew beyond maxKeep bytes of arena gives the
+// memory back instead, so that one huge cycle does not pin it forever.
+func (m *Map) Reset(maxKeep int) {
+	if cap(m.arena) > maxKeep {
+		*m = Map{seed: m.seed, init: m.init, seq: m.seq}
+		return
+	}
+	m.arena = m.arena[:0]
+	m.ents = m.ents[:0]
+	clear(m.slots)
+}

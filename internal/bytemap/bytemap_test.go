@@ -1,0 +1,106 @@
+package bytemap
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strconv"
+	"testing"
+)
+
+type ref struct {
+	val     string
+	deleted bool
+}
+
+// TestAgainstMap runs random operations against Map and a Go map and compares them.
+func TestAgainstMap(t *testing.T) {
+	seed := uint64(1)
+	if s := os.Getenv("BYTEMAP_SEED"); s != "" {
+		seed, _ = strconv.ParseUint(s, 10, 64)
+	}
+	rng := rand.New(rand.NewPCG(seed, 7))
+	var m Map
+	for round := range 5 {
+		want := map[string]ref{}
+		var order []string
+		for range 20000 {
+			k := fmt.Sprintf("key-%d", rng.IntN(3000))
+			if _, ok := want[k]; !ok {
+				order = append(order, k)
+			}
+			if rng.IntN(5) == 0 {
+				m.Delete([]byte(k))
+				want[k] = ref{deleted: true}
+			} else {
+				v := fmt.Sprintf("v%d", rng.Int())
+				m.Set([]byte(k), []byte(v))
+				want[k] = ref{val: v}
+			}
+			probe := fmt.Sprintf("key-%d", rng.IntN(3500))
+			v, del, ok := m.Get([]byte(probe))
+			w, wok := want[probe]
+			if ok != wok || del != w.deleted || string(v) != w.val {
+				t.Fatalf("seed %d round %d: Get(%s) = %q %v %v, want %q %v %v", seed, round, probe, v, del, ok, w.val, w.deleted, wok)
+			}
+		}
+		if m.Len() != len(want) {
+			t.Fatalf("seed %d: Len %d, want %d", seed, m.Len(), len(want))
+		}
+		i := 0
+		m.Each(func(k, v []byte, del bool) {
+			if string(k) != order[i] {
+				t.Fatalf("seed %d: Each order: %s at %d, want %s", seed, k, i, order[i])
+			}
+			if w := want[string(k)]; w.deleted != del || w.val != string(v) {
+				t.Fatalf("seed %d: Each(%s) = %q %v, want %+v", seed, k, v, del, w)
+			}
+			i++
+		})
+		m.Reset(1 << 30)
+		if _, _, ok := m.Get([]byte(order[0])); ok || m.Len() != 0 {
+			t.Fatal("Reset left entries")
+		}
+	}
+}
+
+func TestSteadyStateAllocs(t *testing.T) {
+	var m Map
+	keys := make([][]byte, 5000)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "card-%06d", i)
+	}
+	val := make([]byte, 48)
+	cycle := func() {
+		for i, k := range keys {
+			val[0] = byte(i)
+			if v, _, ok := m.Get(k); ok {
+				val[1] = v[0]
+			}
+			m.Set(k, val)
+		}
+		m.Reset(64 << 20)
+	}
+	cycle()
+	if n := testing.AllocsPerRun(20, cycle); n != 0 {
+		t.Fatalf("%v allocations per cycle, want 0", n)
+	}
+}
+
+func BenchmarkGetSet(b *testing.B) {
+	var m Map
+	keys := make([][]byte, 20000)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "card-%06d", i)
+	}
+	val := make([]byte, 64)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		k := keys[i%len(keys)]
+		m.Get(k)
+		m.Set(k, val)
+		if i%20000 == 19999 {
+			m.Reset(64 << 20)
+		}
+	}
+}

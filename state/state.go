@@ -1,0 +1,417 @@
+package state
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/streamd/streamd/internal/bytemap"
+)
+
+// Errors.
+var (
+	ErrClosed       = errors.New("state: closed")
+	ErrUnknownStore = errors.New("state: unknown store")
+)
+
+// Options configure a DB.
+type Options struct {
+	// Dir is the directory of this task's database. Required.
+	Dir string
+	// Cache is the block cache, shared by every task of a process so that memory is bounded per
+	// process, not per partition. Nil: a private 8 MiB cache.
+	Cache *pebble.Cache
+	// FS is the file system; nil means the disk. Tests pass vfs.NewMem() or an errorfs.
+	FS vfs.FS
+	// MemTableSize bounds each memtable. Default 4 MiB: state is meant to live on disk, not on the
+	// heap, and restores write large batches anyway.
+	MemTableSize uint64
+	// CycleCacheMaxBytes: a cycle's write cache that grew beyond this returns its memory at the end
+	// of the cycle instead of keeping it for the next. Default 64 MiB.
+	CycleCacheMaxBytes int
+	// Logger receives Pebble's own logs at warn level and above.
+	Logger *slog.Logger
+}
+
+// DB is one task's state: a Pebble database holding all of the task's stores, each under its own
+// key prefix, plus the changelog offset each store reflects.
+//
+// A DB is used from its task's goroutine only. Writes of the open commit cycle stay in each store's
+// write cache; Commit writes them and the stores' new changelog offsets in one Pebble batch, which
+// is atomic: after a crash the database holds either all of a cycle or none of it, and its offsets
+// say which.
+type DB struct {
+	pdb      *pebble.DB
+	opts     Options
+	stores   map[string]*Store
+	ordered  []*Store
+	batch    *pebble.Batch // indexed; receives cycle writes when a range scan needs them, and at Commit
+	closed   bool
+	ownCache bool
+	cache    *pebble.Cache
+}
+
+// Open opens (creating if needed) the database in opts.Dir.
+func Open(opts Options) (*DB, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("state: Options.Dir is required")
+	}
+	if opts.MemTableSize == 0 {
+		opts.MemTableSize = 4 << 20
+	}
+	if opts.CycleCacheMaxBytes == 0 {
+		opts.CycleCacheMaxBytes = 64 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	d := &DB{opts: opts, stores: map[string]*Store{}, cache: opts.Cache}
+	if d.cache == nil {
+		d.cache = pebble.NewCache(8 << 20)
+		d.ownCache = true
+	}
+	po := &pebble.Options{
+		Cache:                       d.cache,
+		FS:                          opts.FS,
+		MemTableSize:                opts.MemTableSize,
+		MemTableStopWritesThreshold: 4,
+		Logger:                      pebbleLogger{opts.Logger},
+	}
+	if po.FS == nil {
+		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+			if d.ownCache {
+				d.cache.Unref()
+			}
+			return nil, fmt.Errorf("state: %w", err)
+		}
+	}
+	pdb, err := pebble.Open(opts.Dir, po)
+	if err != nil {
+		if d.ownCache {
+			d.cache.Unref()
+		}
+		return nil, fmt.Errorf("state: open %s: %w", opts.Dir, err)
+	}
+	d.pdb = pdb
+	d.batch = pdb.NewIndexedBatch()
+	return d, nil
+}
+
+// Store returns the named store, creating it on first use. The store's committed changelog offset is
+// read from the database.
+func (d *DB) Store(name string) (*Store, error) {
+	if d.closed {
+		return nil, ErrClosed
+	}
+	if s, ok := d.stores[name]; ok {
+		return s, nil
+	}
+	if name == "" || bytes.IndexByte([]byte(name), 0) >= 0 {
+		return nil, fmt.Errorf("state: bad store name %q", name)
+	}
+	s := &Store{db: d, name: name, prefix: append([]byte(name), 0), offset: -1}
+	off, err := d.readOffset(name)
+	if err != nil {
+		return nil, err
+	}
+	s.offset = off
+	d.stores[name] = s
+	d.ordered = append(d.ordered, s)
+	sort.Slice(d.ordered, func(i, j int) bool { return d.ordered[i].name < d.ordered[j].name })
+	return s, nil
+}
+
+// metaKey is where a store's changelog offset lives. The 0xff prefix sorts after every store key
+// (store names are text), so store scans never meet it.
+func metaKey(store string) []byte { return append([]byte("\xff\xffoffset/"), store...) }
+
+func (d *DB) readOffset(store string) (int64, error) {
+	v, closer, err := d.pdb.Get(metaKey(store))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return -1, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("state: read offset of %s: %w", store, err)
+	}
+	defer closer.Close()
+	if len(v) != 8 {
+		return 0, fmt.Errorf("state: offset of %s is %d bytes, want 8", store, len(v))
+	}
+	return int64(binary.BigEndian.Uint64(v)), nil
+}
+
+// Commit makes the cycle's writes durable together with each store's new changelog offset (the
+// offset after the last changelog record the cycle produced; stores that produced none keep theirs).
+// Call it only after the Kafka transaction holding those changelog records committed.
+func (d *DB) Commit(offsets map[string]int64) error {
+	if d.closed {
+		return ErrClosed
+	}
+	for _, s := range d.ordered {
+		s.flushToBatch()
+		if off, ok := offsets[s.name]; ok && off > s.offset {
+			var v [8]byte
+			binary.BigEndian.PutUint64(v[:], uint64(off))
+			if err := d.batch.Set(metaKey(s.name), v[:], nil); err != nil {
+				return err
+			}
+		}
+	}
+	if !d.batch.Empty() {
+		// NoSync: a kill -9 leaves the written WAL in the OS page cache; an OS crash can lose the
+		// last cycles, but atomically with their offsets, and the changelog replays them.
+		if err := d.batch.Commit(pebble.NoSync); err != nil {
+			return fmt.Errorf("state: commit: %w", err)
+		}
+	}
+	d.batch.Reset()
+	for _, s := range d.ordered {
+		if off, ok := offsets[s.name]; ok && off > s.offset {
+			s.offset = off
+		}
+		s.cycle.Reset(d.opts.CycleCacheMaxBytes)
+		s.flushedSeq = s.cycle.Seq()
+	}
+	return nil
+}
+
+// Abort forgets every write of the cycle: the database is as of the last Commit.
+func (d *DB) Abort() {
+	if d.closed {
+		return
+	}
+	d.batch.Reset()
+	for _, s := range d.ordered {
+		s.cycle.Reset(d.opts.CycleCacheMaxBytes)
+		s.flushedSeq = s.cycle.Seq()
+	}
+}
+
+// DiskUsage estimates the bytes the database takes on disk.
+func (d *DB) DiskUsage() uint64 {
+	if d.closed {
+		return 0
+	}
+	return d.pdb.Metrics().DiskSpaceUsage()
+}
+
+// Close closes the database, discarding an uncommitted cycle. It is idempotent.
+func (d *DB) Close() error {
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	_ = d.batch.Close()
+	err := d.pdb.Close()
+	if d.ownCache {
+		d.cache.Unref()
+	}
+	return err
+}
+
+// Store is a key-value store inside a DB. Reads see the writes of the open cycle. Writes are kept
+// in a write cache, coalesced per key, until Commit writes the latest value of each key once; the
+// same coalesced set is what Changes reports for the changelog.
+type Store struct {
+	db         *DB
+	name       string
+	prefix     []byte
+	cycle      bytemap.Map // this cycle's writes: key → latest value or tombstone
+	flushedSeq uint64      // the cycle's writes up to this write count are in the batch
+	keyBuf     []byte
+	offset     int64
+}
+
+// Name returns the store's name.
+func (s *Store) Name() string { return s.name }
+
+// ChangelogOffset returns the changelog offset the store's committed state reflects: replay from
+// there. -1 means the store has never committed (replay the whole changelog).
+func (s *Store) ChangelogOffset() int64 { return s.offset }
+
+func (s *Store) fullKey(key []byte) []byte {
+	s.keyBuf = append(append(s.keyBuf[:0], s.prefix...), key...)
+	return s.keyBuf
+}
+
+// Get returns key's value. The value is valid until the next write to any store of the DB; copy it
+// to keep it.
+func (s *Store) Get(key []byte) ([]byte, bool, error) {
+	if s.db.closed {
+		return nil, false, ErrClosed
+	}
+	if v, deleted, ok := s.cycle.Get(key); ok {
+		return v, !deleted, nil
+	}
+	v, closer, err := s.db.pdb.Get(s.fullKey(key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("state: %s: get: %w", s.name, err)
+	}
+	// Pebble's value is valid until closer.Close; keep a copy in the key buffer's tail so the
+	// caller gets the documented lifetime without an allocation per read.
+	start := len(s.keyBuf)
+	s.keyBuf = append(s.keyBuf, v...)
+	closer.Close()
+	return s.keyBuf[start:len(s.keyBuf):len(s.keyBuf)], true, nil
+}
+
+// Set sets key to value (both copied).
+func (s *Store) Set(key, value []byte) { s.cycle.Set(key, value) }
+
+// Delete deletes key.
+func (s *Store) Delete(key []byte) { s.cycle.Delete(key) }
+
+// Changes calls fn for every key written in the open cycle, once, with its latest value (deleted
+// true for a deletion), in first-write order. The slices are valid during the call only.
+func (s *Store) Changes(fn func(key, value []byte, deleted bool)) { s.cycle.Each(fn) }
+
+// ChangeCount returns how many keys the open cycle wrote.
+func (s *Store) ChangeCount() int { return s.cycle.Len() }
+
+// flushToBatch writes the cycle's writes made since the last flush into the batch, so that a range
+// scan (which reads the indexed batch over the database) sees them.
+func (s *Store) flushToBatch() {
+	if s.cycle.Seq() == s.flushedSeq {
+		return
+	}
+	b := s.db.batch
+	s.cycle.EachSince(s.flushedSeq, func(k, v []byte, deleted bool) {
+		fk := s.fullKey(k)
+		if deleted {
+			_ = b.Delete(fk, nil)
+		} else {
+			_ = b.Set(fk, v, nil)
+		}
+	})
+	s.flushedSeq = s.cycle.Seq()
+}
+
+// Iter iterates a store's keys in order, seeing the open cycle's writes. Keys and values are valid
+// until Next; the iterator must be closed.
+type Iter struct {
+	it     *pebble.Iterator
+	prefix int
+}
+
+// NewIter returns an iterator over keys in [lower, upper); a nil bound is open.
+func (s *Store) NewIter(lower, upper []byte) (*Iter, error) {
+	if s.db.closed {
+		return nil, ErrClosed
+	}
+	s.flushToBatch()
+	lo := append(append([]byte(nil), s.prefix...), lower...)
+	var hi []byte
+	if upper != nil {
+		hi = append(append([]byte(nil), s.prefix...), upper...)
+	} else {
+		hi = append([]byte(s.name), 1) // the first key after the whole prefix
+	}
+	it, err := s.db.batch.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, fmt.Errorf("state: %s: iterator: %w", s.name, err)
+	}
+	it.First()
+	return &Iter{it: it, prefix: len(s.prefix)}, nil
+}
+
+// Valid reports whether the iterator is at a key.
+func (it *Iter) Valid() bool { return it.it.Valid() }
+
+// Key returns the current key (without the store prefix).
+func (it *Iter) Key() []byte { return it.it.Key()[it.prefix:] }
+
+// Value returns the current value.
+func (it *Iter) Value() []byte { return it.it.Value() }
+
+// Next moves to the next key.
+func (it *Iter) Next() { it.it.Next() }
+
+// Close releases the iterator and returns the first error it met.
+func (it *Iter) Close() error { return it.it.Close() }
+
+// Restorer writes changelog records straight into the database, outside any cycle, in large
+// unsynced batches: a restore replays many records, and the changelog is there to replay again if
+// the process dies half-way (the stored offset advances with each batch).
+type Restorer struct {
+	s              *Store
+	b              *pebble.Batch
+	records, bytes int64
+	pending        int
+}
+
+// restoreBatchBytes is the size at which a restore commits a batch.
+const restoreBatchBytes = 4 << 20
+
+// NewRestorer starts a restore of s. The store's open cycle must be empty.
+func (s *Store) NewRestorer() *Restorer {
+	return &Restorer{s: s, b: s.db.pdb.NewBatch()}
+}
+
+// Apply writes one changelog record; next is the offset after it.
+func (r *Restorer) Apply(key, value []byte, deleted bool, next int64) error {
+	fk := r.s.fullKey(key)
+	var err error
+	if deleted {
+		err = r.b.Delete(fk, nil)
+	} else {
+		err = r.b.Set(fk, value, nil)
+	}
+	if err != nil {
+		return err
+	}
+	r.records++
+	r.bytes += int64(len(key) + len(value))
+	if r.b.Len() >= restoreBatchBytes {
+		return r.commit(next)
+	}
+	return nil
+}
+
+func (r *Restorer) commit(next int64) error {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(next))
+	if err := r.b.Set(metaKey(r.s.name), v[:], nil); err != nil {
+		return err
+	}
+	if err := r.b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("state: %s: restore commit: %w", r.s.name, err)
+	}
+	r.b.Reset()
+	r.s.offset = next
+	return nil
+}
+
+// Finish commits what is left, recording next as the store's changelog offset.
+func (r *Restorer) Finish(next int64) error {
+	defer r.b.Close()
+	return r.commit(next)
+}
+
+// Counts returns the records and bytes applied so far.
+func (r *Restorer) Counts() (records, bytes int64) { return r.records, r.bytes }
+
+// pebbleLogger passes Pebble's logs to slog. Pebble logs routine events at info; only its errors and
+// fatal conditions are worth an operator's attention.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {}
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+	os.Exit(1)
+}
+
+var _ io.Closer = (*DB)(nil)

@@ -63,10 +63,16 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 		Name:            c.App,
 		Source:          stream.Source{Topic: s.Topic, Format: f},
 		DeadLetterTopic: c.Outputs.DeadLetters,
+		LateTopic:       c.Outputs.Late,
 	}
 	if c.Outputs.Clean != "" {
 		p.Operators = append(p.Operators, &stream.Forward{OpName: "clean", Topic: c.Outputs.Clean})
 	}
+	wops, err := c.windowOperators(f)
+	if err != nil {
+		return nil, err
+	}
+	p.Operators = append(p.Operators, wops...)
 	return p, p.Validate()
 }
 
@@ -85,6 +91,10 @@ func (c *Config) RuntimeConfig() (stream.Config, error) {
 		ReplicationFactor:  int16(k.ReplicationFactor),
 		MaxRecordBytes:     int(c.Source.MaxRecordBytes),
 		DeadLetterMaxBytes: int(c.Outputs.DeadLetterMaxBytes),
+		StateDir:           c.State.Dir,
+		StateCacheBytes:    int64(c.State.CacheSize),
+		MaxOutOfOrderness:  c.Source.MaxOutOfOrderness.D(),
+		IdleTimeout:        c.Source.IdleTimeout.D(),
 	}
 	opts, err := c.ClientOpts()
 	if err != nil {

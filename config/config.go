@@ -17,12 +17,14 @@ type Config struct {
 	App string `yaml:"app"`
 	// InstanceID is this instance's static group member id and transactional id suffix. Default: the
 	// STREAMD_INSTANCE_ID environment variable, else the host name (a pod name in a StatefulSet).
-	InstanceID string  `yaml:"instance_id"`
-	Kafka      Kafka   `yaml:"kafka"`
-	Source     Source  `yaml:"source"`
-	Outputs    Outputs `yaml:"outputs"`
-	Admin      Admin   `yaml:"admin"`
-	Log        Log     `yaml:"log"`
+	InstanceID string   `yaml:"instance_id"`
+	Kafka      Kafka    `yaml:"kafka"`
+	State      State    `yaml:"state"`
+	Source     Source   `yaml:"source"`
+	Windows    []Window `yaml:"windows"`
+	Outputs    Outputs  `yaml:"outputs"`
+	Admin      Admin    `yaml:"admin"`
+	Log        Log      `yaml:"log"`
 }
 
 // Kafka is the connection and the exactly-once cycle.
@@ -58,13 +60,15 @@ type SASL struct {
 
 // Source is the input topic and the rules its records must meet.
 type Source struct {
-	Topic          string                `yaml:"topic"`
-	Format         string                `yaml:"format"`
-	Key            string                `yaml:"key"`
-	EventID        string                `yaml:"event_id"`
-	EventTime      EventTime             `yaml:"event_time"`
-	MaxRecordBytes ByteSize              `yaml:"max_record_bytes"`
-	Fields         map[string]*FieldSpec `yaml:"fields"`
+	Topic             string                `yaml:"topic"`
+	Format            string                `yaml:"format"`
+	Key               string                `yaml:"key"`
+	EventID           string                `yaml:"event_id"`
+	EventTime         EventTime             `yaml:"event_time"`
+	MaxOutOfOrderness Duration              `yaml:"max_out_of_orderness"`
+	IdleTimeout       DurationOrOff         `yaml:"idle_timeout"`
+	MaxRecordBytes    ByteSize              `yaml:"max_record_bytes"`
+	Fields            map[string]*FieldSpec `yaml:"fields"`
 }
 
 // EventTime says where event time comes from and which times are believable.
@@ -89,6 +93,7 @@ type FieldSpec struct {
 type Outputs struct {
 	Clean              string   `yaml:"clean"`
 	DeadLetters        string   `yaml:"dead_letters"`
+	Late               string   `yaml:"late"`
 	DeadLetterMaxBytes ByteSize `yaml:"dead_letter_max_bytes"`
 }
 
@@ -115,6 +120,10 @@ const (
 	DefaultMaxFuture          = time.Hour
 	DefaultNotBefore          = "2000-01-01T00:00:00Z"
 	DefaultAdminListen        = "127.0.0.1:8080"
+	DefaultStateDir           = "streamd-state"
+	DefaultStateCacheSize     = 32 << 20
+	DefaultMaxOutOfOrderness  = 5 * time.Second
+	DefaultIdleTimeout        = 30 * time.Second
 )
 
 // EnsureDefaults fills every key the file left unset.
@@ -148,7 +157,19 @@ func (c *Config) EnsureDefaults() {
 	if k.ReplicationFactor == 0 {
 		k.ReplicationFactor = -1
 	}
+	if c.State.Dir == "" {
+		c.State.Dir = DefaultStateDir
+	}
+	if c.State.CacheSize == 0 {
+		c.State.CacheSize = DefaultStateCacheSize
+	}
 	s := &c.Source
+	if s.MaxOutOfOrderness == 0 {
+		s.MaxOutOfOrderness = Duration(DefaultMaxOutOfOrderness)
+	}
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = DurationOrOff(DefaultIdleTimeout)
+	}
 	if s.Format == "" {
 		s.Format = "json"
 	}
@@ -194,6 +215,32 @@ func (d *Duration) parseScalar(s string) error {
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
 func (d Duration) String() string { return units.FormatDuration(time.Duration(d)) }
+
+// DurationOrOff is a Duration that may also be written "off" (stored as -1).
+type DurationOrOff time.Duration
+
+func (d *DurationOrOff) parseScalar(s string) error {
+	if s == "off" {
+		*d = -1
+		return nil
+	}
+	v, err := units.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%v, or off", err)
+	}
+	*d = DurationOrOff(v)
+	return nil
+}
+
+// D returns the duration; -1 means off.
+func (d DurationOrOff) D() time.Duration { return time.Duration(d) }
+
+func (d DurationOrOff) String() string {
+	if d < 0 {
+		return "off"
+	}
+	return units.FormatDuration(time.Duration(d))
+}
 
 // ByteSize is a size in bytes written like 1048576, 512KiB, 1MiB or 1GB.
 type ByteSize int64

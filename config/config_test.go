@@ -193,6 +193,8 @@ func keyPaths(t reflect.Type, prefix string) []string {
 			out = append(out, keyPaths(ft, key)...)
 		case ft.Kind() == reflect.Map && ft.Elem().Kind() == reflect.Pointer && ft.Elem().Elem().Kind() == reflect.Struct:
 			out = append(out, keyPaths(ft.Elem().Elem(), key+".<name>")...)
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && ft.Elem().NumField() > 0 && ft.Elem().Field(0).Tag.Get("yaml") != "":
+			out = append(out, keyPaths(ft.Elem(), key+"[]")...)
 		}
 	}
 	return out

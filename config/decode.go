@@ -58,6 +58,15 @@ func join(path, key string) string {
 
 var scalarParserType = reflect.TypeFor[scalarParser]()
 
+// nodeParser is implemented by config types with a shape of their own (a scalar or a one-key
+// mapping, like aggregations). parseNode gets the node with environment references unexpanded in
+// keys, expanded in values through the text function, and returns the problems it found.
+type nodeParser interface {
+	parseNode(n *yaml.Node, text func(*yaml.Node) (string, error)) error
+}
+
+var nodeParserType = reflect.TypeFor[nodeParser]()
+
 func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
@@ -80,6 +89,18 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 			return
 		}
 		d.decode(path, n, v.Elem())
+		return
+	}
+	if v.CanAddr() && v.Addr().Type().Implements(nodeParserType) {
+		text := func(n *yaml.Node) (string, error) {
+			if n.Kind != yaml.ScalarNode {
+				return "", fmt.Errorf("want a single value, got %s", nodeKind(n))
+			}
+			return expandEnv(n.Value, d.env)
+		}
+		if err := v.Addr().Interface().(nodeParser).parseNode(n, text); err != nil {
+			d.fail(path, n, "%v", err)
+		}
 		return
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(scalarParserType) {

@@ -87,6 +87,15 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 	if _, err := c.notBefore(); err != nil {
 		v.bad("source.event_time.not_before", "%v", err)
 	}
+	if s.MaxOutOfOrderness < 0 {
+		v.bad("source.max_out_of_orderness", "%s is negative", s.MaxOutOfOrderness)
+	}
+	if s.IdleTimeout < 0 && s.IdleTimeout != -1 {
+		v.bad("source.idle_timeout", "%s is negative (write off to disable)", s.IdleTimeout)
+	}
+	if c.State.CacheSize < 1<<20 {
+		v.bad("state.cache_size", "%s is under 1MiB", c.State.CacheSize)
+	}
 	if s.MaxRecordBytes < 1<<10 || s.MaxRecordBytes > 64<<20 {
 		v.bad("source.max_record_bytes", "%s is outside [1KiB, 64MiB]", s.MaxRecordBytes)
 	}
@@ -130,11 +139,18 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 		}
 	}
 
+	c.validateWindows(v)
+
 	o := &c.Outputs
 	v.name("outputs.dead_letters", o.DeadLetters, true)
 	v.name("outputs.clean", o.Clean, false)
+	v.name("outputs.late", o.Late, false)
 	topics := map[string]string{s.Topic: "source.topic"}
-	for _, t := range []struct{ key, topic string }{{"outputs.dead_letters", o.DeadLetters}, {"outputs.clean", o.Clean}} {
+	roles := []struct{ key, topic string }{{"outputs.dead_letters", o.DeadLetters}, {"outputs.clean", o.Clean}, {"outputs.late", o.Late}}
+	for i, w := range c.Windows {
+		roles = append(roles, struct{ key, topic string }{fmt.Sprintf("windows[%d].output", i), w.Output})
+	}
+	for _, t := range roles {
 		if t.topic == "" {
 			continue
 		}

@@ -31,6 +31,9 @@ type Driver struct {
 	pending   []*kgo.Record
 	committed map[string][]*kgo.Record
 	offsets   map[string]int64
+	// Discard drops outputs instead of keeping them (for benchmarks: keeping copies would allocate
+	// per record, which the runtime does not).
+	Discard bool
 }
 
 // NewDriver opens a driver for p's operators on partition 0 with state under dir.
@@ -61,16 +64,19 @@ func (d *Driver) open() error {
 		wm: newWatermark(d.maxOOO.Milliseconds()),
 	}
 	t.send = func(r *kgo.Record) {
+		if _, ok := t.changelogs[storeOfChangelog(t, r.Topic)]; ok {
+			r.Offset = d.offsets[r.Topic]
+			d.offsets[r.Topic]++
+		}
+		if d.Discard {
+			return
+		}
 		// Records leave the outbox, whose slabs are reused after the cycle: keep copies.
 		c := *r
 		c.Key, c.Value = append([]byte(nil), r.Key...), append([]byte(nil), r.Value...)
 		c.Headers = make([]kgo.RecordHeader, len(r.Headers))
 		for i, h := range r.Headers {
 			c.Headers[i] = kgo.RecordHeader{Key: h.Key, Value: append([]byte(nil), h.Value...)}
-		}
-		if _, ok := t.changelogs[storeOfChangelog(t, r.Topic)]; ok {
-			r.Offset = d.offsets[r.Topic]
-			d.offsets[r.Topic]++
 		}
 		d.pending = append(d.pending, &c)
 	}

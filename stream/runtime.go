@@ -65,7 +65,7 @@ type Config struct {
 	MaxOutOfOrderness time.Duration
 	// IdleTimeout: a partition that has been caught up to its last stable offset and silent for
 	// this long is idle, and its watermark follows the wall clock (minus MaxOutOfOrderness), so that
-	// windows on a quiet key space still close. Zero disables. Default 30s.
+	// windows on a quiet key space still close. Default 30s; negative disables.
 	IdleTimeout time.Duration
 	// ClientOpts are extra franz-go options (TLS, SASL, dialer, ...), applied after streamd's own.
 	ClientOpts []kgo.Opt
@@ -166,9 +166,6 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxOutOfOrderness < 0 {
 		bad("max out-of-orderness %s is negative", c.MaxOutOfOrderness)
-	}
-	if c.IdleTimeout < 0 {
-		bad("idle timeout %s is negative", c.IdleTimeout)
 	}
 	return errors.Join(errs...)
 }

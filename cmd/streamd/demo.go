@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
@@ -67,6 +68,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	defer cluster.Close()
 	addr := cluster.ListenAddrs()[0]
 	os.Setenv("KAFKA_BROKERS", addr)
+	stateDir, err := os.MkdirTemp("", "streamd-demo-state-")
+	if err != nil {
+		fmt.Fprintln(stderr, "streamd demo:", err)
+		return 1
+	}
+	defer os.RemoveAll(stateDir)
+	os.Setenv("STREAMD_STATE_DIR", stateDir)
 	cfg, err := config.Parse(data)
 	if err != nil {
 		fmt.Fprintln(stderr, "streamd demo:", err)
@@ -104,12 +112,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 
   broker        %s   (attach your own client: kcat -b %s -C -t %s)
   input         %s (card transactions, %s, %.0f%% deliberately broken), %s (fraud labels, later)
-  outputs       %s (validated events), %s (rejected records, reason in a header)
+  outputs       %s (validated events), %s (rejected records, reason in a header),
+                %s (windows, state in Pebble + changelogs), %s (records after their window closed)
   admin         http://%s/metrics  /healthz  /readyz
   stop          Ctrl-C%s
 
 `, addr, addr, cfg.Outputs.Clean, cfg.Source.Topic, rateFlag{&g.rate}, 100*g.cfg.BadRatio, labelsTopic,
-		cfg.Outputs.Clean, cfg.Outputs.DeadLetters, d.adm.Addr(), durationNote(duration))
+		cfg.Outputs.Clean, cfg.Outputs.DeadLetters, windowList(cfg), cfg.Outputs.Late, d.adm.Addr(), durationNote(duration))
 
 	var st gen.Stats
 	genDone := make(chan error, 1)
@@ -121,7 +130,20 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	defer tick.Stop()
 	start := time.Now()
 	prev, prevAt := readSnapshot(d.reg), start
-	fmt.Fprintf(stdout, "%6s %12s %10s %10s %12s %8s %8s %12s\n", "time", "generated", "in/s", "clean/s", "dead letters", "lag", "txn/s", "commit p99")
+	windowTopics := map[string]bool{}
+	for _, w := range cfg.Windows {
+		windowTopics[w.Output] = true
+	}
+	windowResults := func(s snapshot) float64 {
+		n := 0.0
+		for topic, v := range s.produced {
+			if windowTopics[topic] {
+				n += v
+			}
+		}
+		return n
+	}
+	fmt.Fprintf(stdout, "%6s %10s %8s %8s %8s %6s %8s %6s %6s %10s\n", "time", "generated", "in/s", "clean/s", "windows", "late", "dead", "lag", "txn/s", "commit p99")
 loop:
 	for {
 		select {
@@ -135,10 +157,10 @@ loop:
 			s := readSnapshot(d.reg)
 			dt := now.Sub(prevAt).Seconds()
 			p99 := quantile(s.commitBucket, s.commitCount, 0.99)
-			fmt.Fprintf(stdout, "%6s %12d %10.0f %10.0f %12.0f %8.0f %8.1f %12s\n",
+			fmt.Fprintf(stdout, "%6s %10d %8.0f %8.0f %8.0f %6.0f %8.0f %6.0f %6.1f %10s\n",
 				now.Sub(start).Round(time.Second), st.Snapshot().Records,
 				(s.consumed-prev.consumed)/dt, (s.produced[cfg.Outputs.Clean]-prev.produced[cfg.Outputs.Clean])/dt,
-				sumValues(s.deadLetters), s.lag, (s.committed-prev.committed)/dt, fmtSeconds(p99))
+				windowResults(s), s.late, sumValues(s.deadLetters), s.lag, (s.committed-prev.committed)/dt, fmtSeconds(p99))
 			prev, prevAt = s, now
 		}
 	}
@@ -157,8 +179,9 @@ loop:
 	fmt.Fprintf(stdout, "\ngenerated %d records (%d deliberately broken), %d labels\n", gs.Records, gs.Bad, gs.Labels)
 	fmt.Fprintf(stdout, "pipeline  %.0f consumed, %.0f to %s, %.0f dead letters (%s)\n",
 		s.consumed, s.produced[cfg.Outputs.Clean], cfg.Outputs.Clean, sumValues(s.deadLetters), reasons(s.deadLetters))
-	fmt.Fprintf(stdout, "          %.0f transactions committed, %.0f aborted\n", s.committed, s.aborted)
-	if int64(s.consumed) == gs.Records && s.produced[cfg.Outputs.Clean]+sumValues(s.deadLetters) == s.consumed {
+	fmt.Fprintf(stdout, "          %.0f window results, %.0f late records, %.0f transactions committed, %.0f aborted\n",
+		windowResults(s), s.late, s.committed, s.aborted)
+	if int64(s.consumed) == gs.Records && s.produced[cfg.Outputs.Clean]+sumValues(s.deadLetters)-s.lateDead == s.consumed {
 		fmt.Fprintln(stdout, "every generated record was accounted for exactly once: clean + dead letters = generated")
 	} else {
 		fmt.Fprintln(stdout, "the pipeline had not caught up with the generator when the demo stopped")
@@ -171,6 +194,14 @@ loop:
 		return 1
 	}
 	return 0
+}
+
+func windowList(cfg *config.Config) string {
+	var out []string
+	for _, w := range cfg.Windows {
+		out = append(out, w.Output)
+	}
+	return strings.Join(out, ", ")
 }
 
 func durationNote(d time.Duration) string {

@@ -17,6 +17,8 @@ type snapshot struct {
 	produced     map[string]float64
 	deadLetters  map[string]float64
 	lag          float64
+	late         float64
+	lateDead     float64 // late records sent to the dead letters (no late topic)
 	committed    float64
 	aborted      float64
 	commitBucket []*dto.Bucket
@@ -46,6 +48,8 @@ func readSnapshot(g prometheus.Gatherer) snapshot {
 				s.produced[label(m, "topic")] += m.GetCounter().GetValue()
 			case "streamd_dead_letters_total":
 				s.deadLetters[label(m, "reason")] += m.GetCounter().GetValue()
+			case "streamd_late_records_total":
+				s.late += m.GetCounter().GetValue()
 			case "streamd_consumer_lag_records":
 				s.lag += m.GetGauge().GetValue()
 			case "streamd_transactions_total":
@@ -60,6 +64,7 @@ func readSnapshot(g prometheus.Gatherer) snapshot {
 			}
 		}
 	}
+	s.lateDead = s.deadLetters["late_record"]
 	return s
 }
 

@@ -34,6 +34,8 @@ import (
 
 	"github.com/streamd/streamd/internal/gen"
 	"github.com/streamd/streamd/stream"
+	"github.com/streamd/streamd/window"
+	"github.com/streamd/streamd/window/agg"
 )
 
 func main() {
@@ -42,7 +44,7 @@ func main() {
 		records    = flag.Int("records", 2_000_000, "input records")
 		keys       = flag.Int("keys", 100_000, "distinct keys (Zipf)")
 		partitions = flag.Int("partitions", 4, "input partitions")
-		workloads  = flag.String("workloads", "baseline,passthrough", "comma-separated: baseline, passthrough")
+		workloads  = flag.String("workloads", "baseline,passthrough,window", "comma-separated: baseline, passthrough, window")
 		input      = flag.String("input", "", "reuse this input topic instead of producing one")
 		profiles   = flag.String("profiles", "", "write each workload's CPU profile into this directory")
 		role       = flag.String("role", "", "internal: run one workload in this process")
@@ -247,6 +249,8 @@ func runWorkload(name string, addrs []string, input, group, out string) error {
 		err = baseline(ctx, addrs, input, group, out)
 	case "passthrough":
 		err = passthrough(ctx, addrs, input, group, out)
+	case "window":
+		err = windowed(ctx, addrs, input, group, out)
 	default:
 		err = fmt.Errorf("unknown workload %q", name)
 	}
@@ -305,6 +309,39 @@ func baseline(ctx context.Context, addrs []string, input, group, out string) err
 
 // passthrough is streamd's decode → validate → forward pipeline over the same input.
 func passthrough(ctx context.Context, addrs []string, input, group, out string) error {
+	return runPipeline(ctx, addrs, group, &stream.Pipeline{
+		Name:            group,
+		Source:          stream.Source{Topic: input, Format: benchFormat()},
+		Operators:       []stream.Operator{&stream.Forward{Topic: out}},
+		DeadLetterTopic: out + "-dlq",
+	}, "")
+}
+
+// windowed is the DESIGN's reference workload: a 60 s tumbling count + sum per key, with state in
+// Pebble and changelogs, exactly once.
+func windowed(ctx context.Context, addrs []string, input, group, out string) error {
+	f := benchFormat()
+	op, err := window.New(window.Spec{Name: "activity", Kind: window.Tumbling, Size: time.Minute,
+		Aggs:   []window.Agg{{Name: "count", Kind: agg.Count}, {Name: "sum_amount", Kind: agg.Sum, Field: "amount"}},
+		Output: out}, f)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "streamd-bench-state-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	return runPipeline(ctx, addrs, group, &stream.Pipeline{
+		Name:            group,
+		Source:          stream.Source{Topic: input, Format: f},
+		Operators:       []stream.Operator{op},
+		DeadLetterTopic: out + "-dlq",
+		LateTopic:       out + "-late",
+	}, dir)
+}
+
+func benchFormat() *stream.JSONFormat {
 	zero := 0.0
 	f := &stream.JSONFormat{
 		KeyField: "card_id", IDField: "event_id",
@@ -316,13 +353,15 @@ func passthrough(ctx context.Context, addrs []string, input, group, out string) 
 		},
 		MaxRecordBytes: 64 << 10,
 	}
-	rt, err := stream.NewRuntime(&stream.Pipeline{
-		Name:            group,
-		Source:          stream.Source{Topic: input, Format: f},
-		Operators:       []stream.Operator{&stream.Forward{Topic: out}},
-		DeadLetterTopic: out + "-dlq",
-	}, stream.Config{
-		Brokers: addrs, InstanceID: "bench", CreateTopics: true,
+	if err := f.Init(); err != nil {
+		panic(err)
+	}
+	return f
+}
+
+func runPipeline(ctx context.Context, addrs []string, group string, p *stream.Pipeline, stateDir string) error {
+	rt, err := stream.NewRuntime(p, stream.Config{
+		Brokers: addrs, InstanceID: "bench", CreateTopics: true, StateDir: stateDir, IdleTimeout: -1,
 		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		Registerer: prometheus.NewRegistry(),
 	})

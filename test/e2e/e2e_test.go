@@ -55,7 +55,13 @@ const badHeader = "e2e-bad"
 // produceInput produces n generated records (about badRatio of them broken) at rate records/s and
 // returns when all are acknowledged.
 func produceInput(ctx context.Context, t *testing.T, cl *kgo.Client, topic string, n int, rate float64, badRatio float64, seed int64) error {
-	g, err := gen.New(gen.Config{Seed: seed, Keys: 5000, BadRatio: badRatio, OutOfOrder: time.Second})
+	return produceInputWith(ctx, cl, topic, n, 5000, time.Second, rate, badRatio, seed)
+}
+
+// produceInputWith produces n generated records over keys cards at rate records/s.
+// Event times trail the clock by up to outOfOrder.
+func produceInputWith(ctx context.Context, cl *kgo.Client, topic string, n, keys int, outOfOrder time.Duration, rate float64, badRatio float64, seed int64) error {
+	g, err := gen.New(gen.Config{Seed: seed, Keys: keys, BadRatio: badRatio, OutOfOrder: outOfOrder})
 	if err != nil {
 		return err
 	}

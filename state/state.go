@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/streamd/streamd/internal/bytemap"
@@ -35,8 +36,12 @@ type Options struct {
 	// heap, and restores write large batches anyway.
 	MemTableSize uint64
 	// CycleCacheMaxBytes: a cycle's write cache that grew beyond this returns its memory at the end
-	// of the cycle instead of keeping it for the next. Default 64 MiB.
+	// of the cycle instead of keeping it for the next. Default 8 MiB.
 	CycleCacheMaxBytes int
+	// RecordCacheBytes bounds the cache of committed values in front of Pebble, per store: a
+	// window's keys are read again and again while it is open, and a Pebble read goes through the
+	// memtables and every L0 file. Zero disables it.
+	RecordCacheBytes int
 	// Logger receives Pebble's own logs at warn level and above.
 	Logger *slog.Logger
 }
@@ -68,7 +73,7 @@ func Open(opts Options) (*DB, error) {
 		opts.MemTableSize = 4 << 20
 	}
 	if opts.CycleCacheMaxBytes == 0 {
-		opts.CycleCacheMaxBytes = 64 << 20
+		opts.CycleCacheMaxBytes = 8 << 20
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -84,6 +89,12 @@ func Open(opts Options) (*DB, error) {
 		MemTableSize:                opts.MemTableSize,
 		MemTableStopWritesThreshold: 4,
 		Logger:                      pebbleLogger{opts.Logger},
+	}
+	// Bloom filters on every level: window operators look up many keys that do not exist yet (the
+	// first event of each key in each new window), and without a filter each such miss reads a data
+	// block of every level that might hold it.
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	if po.FS == nil {
 		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
@@ -118,6 +129,9 @@ func (d *DB) Store(name string) (*Store, error) {
 		return nil, fmt.Errorf("state: bad store name %q", name)
 	}
 	s := &Store{db: d, name: name, prefix: append([]byte(name), 0), offset: -1}
+	// Two generations, each with an arena of half the budget (entries and hash slots add about a
+	// third on top).
+	s.cache.budget = d.opts.RecordCacheBytes / 2
 	off, err := d.readOffset(name)
 	if err != nil {
 		return nil, err
@@ -177,6 +191,7 @@ func (d *DB) Commit(offsets map[string]int64) error {
 		if off, ok := offsets[s.name]; ok && off > s.offset {
 			s.offset = off
 		}
+		s.cycle.Each(s.cache.put)
 		s.cycle.Reset(d.opts.CycleCacheMaxBytes)
 		s.flushedSeq = s.cycle.Seq()
 	}
@@ -225,9 +240,17 @@ type Store struct {
 	name       string
 	prefix     []byte
 	cycle      bytemap.Map // this cycle's writes: key → latest value or tombstone
+	cache      recordCache // committed values recently read or written
 	flushedSeq uint64      // the cycle's writes up to this write count are in the batch
 	keyBuf     []byte
 	offset     int64
+}
+
+// SetRecordCacheBytes sets the store's record cache budget (see Options.RecordCacheBytes); zero
+// disables it. For stores with few keys, where Pebble's memtable serves reads well enough.
+func (s *Store) SetRecordCacheBytes(n int) {
+	s.cache.clear()
+	s.cache = recordCache{budget: n / 2}
 }
 
 // Name returns the store's name.
@@ -251,8 +274,12 @@ func (s *Store) Get(key []byte) ([]byte, bool, error) {
 	if v, deleted, ok := s.cycle.Get(key); ok {
 		return v, !deleted, nil
 	}
+	if v, deleted, ok := s.cache.get(key); ok {
+		return v, !deleted, nil
+	}
 	v, closer, err := s.db.pdb.Get(s.fullKey(key))
 	if errors.Is(err, pebble.ErrNotFound) {
+		s.cache.put(key, nil, true)
 		return nil, false, nil
 	}
 	if err != nil {
@@ -263,6 +290,7 @@ func (s *Store) Get(key []byte) ([]byte, bool, error) {
 	start := len(s.keyBuf)
 	s.keyBuf = append(s.keyBuf, v...)
 	closer.Close()
+	s.cache.put(key, s.keyBuf[start:], false)
 	return s.keyBuf[start:len(s.keyBuf):len(s.keyBuf)], true, nil
 }
 
@@ -325,6 +353,12 @@ func (s *Store) NewIter(lower, upper []byte) (*Iter, error) {
 	return &Iter{it: it, prefix: len(s.prefix)}, nil
 }
 
+// Last moves to the last key in the iterator's bounds.
+func (it *Iter) Last() { it.it.Last() }
+
+// Prev moves to the previous key.
+func (it *Iter) Prev() { it.it.Prev() }
+
 // Valid reports whether the iterator is at a key.
 func (it *Iter) Valid() bool { return it.it.Valid() }
 
@@ -355,6 +389,7 @@ const restoreBatchBytes = 4 << 20
 
 // NewRestorer starts a restore of s. The store's open cycle must be empty.
 func (s *Store) NewRestorer() *Restorer {
+	s.cache.clear()
 	return &Restorer{s: s, b: s.db.pdb.NewBatch()}
 }
 
@@ -415,3 +450,52 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 }
 
 var _ io.Closer = (*DB)(nil)
+
+// recordCache holds committed values (and known absences) of one store, in two generations of
+// bytemaps: entries go to the current one; when it outgrows the budget it becomes the previous one
+// and the old previous one is emptied for reuse. A hit in the previous generation moves the entry to
+// the current one. That is LRU to within a generation, with no allocation per entry.
+type recordCache struct {
+	cur, prev bytemap.Map
+	budget    int
+	scratch   []byte
+}
+
+func (c *recordCache) get(key []byte) ([]byte, bool, bool) {
+	if c.budget <= 0 {
+		return nil, false, false
+	}
+	if v, del, ok := c.cur.Get(key); ok {
+		return v, del, true
+	}
+	v, del, ok := c.prev.Get(key)
+	if ok {
+		// Promote. v lives in the previous generation's arena, which a rotation inside put would
+		// empty and overwrite: copy it out first.
+		c.scratch = append(c.scratch[:0], v...)
+		c.put(key, c.scratch, del)
+		v, del, ok = c.cur.Get(key)
+	}
+	return v, del, ok
+}
+
+func (c *recordCache) put(key, value []byte, deleted bool) {
+	if c.budget <= 0 {
+		return
+	}
+	if c.cur.Bytes()+len(key)+len(value) > c.budget {
+		c.prev.Reset(c.budget + 1)
+		c.cur, c.prev = c.prev, c.cur
+	}
+	c.cur.Reserve(c.budget - c.cur.Bytes()) // one arena of the budget's size, never doubled
+	if deleted {
+		c.cur.Delete(key)
+	} else {
+		c.cur.Set(key, value)
+	}
+}
+
+func (c *recordCache) clear() {
+	c.cur.Reset(0)
+	c.prev.Reset(0)
+}

@@ -16,7 +16,8 @@ import (
 
 func openMem(t testing.TB, fs vfs.FS) *DB {
 	t.Helper()
-	db, err := Open(Options{Dir: "/db", FS: fs})
+	// A tiny record cache, so that the model test rotates its generations often.
+	db, err := Open(Options{Dir: "/db", FS: fs, RecordCacheBytes: 4 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,8 +58,12 @@ type Config struct {
 	// StateDir is where tasks keep their Pebble state: <StateDir>/<pipeline>/<topic>-<partition>.
 	// Required when an operator is stateful.
 	StateDir string
-	// StateCacheBytes is the Pebble block cache shared by every task. Default 32MiB.
+	// StateCacheBytes is the Pebble block cache shared by every task. Default 16MiB.
 	StateCacheBytes int64
+	// RecordCacheBytes is the memory for caches of committed state values in front of Pebble, for
+	// the whole instance: each task gets its share (by the source's partition count). Default 16MiB;
+	// negative disables.
+	RecordCacheBytes int64
 	// MaxOutOfOrderness is how far behind the latest event time an event may be and still count as
 	// on time: watermark = max event time seen - MaxOutOfOrderness. Default 5s.
 	MaxOutOfOrderness time.Duration
@@ -111,7 +115,10 @@ func (c *Config) EnsureDefaults() {
 		c.DeadLetterMaxBytes = 256 << 10
 	}
 	if c.StateCacheBytes == 0 {
-		c.StateCacheBytes = 32 << 20
+		c.StateCacheBytes = 16 << 20
+	}
+	if c.RecordCacheBytes == 0 {
+		c.RecordCacheBytes = 16 << 20
 	}
 	if c.MaxOutOfOrderness == 0 {
 		c.MaxOutOfOrderness = 5 * time.Second
@@ -287,6 +294,9 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 		kgo.FetchMaxPartitionBytes(int32(max(r.cfg.MaxRecordBytes+64<<10, 1<<20))),
 		kgo.MaxBufferedRecords(1 << 20),
 		kgo.FetchMaxWait(250 * time.Millisecond),
+		// One fetch response is buffered per broker; franz-go's 50 MB default is most of a small
+		// instance's memory budget, and 16 MB keeps a 2-core machine busy.
+		kgo.FetchMaxBytes(16 << 20),
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
@@ -711,7 +721,12 @@ func (r *Runtime) openState(ctx context.Context, t *Task) error {
 		return nil
 	}
 	dir := filepath.Join(r.cfg.StateDir, r.pipeline.Name, fmt.Sprintf("%s-%d", t.topic, t.partition))
-	db, err := state.Open(state.Options{Dir: dir, Cache: r.cache, Logger: t.log})
+	recordCache := 0
+	if r.cfg.RecordCacheBytes > 0 {
+		// The operators' stores share the task's part of the budget; the task store holds one key.
+		recordCache = int(max(r.cfg.RecordCacheBytes/int64(max(r.partitions, 1))/int64(max(len(r.stores)-1, 1)), 256<<10))
+	}
+	db, err := state.Open(state.Options{Dir: dir, Cache: r.cache, Logger: t.log, RecordCacheBytes: recordCache})
 	if err != nil {
 		return err
 	}
@@ -736,6 +751,9 @@ func (r *Runtime) openState(ctx context.Context, t *Task) error {
 		if err != nil {
 			_ = db.Close()
 			return fmt.Errorf("stream: restore store %s of partition %d: %w", name, t.partition, err)
+		}
+		if name == taskStore {
+			s.SetRecordCacheBytes(0) // one key
 		}
 		t.stores[name] = s
 		t.storeOrder = append(t.storeOrder, s)

@@ -336,9 +336,21 @@ func (o *outbox) lineage(rec *kgo.Record) []kgo.RecordHeader {
 	return h
 }
 
-// reset makes the slabs reusable. Call only when no record of the cycle is in flight.
+// reset makes the slabs reusable. Call only when no record of the cycle is in flight. Slabs that a
+// burst grew large (all of a window's results at once) are let go, so that one burst does not pin
+// its memory for the life of the task.
 func (o *outbox) reset() {
+	const keepRecords, keepBytes = 8192, 1 << 20
 	o.n = 0
+	if len(o.recs) > keepRecords {
+		o.recs = nil
+	}
+	if cap(o.hdrs) > 3*keepRecords {
+		o.hdrs = nil
+	}
+	if cap(o.buf) > keepBytes {
+		o.buf = nil
+	}
 	o.hdrs = o.hdrs[:0]
 	o.buf = o.buf[:0]
 }

@@ -77,11 +77,12 @@ func (o *Operator) Open(t *stream.Task) (stream.Processor, error) {
 		return nil, err
 	}
 	p := &processor{
-		op:    o,
-		store: st,
-		acc:   o.layout.NewAcc(),
-		tmp:   o.layout.NewAcc(),
-		in:    make([]agg.Input, len(o.fields)),
+		op:      o,
+		store:   st,
+		acc:     o.layout.NewAcc(),
+		tmp:     o.layout.NewAcc(),
+		in:      make([]agg.Input, len(o.fields)),
+		filters: map[int64]*endFilter{},
 	}
 	if err := p.Rewind(t); err != nil {
 		return nil, err
@@ -118,6 +119,10 @@ type processor struct {
 	dropped  []item
 	spare    [][]byte
 	nextFire int64
+	// Bloom filters of the keys of each open window end (tumbling, hopping), authoritative for ends
+	// after filterFrom: see endFilter.
+	filters    map[int64]*endFilter
+	filterFrom int64
 }
 
 // item is one session (start, last event time) or one pane (start, unused) with its encoded state.
@@ -126,8 +131,24 @@ type item struct {
 	state       []byte
 }
 
-// Rewind implements stream.Rewinder: it finds the earliest timer in the store.
+// Rewind implements stream.Rewinder: it finds the earliest timer in the store, and forgets the key
+// filters: after an aborted cycle the store may again hold windows whose filters were dropped when
+// they fired, so only window ends newer than everything stored can have authoritative filters.
 func (p *processor) Rewind(*stream.Task) error {
+	if p.op.spec.Kind == Tumbling || p.op.spec.Kind == Hopping {
+		clear(p.filters)
+		p.filterFrom = math.MinInt64
+		it, err := p.store.NewIter([]byte{prefixWindow}, []byte{prefixWindow + 1})
+		if err != nil {
+			return err
+		}
+		if it.Last(); it.Valid() && len(it.Key()) >= 9 {
+			p.filterFrom = getTime(it.Key()[1:9])
+		}
+		if err := it.Close(); err != nil {
+			return err
+		}
+	}
 	p.nextFire = math.MaxInt64
 	prefix := byte(prefixTimer)
 	if p.op.spec.Kind == Tumbling || p.op.spec.Kind == Hopping {
@@ -211,6 +232,7 @@ func (p *processor) processFixed(t *stream.Task, ev *stream.Event, wm int64) (bo
 		adv = o.size
 	}
 	used := false
+	hash := keyHash(ev.Key)
 	// The windows holding ev.Time start at multiples of adv in (ev.Time-size, ev.Time].
 	last := floorDiv(ev.Time, adv) * adv
 	for start := last; start > ev.Time-o.size; start -= adv {
@@ -220,9 +242,17 @@ func (p *processor) processFixed(t *stream.Task, ev *stream.Event, wm int64) (bo
 		}
 		used = true
 		p.keyBuf = append(putTime(append(p.keyBuf[:0], prefixWindow), end), ev.Key...)
-		v, ok, err := p.store.Get(p.keyBuf)
-		if err != nil {
-			return false, err
+		var v []byte
+		var ok bool
+		f := p.filter(end)
+		if f == nil || f.mayContain(hash) {
+			var err error
+			if v, ok, err = p.store.Get(p.keyBuf); err != nil {
+				return false, err
+			}
+		}
+		if !ok && f != nil {
+			f.add(hash)
 		}
 		if ok {
 			if err := p.acc.Decode(v); err != nil {
@@ -240,6 +270,19 @@ func (p *processor) processFixed(t *stream.Task, ev *stream.Event, wm int64) (bo
 		}
 	}
 	return used, nil
+}
+
+// filter returns the key filter of a window end, nil when the end is not one a filter can know.
+func (p *processor) filter(end int64) *endFilter {
+	if end <= p.filterFrom {
+		return nil
+	}
+	f := p.filters[end]
+	if f == nil {
+		f = newEndFilter()
+		p.filters[end] = f
+	}
+	return f
 }
 
 func (p *processor) fireFixed(t *stream.Task, wm int64) error {
@@ -267,6 +310,11 @@ func (p *processor) fireFixed(t *stream.Task, wm int64) error {
 			p.emit(t, k[9:], end-o.size, end, p.acc, "final")
 		}
 		p.store.Delete(k)
+	}
+	for end := range p.filters {
+		if end+o.late <= wm {
+			delete(p.filters, end)
+		}
 	}
 	return it.Close()
 }

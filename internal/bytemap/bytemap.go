@@ -128,6 +128,16 @@ func (m *Map) Each(fn func(key, value []byte, deleted bool)) {
 	}
 }
 
+// Reserve makes room for n more bytes of keys and values without growing the arena, so that a map
+// kept under a byte budget does not overshoot it by the doubling of append.
+func (m *Map) Reserve(n int) {
+	if cap(m.arena)-len(m.arena) < n {
+		a := make([]byte, len(m.arena), len(m.arena)+n)
+		copy(a, m.arena)
+		m.arena = a
+	}
+}
+
 // Seq returns the number of writes since the map was created; EachSince(Seq()) later visits
 // exactly the keys written in between.
 func (m *Map) Seq() uint64 { return m.seq }

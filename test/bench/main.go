@@ -54,6 +54,7 @@ func main() {
 	)
 	flag.Parse()
 	addrs := strings.Split(*brokers, ",")
+	profileDir = *profiles
 	if *role != "" {
 		if *cpuProfile != "" {
 			f, err := os.Create(*cpuProfile)
@@ -68,7 +69,6 @@ func main() {
 		}
 		return
 	}
-	profileDir = *profiles
 	if err := drive(addrs, *records, *keys, int32(*partitions), strings.Split(*workloads, ","), *input); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -131,7 +131,7 @@ func drive(addrs []string, n, keys int, partitions int32, workloads []string, in
 		}
 		args := []string{"-role", w, "-brokers", strings.Join(addrs, ","), "-input", input, "-group", grp, "-out", outTopic}
 		if profileDir != "" {
-			args = append(args, "-cpuprofile", filepath.Join(profileDir, run+".pprof"))
+			args = append(args, "-cpuprofile", filepath.Join(profileDir, run+".pprof"), "-profiles", profileDir)
 		}
 		cmd := exec.Command(self, args...)
 		cmd.Stderr = os.Stderr
@@ -253,6 +253,12 @@ func runWorkload(name string, addrs []string, input, group, out string) error {
 		err = windowed(ctx, addrs, input, group, out)
 	default:
 		err = fmt.Errorf("unknown workload %q", name)
+	}
+	if profileDir != "" {
+		if f, ferr := os.Create(filepath.Join(profileDir, name+"-heap.pprof")); ferr == nil {
+			_ = pprof.Lookup("heap").WriteTo(f, 0)
+			f.Close()
+		}
 	}
 	fmt.Printf("peak-rss %d\n", peakRSS())
 	return err

@@ -80,21 +80,22 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 func (c *Config) RuntimeConfig() (stream.Config, error) {
 	k := &c.Kafka
 	rc := stream.Config{
-		Brokers:            k.Brokers,
-		InstanceID:         c.InstanceID,
-		CommitInterval:     k.CommitInterval.D(),
-		CommitRecords:      k.CommitRecords,
-		TransactionTimeout: k.TransactionTimeout.D(),
-		SessionTimeout:     k.SessionTimeout.D(),
-		ShutdownTimeout:    k.ShutdownTimeout.D(),
-		CreateTopics:       *k.CreateTopics,
-		ReplicationFactor:  int16(k.ReplicationFactor),
-		MaxRecordBytes:     int(c.Source.MaxRecordBytes),
-		DeadLetterMaxBytes: int(c.Outputs.DeadLetterMaxBytes),
-		StateDir:           c.State.Dir,
-		StateCacheBytes:    int64(c.State.CacheSize),
-		MaxOutOfOrderness:  c.Source.MaxOutOfOrderness.D(),
-		IdleTimeout:        c.Source.IdleTimeout.D(),
+		Brokers:              k.Brokers,
+		InstanceID:           c.InstanceID,
+		CommitInterval:       k.CommitInterval.D(),
+		CommitRecords:        k.CommitRecords,
+		TransactionTimeout:   k.TransactionTimeout.D(),
+		SessionTimeout:       k.SessionTimeout.D(),
+		ShutdownTimeout:      k.ShutdownTimeout.D(),
+		CreateTopics:         *k.CreateTopics,
+		LeaveGroupOnShutdown: k.LeaveGroupOnExit,
+		ReplicationFactor:    int16(k.ReplicationFactor),
+		MaxRecordBytes:       int(c.Source.MaxRecordBytes),
+		DeadLetterMaxBytes:   int(c.Outputs.DeadLetterMaxBytes),
+		StateDir:             c.State.Dir,
+		StateCacheBytes:      int64(c.State.CacheSize),
+		MaxOutOfOrderness:    c.Source.MaxOutOfOrderness.D(),
+		IdleTimeout:          c.Source.IdleTimeout.D(),
 	}
 	opts, err := c.ClientOpts()
 	if err != nil {

@@ -36,6 +36,7 @@ type Kafka struct {
 	SessionTimeout     Duration `yaml:"session_timeout"`
 	ShutdownTimeout    Duration `yaml:"shutdown_timeout"`
 	CreateTopics       *bool    `yaml:"create_topics"`
+	LeaveGroupOnExit   bool     `yaml:"leave_group_on_shutdown"`
 	ReplicationFactor  int      `yaml:"replication_factor"`
 	TLS                *TLS     `yaml:"tls"`
 	SASL               *SASL    `yaml:"sasl"`

@@ -77,7 +77,10 @@ func RestoreFromKafka(ctx context.Context, clientOpts []kgo.Opt, topic string, p
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(),
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
-		kgo.FetchMaxPartitionBytes(16<<20),
+		// Small fetches: a restore applies records as fast as they come, and every decoded record
+		// buffered ahead costs a Record struct (several restores run at once).
+		kgo.FetchMaxBytes(4<<20),
+		kgo.FetchMaxPartitionBytes(2<<20),
 	)...)
 	if err != nil {
 		return st, err

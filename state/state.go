@@ -279,7 +279,8 @@ func (s *Store) Get(key []byte) ([]byte, bool, error) {
 	}
 	v, closer, err := s.db.pdb.Get(s.fullKey(key))
 	if errors.Is(err, pebble.ErrNotFound) {
-		s.cache.put(key, nil, true)
+		// Not cached as an absence: a missing key is almost always written next (the first event of
+		// a key in a window), and the write reaches the cache at commit.
 		return nil, false, nil
 	}
 	if err != nil {
@@ -483,11 +484,13 @@ func (c *recordCache) put(key, value []byte, deleted bool) {
 	if c.budget <= 0 {
 		return
 	}
-	if c.cur.Bytes()+len(key)+len(value) > c.budget {
+	// An entry costs its bytes plus the map's per-entry bookkeeping (entry struct and hash slots).
+	const entryOverhead = 64
+	if c.cur.Bytes()+c.cur.Len()*entryOverhead+len(key)+len(value) > c.budget {
 		c.prev.Reset(c.budget + 1)
 		c.cur, c.prev = c.prev, c.cur
 	}
-	c.cur.Reserve(c.budget - c.cur.Bytes()) // one arena of the budget's size, never doubled
+	c.cur.Reserve(max(c.budget-c.cur.Bytes()-c.cur.Len()*entryOverhead, len(key)+len(value))) // never doubled
 	if deleted {
 		c.cur.Delete(key)
 	} else {

@@ -46,6 +46,10 @@ type Config struct {
 	// ShutdownTimeout bounds the final commit when Run's context is cancelled; past it the open
 	// transaction is abandoned to the broker's transaction timeout. Default 10s.
 	ShutdownTimeout time.Duration
+	// LeaveGroupOnShutdown makes a clean shutdown leave the consumer group, so that the instance's
+	// partitions move at once. Static members (InstanceID) do not leave by default, so that a
+	// restart takes its partitions back without a rebalance; set this when scaling down.
+	LeaveGroupOnShutdown bool
 	// CreateTopics creates missing output topics with the source topic's partition count.
 	CreateTopics bool
 	// ReplicationFactor for created topics; -1 (the default) takes the broker's default.
@@ -340,12 +344,36 @@ func (r *Runtime) Run(ctx context.Context) error {
 		runErr = err
 	}
 	sess.CloseAllowingRebalance()
+	if r.cfg.LeaveGroupOnShutdown {
+		r.leaveGroup()
+	}
 	if runErr != nil {
 		r.log.Error("runtime stopped", "err", runErr)
 	} else {
 		r.log.Info("runtime stopped")
 	}
 	return runErr
+}
+
+// leaveGroup asks the coordinator to remove this static member from the group.
+func (r *Runtime) leaveGroup() {
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...)}, r.cfg.ClientOpts...)...)
+	if err != nil {
+		r.log.Warn("leaving the group failed", "err", err)
+		return
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := kadm.NewClient(cl).LeaveGroup(ctx, kadm.LeaveGroup(r.pipeline.Name).InstanceIDs(r.cfg.InstanceID).Reason("shutdown"))
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		r.log.Warn("leaving the group failed; partitions move after the session timeout", "err", err)
+		return
+	}
+	r.log.Info("left the consumer group", "instance_id", r.cfg.InstanceID)
 }
 
 // cycle is the state of the open commit cycle.

@@ -43,8 +43,10 @@ func main() {
 		brokers    = flag.String("brokers", envOr("KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka brokers")
 		records    = flag.Int("records", 2_000_000, "input records")
 		keys       = flag.Int("keys", 100_000, "distinct keys (Zipf)")
+		roundRobin = flag.Bool("round-robin", false, "use every key in turn instead of Zipf (for a state-size run: all -keys keys have state)")
+		winSize    = flag.Duration("window-size", time.Minute, "tumbling window size of the window workload")
 		partitions = flag.Int("partitions", 4, "input partitions")
-		workloads  = flag.String("workloads", "baseline,passthrough,window", "comma-separated: baseline, passthrough, window")
+		workloads  = flag.String("workloads", "baseline,passthrough,window", "comma-separated: baseline, passthrough, window, restore (of the last window run)")
 		input      = flag.String("input", "", "reuse this input topic instead of producing one")
 		profiles   = flag.String("profiles", "", "write each workload's CPU profile into this directory")
 		role       = flag.String("role", "", "internal: run one workload in this process")
@@ -55,6 +57,8 @@ func main() {
 	flag.Parse()
 	addrs := strings.Split(*brokers, ",")
 	profileDir = *profiles
+	windowSize = *winSize
+	roundRobinKeys = *roundRobin
 	if *role != "" {
 		if *cpuProfile != "" {
 			f, err := os.Create(*cpuProfile)
@@ -82,7 +86,11 @@ func envOr(k, def string) string {
 	return def
 }
 
-var profileDir string
+var (
+	profileDir     string
+	windowSize     time.Duration
+	roundRobinKeys bool
+)
 
 type result struct {
 	name    string
@@ -123,13 +131,27 @@ func drive(addrs []string, n, keys int, partitions int32, workloads []string, in
 		return err
 	}
 	var results []result
+	var lastWindowGroup, lastWindowOut string
 	for i, w := range workloads {
 		run := fmt.Sprintf("%s-%s-%d", w, stamp, i)
 		grp, outTopic := "bench-"+run, "bench-out-"+run
-		if _, err := adm.CreateTopic(ctx, partitions, 1, nil, outTopic); err != nil {
-			return err
+		if w == "window" {
+			lastWindowGroup, lastWindowOut = grp, outTopic
 		}
-		args := []string{"-role", w, "-brokers", strings.Join(addrs, ","), "-input", input, "-group", grp, "-out", outTopic}
+		if w != "restore" {
+			if _, err := adm.CreateTopic(ctx, partitions, 1, nil, outTopic); err != nil {
+				return err
+			}
+		}
+		if w == "restore" {
+			// Restore the state of the last window run into an empty directory.
+			grp, outTopic = lastWindowGroup, lastWindowOut
+			if grp == "" {
+				return errors.New("restore needs a window workload before it")
+			}
+		}
+		args := []string{"-role", w, "-brokers", strings.Join(addrs, ","), "-input", input, "-group", grp, "-out", outTopic,
+			"-window-size", windowSize.String()}
 		if profileDir != "" {
 			args = append(args, "-cpuprofile", filepath.Join(profileDir, run+".pprof"), "-profiles", profileDir)
 		}
@@ -140,8 +162,17 @@ func drive(addrs []string, n, keys int, partitions int32, workloads []string, in
 		if err := cmd.Start(); err != nil {
 			return err
 		}
-		peak := make(chan int64, 1)
-		go func() { peak <- readPeak(stdout) }()
+		peak := make(chan workloadOutput, 1)
+		go func() { peak <- readOutput(stdout) }()
+		if w == "restore" {
+			// The workload stops by itself once restored.
+			_ = cmd.Wait()
+			o := <-peak
+			r := result{name: w, seconds: o.restoreSeconds, rate: float64(o.restored) / o.restoreSeconds, peakRSS: o.peakRSS}
+			results = append(results, r)
+			fmt.Fprintf(os.Stderr, "%-12s %8.2f s  %10.0f changelog records/s (%d records)  peak RSS %4d MiB\n", w, r.seconds, r.rate, o.restored, r.peakRSS>>20)
+			continue
+		}
 		if err := waitCommitted(ctx, adm, grp, input, ends); err != nil {
 			_ = cmd.Process.Kill()
 			return fmt.Errorf("%s: %w", w, err)
@@ -149,7 +180,7 @@ func drive(addrs []string, n, keys int, partitions int32, workloads []string, in
 		elapsed := time.Since(start)
 		_ = cmd.Process.Signal(os.Interrupt)
 		_ = cmd.Wait()
-		r := result{name: w, seconds: elapsed.Seconds(), rate: float64(total) / elapsed.Seconds(), peakRSS: <-peak}
+		r := result{name: w, seconds: elapsed.Seconds(), rate: float64(total) / elapsed.Seconds(), peakRSS: (<-peak).peakRSS}
 		results = append(results, r)
 		fmt.Fprintf(os.Stderr, "%-12s %8.2f s  %10.0f records/s  peak RSS %4d MiB\n", w, r.seconds, r.rate, r.peakRSS>>20)
 	}
@@ -170,20 +201,30 @@ func drive(addrs []string, n, keys int, partitions int32, workloads []string, in
 	return nil
 }
 
-// readPeak reads the "peak-rss N" line a workload prints when it stops.
-func readPeak(r io.Reader) int64 {
-	var peak int64
+type workloadOutput struct {
+	peakRSS        int64
+	restoreSeconds float64
+	restored       int64
+}
+
+// readOutput reads the "peak-rss N" (and, for a restore, "restore SECONDS RECORDS") lines a workload
+// prints when it stops.
+func readOutput(r io.Reader) workloadOutput {
+	var o workloadOutput
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		if v, ok := strings.CutPrefix(sc.Text(), "peak-rss "); ok {
-			peak, _ = strconv.ParseInt(v, 10, 64)
+			o.peakRSS, _ = strconv.ParseInt(v, 10, 64)
+		}
+		if v, ok := strings.CutPrefix(sc.Text(), "restore "); ok {
+			fmt.Sscan(v, &o.restoreSeconds, &o.restored)
 		}
 	}
-	return peak
+	return o
 }
 
 func produceInput(ctx context.Context, cl *kgo.Client, topic string, n, keys int) error {
-	g, err := gen.New(gen.Config{Seed: 42, Keys: keys, OutOfOrder: time.Second})
+	g, err := gen.New(gen.Config{Seed: 42, Keys: min(keys, gen.MaxKeys), OutOfOrder: time.Second})
 	if err != nil {
 		return err
 	}
@@ -191,6 +232,12 @@ func produceInput(ctx context.Context, cl *kgo.Client, topic string, n, keys int
 	now := time.Now().Add(-time.Duration(n) * time.Millisecond)
 	for i := 0; i < n; i++ {
 		rec := g.Next(now.Add(time.Duration(i) * time.Millisecond))
+		if roundRobinKeys {
+			// Every key in turn: rewrite the card id in place (same length) and the record key.
+			card := fmt.Appendf(nil, "card-%07d", i%keys)
+			rec.Value = []byte(strings.Replace(string(rec.Value), `"card_id":"`+string(rec.Key)+`"`, `"card_id":"`+string(card)+`"`, 1))
+			rec.Key = card
+		}
 		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: rec.Key, Value: rec.Value}, func(_ *kgo.Record, err error) {
 			if err != nil {
 				select {
@@ -251,6 +298,8 @@ func runWorkload(name string, addrs []string, input, group, out string) error {
 		err = passthrough(ctx, addrs, input, group, out)
 	case "window":
 		err = windowed(ctx, addrs, input, group, out)
+	case "restore":
+		err = restore(addrs, input, group, out)
 	default:
 		err = fmt.Errorf("unknown workload %q", name)
 	}
@@ -323,13 +372,10 @@ func passthrough(ctx context.Context, addrs []string, input, group, out string) 
 	}, "")
 }
 
-// windowed is the DESIGN's reference workload: a 60 s tumbling count + sum per key, with state in
-// Pebble and changelogs, exactly once.
+// windowed is the DESIGN's reference workload: a tumbling count + sum per key (60 s by default),
+// with state in Pebble and changelogs, exactly once.
 func windowed(ctx context.Context, addrs []string, input, group, out string) error {
-	f := benchFormat()
-	op, err := window.New(window.Spec{Name: "activity", Kind: window.Tumbling, Size: time.Minute,
-		Aggs:   []window.Agg{{Name: "count", Kind: agg.Count}, {Name: "sum_amount", Kind: agg.Sum, Field: "amount"}},
-		Output: out}, f)
+	p, err := windowPipeline(input, group, out)
 	if err != nil {
 		return err
 	}
@@ -338,13 +384,73 @@ func windowed(ctx context.Context, addrs []string, input, group, out string) err
 		return err
 	}
 	defer os.RemoveAll(dir)
-	return runPipeline(ctx, addrs, group, &stream.Pipeline{
+	return runPipeline(ctx, addrs, group, p, dir)
+}
+
+func windowPipeline(input, group, out string) (*stream.Pipeline, error) {
+	f := benchFormat()
+	op, err := window.New(window.Spec{Name: "activity", Kind: window.Tumbling, Size: windowSize,
+		Aggs:   []window.Agg{{Name: "count", Kind: agg.Count}, {Name: "sum_amount", Kind: agg.Sum, Field: "amount"}},
+		Output: out}, f)
+	if err != nil {
+		return nil, err
+	}
+	return &stream.Pipeline{
 		Name:            group,
 		Source:          stream.Source{Topic: input, Format: f},
 		Operators:       []stream.Operator{op},
 		DeadLetterTopic: out + "-dlq",
 		LateTopic:       out + "-late",
-	}, dir)
+	}, nil
+}
+
+// restore starts the window pipeline of an earlier run (same name, so the same changelogs) with an
+// empty state directory, and measures the time from start until every assigned partition is
+// restored and the runtime is ready. The group is a fresh one, so that it gets every partition.
+func restore(addrs []string, input, group, out string) error {
+	p, err := windowPipeline(input, group, out)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "streamd-bench-restore-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	reg := prometheus.NewRegistry()
+	rt, err := stream.NewRuntime(p, stream.Config{
+		Brokers: addrs, InstanceID: "bench-restore", StateDir: dir, IdleTimeout: -1,
+		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Registerer: reg,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	start := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx) }()
+	for !rt.Ready() {
+		select {
+		case err := <-done:
+			cancel()
+			return err
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	elapsed := time.Since(start)
+	var restored float64
+	if mfs, err := reg.Gather(); err == nil {
+		for _, mf := range mfs {
+			if mf.GetName() == "streamd_restored_records_total" {
+				restored = mf.GetMetric()[0].GetCounter().GetValue()
+			}
+		}
+	}
+	cancel()
+	<-done
+	fmt.Printf("restore %f %d\n", elapsed.Seconds(), int64(restored))
+	return nil
 }
 
 func benchFormat() *stream.JSONFormat {
@@ -368,8 +474,9 @@ func benchFormat() *stream.JSONFormat {
 func runPipeline(ctx context.Context, addrs []string, group string, p *stream.Pipeline, stateDir string) error {
 	rt, err := stream.NewRuntime(p, stream.Config{
 		Brokers: addrs, InstanceID: "bench", CreateTopics: true, StateDir: stateDir, IdleTimeout: -1,
-		Logger:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		Registerer: prometheus.NewRegistry(),
+		LeaveGroupOnShutdown: true,
+		Logger:               slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Registerer:           prometheus.NewRegistry(),
 	})
 	if err != nil {
 		return err

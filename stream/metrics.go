@@ -23,6 +23,11 @@ type metrics struct {
 	restoredBytes    prometheus.Counter
 	changelogRecords prometheus.Counter
 	late             *prometheus.CounterVec
+	watermarkLag     *prometheus.GaugeVec
+	openWindows      *prometheus.GaugeVec
+	stateBytes       *prometheus.GaugeVec
+	arrivalLatency   *latencyHistogram
+	eventLatency     *latencyHistogram
 
 	committed prometheus.Counter
 	aborted   prometheus.Counter
@@ -76,6 +81,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "streamd_restored_bytes_total",
 			Help: "Bytes of keys and values replayed from changelogs into local state.",
 		}),
+		watermarkLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "streamd_watermark_lag_seconds",
+			Help: "Wall clock minus the partition's event-time watermark: how far event time trails real time.",
+		}, []string{"topic", "partition"}),
+		openWindows: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "streamd_open_windows",
+			Help: "Windows (or, for sliding windows and sessions, keys with state) held open, by partition.",
+		}, []string{"topic", "partition"}),
+		stateBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "streamd_state_bytes",
+			Help: "Disk space of the partition's state database.",
+		}, []string{"topic", "partition"}),
+		arrivalLatency: newLatencyHistogram("streamd_arrival_to_commit_seconds",
+			"From a record's arrival in streamd to the commit of the transaction holding its outputs."),
+		eventLatency: newLatencyHistogram("streamd_event_to_commit_seconds",
+			"From an accepted event's event time to the commit of the transaction holding its outputs."),
 		late: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamd_late_records_total",
 			Help: "Records that arrived after their windows closed (sent to the late topic), by operator.",
@@ -87,7 +108,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.consumed, m.produced, m.deadLetters, m.transactions,
 		m.commitDuration, m.lag, m.assigned, m.rebalances, m.restoreDuration, m.restoredRecords,
-		m.restoredBytes, m.changelogRecords, m.late} {
+		m.restoredBytes, m.changelogRecords, m.late, m.watermarkLag, m.openWindows, m.stateBytes,
+		m.arrivalLatency, m.eventLatency} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -102,5 +124,9 @@ func (m *metrics) lagGauge(topic string, partition int32) prometheus.Gauge {
 }
 
 func (m *metrics) dropLag(topic string, partition int32) {
-	m.lag.DeleteLabelValues(topic, strconv.Itoa(int(partition)))
+	p := strconv.Itoa(int(partition))
+	m.lag.DeleteLabelValues(topic, p)
+	m.watermarkLag.DeleteLabelValues(topic, p)
+	m.openWindows.DeleteLabelValues(topic, p)
+	m.stateBytes.DeleteLabelValues(topic, p)
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -542,7 +544,19 @@ func (r *Runtime) settle(committed bool) {
 			for op, n := range t.cycle.late {
 				r.m.late.WithLabelValues(op).Add(float64(n))
 			}
+			r.m.arrivalLatency.add(&t.arrivalLatency)
+			r.m.eventLatency.add(&t.eventLatency)
+			p := strconv.Itoa(int(t.partition))
+			if wm := t.pub.watermark.Load(); wm != math.MinInt64 {
+				r.m.watermarkLag.WithLabelValues(t.topic, p).Set(float64(time.Now().UnixMilli()-wm) / 1000)
+			}
+			if t.db != nil {
+				r.m.openWindows.WithLabelValues(t.topic, p).Set(float64(t.pub.openWindows.Load()))
+				r.m.stateBytes.WithLabelValues(t.topic, p).Set(float64(t.pub.stateBytes.Load()))
+			}
 		}
+		t.arrivalLatency.reset()
+		t.eventLatency.reset()
 		t.cycle.reset()
 		t.out.reset()
 	}

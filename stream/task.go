@@ -69,6 +69,9 @@ type Task struct {
 	next, lso  int64
 	lastRecord time.Time
 	pub        published
+
+	times                        cycleTimes
+	arrivalLatency, eventLatency latencyCounts
 }
 
 // taskWork is one message to a task's goroutine: a batch of records, a barrier (flush the cycle's
@@ -190,6 +193,7 @@ func (t *Task) run() {
 		default:
 			t.lastRecord = time.Now()
 			t.lso = w.lso
+			t.times.arrivals = append(t.times.arrivals, arrival{at: t.lastRecord, n: len(w.recs)})
 			for _, rec := range w.recs {
 				if err := t.process(rec); err != nil {
 					t.fatalErr = err
@@ -226,6 +230,7 @@ func (t *Task) process(rec *kgo.Record) error {
 			return fmt.Errorf("stream: operator %s at %s/%d@%d: %w", t.ops[i].Name(), rec.Topic, rec.Partition, rec.Offset, err)
 		}
 	}
+	t.times.eventTimes = append(t.times.eventTimes, ev.Time)
 	// The event's own time moves the watermark only after every operator has seen the event: an
 	// operator judges lateness against the watermark of the events before.
 	if t.wm.observe(ev.Time) {

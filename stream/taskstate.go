@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -200,12 +201,16 @@ func (t *Task) flushChangelogs() {
 func (t *Task) settleState(committed bool) error {
 	if committed {
 		t.wm.committed = [2]int64{t.wm.maxEventTime, t.wm.idle}
+		t.settleLatencies(time.Now())
 		t.pub.store(t)
+	} else {
+		t.times.reset()
 	}
 	if t.db == nil {
 		return nil
 	}
 	if committed {
+		t.pub.stateBytes.Store(int64(t.db.DiskUsage()))
 		offsets := make(map[string]int64, len(t.lastChangelog))
 		for name, r := range t.lastChangelog {
 			if r.Offset >= 0 {
@@ -240,6 +245,8 @@ type published struct {
 	idle         atomic.Bool
 	lastRecord   atomic.Int64 // Unix ms, wall clock
 	next, lso    atomic.Int64
+	stateBytes   atomic.Int64
+	openWindows  atomic.Int64
 }
 
 func (p *published) store(t *Task) {
@@ -250,6 +257,19 @@ func (p *published) store(t *Task) {
 	}
 	p.next.Store(t.next)
 	p.lso.Store(t.lso)
+	var open int64
+	for _, pr := range t.procs {
+		if c, ok := pr.(OpenWindowCounter); ok {
+			open += c.OpenWindows()
+		}
+	}
+	p.openWindows.Store(open)
+}
+
+// OpenWindowCounter is implemented by window processors: it reports the windows they hold open, for
+// the streamd_open_windows gauge.
+type OpenWindowCounter interface {
+	OpenWindows() int64
 }
 
 // Header names on late records.

@@ -123,7 +123,23 @@ type processor struct {
 	// after filterFrom: see endFilter.
 	filters    map[int64]*endFilter
 	filterFrom int64
+	// open counts the windows held (tumbling, hopping), sessions (session) or keys with panes
+	// (sliding); it is kept in the store so that it survives restarts and aborts.
+	open int64
 }
+
+// openKey holds the open count; 'm' sorts apart from every other prefix.
+var openKey = []byte("mopen")
+
+func (p *processor) addOpen(d int64) {
+	p.open += d
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], uint64(p.open))
+	p.store.Set(openKey, b[:])
+}
+
+// OpenWindows implements stream.OpenWindowCounter.
+func (p *processor) OpenWindows() int64 { return p.open }
 
 // item is one session (start, last event time) or one pane (start, unused) with its encoded state.
 type item struct {
@@ -148,6 +164,12 @@ func (p *processor) Rewind(*stream.Task) error {
 		if err := it.Close(); err != nil {
 			return err
 		}
+	}
+	p.open = 0
+	if v, ok, err := p.store.Get(openKey); err != nil {
+		return err
+	} else if ok && len(v) == 8 {
+		p.open = int64(binary.BigEndian.Uint64(v))
 	}
 	p.nextFire = math.MaxInt64
 	prefix := byte(prefixTimer)
@@ -261,6 +283,7 @@ func (p *processor) processFixed(t *stream.Task, ev *stream.Event, wm int64) (bo
 		} else {
 			p.acc.Reset()
 			p.nextFire = min(p.nextFire, end+o.late)
+			p.addOpen(1)
 		}
 		p.acc.Add(p.in)
 		p.valBuf = p.acc.AppendEncoded(p.valBuf[:0])
@@ -310,6 +333,7 @@ func (p *processor) fireFixed(t *stream.Task, wm int64) error {
 			p.emit(t, k[9:], end-o.size, end, p.acc, "final")
 		}
 		p.store.Delete(k)
+		p.addOpen(-1)
 	}
 	for end := range p.filters {
 		if end+o.late <= wm {
@@ -410,6 +434,7 @@ func (p *processor) processSession(t *stream.Task, ev *stream.Event, wm int64) (
 		p.acc.Merge(p.tmp)
 		p.store.Delete(p.timerKey(s.last+o.gap+o.late, s.start, ev.Key))
 	}
+	p.addOpen(1 - int64(len(dropped)))
 	newState := p.acc.AppendEncoded(p.scratch(0))
 	p.spare[0] = newState
 	// Rebuild the list: sessions kept (their states still alias v, which is intact until the Set
@@ -471,6 +496,7 @@ func (p *processor) fireTimers(t *stream.Task, wm int64) error {
 		} else {
 			p.keyBuf = append(append(p.keyBuf[:0], prefixPanes), key...)
 			p.store.Delete(p.keyBuf)
+			p.addOpen(-1)
 		}
 	}
 	return nil
@@ -495,6 +521,7 @@ func (p *processor) closeSession(t *stream.Task, key []byte, start int64) error 
 				}
 				p.emit(t, key, s.start, s.last+o.gap, p.acc, "final")
 			}
+			p.addOpen(-1)
 			continue
 		}
 		keep = append(keep, s)
@@ -580,6 +607,8 @@ func (p *processor) processSliding(t *stream.Task, ev *stream.Event, wm int64) (
 	if newLast != oldLast {
 		if oldLast != math.MinInt64 {
 			p.store.Delete(p.timerKey(p.expiry(oldLast), 0, ev.Key))
+		} else {
+			p.addOpen(1)
 		}
 		p.store.Set(p.timerKey(p.expiry(newLast), 0, ev.Key), nil)
 		p.nextFire = min(p.nextFire, p.expiry(newLast))

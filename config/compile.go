@@ -65,6 +65,13 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 		DeadLetterTopic: c.Outputs.DeadLetters,
 		LateTopic:       c.Outputs.Late,
 	}
+	lf, err := c.labelsFormat()
+	if err != nil {
+		return nil, err
+	}
+	if lf != nil {
+		p.Labels = &stream.Source{Topic: c.Labels.Topic, Format: lf}
+	}
 	if c.Outputs.Clean != "" {
 		p.Operators = append(p.Operators, &stream.Forward{OpName: "clean", Topic: c.Outputs.Clean})
 	}
@@ -73,6 +80,12 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 		return nil, err
 	}
 	p.Operators = append(p.Operators, wops...)
+	mops, features, err := c.modelOperators(f, lf)
+	if err != nil {
+		return nil, err
+	}
+	p.Operators = append(p.Operators, mops...)
+	p.Features = features
 	return p, p.Validate()
 }
 

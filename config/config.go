@@ -17,14 +17,17 @@ type Config struct {
 	App string `yaml:"app"`
 	// InstanceID is this instance's static group member id and transactional id suffix. Default: the
 	// STREAMD_INSTANCE_ID environment variable, else the host name (a pod name in a StatefulSet).
-	InstanceID string   `yaml:"instance_id"`
-	Kafka      Kafka    `yaml:"kafka"`
-	State      State    `yaml:"state"`
-	Source     Source   `yaml:"source"`
-	Windows    []Window `yaml:"windows"`
-	Outputs    Outputs  `yaml:"outputs"`
-	Admin      Admin    `yaml:"admin"`
-	Log        Log      `yaml:"log"`
+	InstanceID string    `yaml:"instance_id"`
+	Kafka      Kafka     `yaml:"kafka"`
+	State      State     `yaml:"state"`
+	Source     Source    `yaml:"source"`
+	Windows    []Window  `yaml:"windows"`
+	Features   []Feature `yaml:"features"`
+	Labels     Labels    `yaml:"labels"`
+	Models     Models    `yaml:"models"`
+	Outputs    Outputs   `yaml:"outputs"`
+	Admin      Admin     `yaml:"admin"`
+	Log        Log       `yaml:"log"`
 }
 
 // Kafka is the connection and the exactly-once cycle.
@@ -95,6 +98,7 @@ type Outputs struct {
 	Clean              string   `yaml:"clean"`
 	DeadLetters        string   `yaml:"dead_letters"`
 	Late               string   `yaml:"late"`
+	Predictions        string   `yaml:"predictions"`
 	DeadLetterMaxBytes ByteSize `yaml:"dead_letter_max_bytes"`
 }
 

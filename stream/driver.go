@@ -34,6 +34,8 @@ type Driver struct {
 	// Discard drops outputs instead of keeping them (for benchmarks: keeping copies would allocate
 	// per record, which the runtime does not).
 	Discard bool
+	// Registry receives operators' metrics.
+	Registry *prometheus.Registry
 }
 
 // NewDriver opens a driver for p's operators on partition 0 with state under dir.
@@ -41,12 +43,11 @@ func NewDriver(p *Pipeline, dir string, maxOutOfOrderness time.Duration) (*Drive
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
-	if jf, ok := p.Source.Format.(*JSONFormat); ok && jf.schema == nil {
-		if err := jf.Init(); err != nil {
-			return nil, err
-		}
+	if err := initFormats(p); err != nil {
+		return nil, err
 	}
-	d := &Driver{p: p, dir: dir, maxOOO: maxOutOfOrderness, committed: map[string][]*kgo.Record{}, offsets: map[string]int64{}}
+	d := &Driver{p: p, dir: dir, maxOOO: maxOutOfOrderness, committed: map[string][]*kgo.Record{}, offsets: map[string]int64{},
+		Registry: prometheus.NewRegistry()}
 	return d, d.open()
 }
 
@@ -62,6 +63,10 @@ func (d *Driver) open() error {
 		deadLetterTopic: p.DeadLetterTopic, deadLetterMaxBytes: 256 << 10,
 		lateTopic: p.LateTopic, app: p.Name,
 		wm: newWatermark(d.maxOOO.Milliseconds()),
+	}
+	t.ev.Features = make([]float64, len(p.Features))
+	if p.Labels != nil {
+		t.labelDec, t.labels = p.Labels.Format.NewDecoder(), p.Labels.Topic
 	}
 	t.send = func(r *kgo.Record) {
 		if _, ok := t.changelogs[storeOfChangelog(t, r.Topic)]; ok {

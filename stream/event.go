@@ -59,6 +59,9 @@ type Event struct {
 	Record *kgo.Record
 	// Fields are the decoded schema fields, indexed as the source format's FieldIndex says.
 	Fields []Field
+	// Features are the pipeline's computed features (Pipeline.Features), NaN until an operator
+	// sets them for this event.
+	Features []float64
 
 	idBuf []byte
 }

@@ -23,6 +23,13 @@ type Pipeline struct {
 	// LateTopic receives records that arrive after the windows they belong to have closed
 	// (optional: without it, late records go to the dead-letter topic with reason late_record).
 	LateTopic string
+	// Labels, when set, is a second input: label records keyed by the entity key, in a topic with
+	// the source's partition count, so that the label of an event reaches the task that scored it.
+	// Operators see them through LabelListener; they do not move the watermark.
+	Labels *Source
+	// Features names the per-event computed features (window aggregates as of the event) that
+	// operators write into Event.Features and later operators read, in this order.
+	Features []string
 }
 
 // Source is the input of a pipeline.
@@ -39,6 +46,12 @@ type Operator interface {
 	// Open creates the operator's instance for a task. It is called when the task's partition is
 	// assigned, before the task processes anything.
 	Open(t *Task) (Processor, error)
+}
+
+// LabelListener is implemented by processors that learn from labels (Pipeline.Labels). OnLabel gets
+// each decoded label record on the task's goroutine; a *Rejection sends it to the dead letters.
+type LabelListener interface {
+	OnLabel(t *Task, label *Event) error
 }
 
 // Processor is one task's instance of an operator. Its methods are called from the task's goroutine
@@ -83,6 +96,14 @@ func (p *Pipeline) Validate() error {
 	}
 	if p.DeadLetterTopic == p.Source.Topic {
 		bad("the dead-letter topic cannot be the source topic %q", p.Source.Topic)
+	}
+	if l := p.Labels; l != nil {
+		if !nameRE.MatchString(l.Topic) || l.Topic == p.Source.Topic || l.Topic == p.DeadLetterTopic {
+			bad("labels topic %q is not a valid topic name, or is the source or dead-letter topic", l.Topic)
+		}
+		if l.Format == nil {
+			bad("labels have no format")
+		}
 	}
 	if p.LateTopic != "" && (!nameRE.MatchString(p.LateTopic) || p.LateTopic == p.Source.Topic) {
 		bad("late topic %q is not a valid topic name, or is the source", p.LateTopic)

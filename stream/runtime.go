@@ -228,10 +228,8 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 	if err := errors.Join(p.Validate(), cfg.Validate()); err != nil {
 		return nil, err
 	}
-	if jf, ok := p.Source.Format.(*JSONFormat); ok && jf.schema == nil {
-		if err := jf.Init(); err != nil {
-			return nil, err
-		}
+	if err := initFormats(p); err != nil {
+		return nil, err
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
@@ -273,6 +271,43 @@ func (r *Runtime) Assigned() []int32 {
 	return out
 }
 
+// inputTopics are the topics the group consumes: the source, and the labels topic if any.
+func (r *Runtime) inputTopics() []string {
+	if r.pipeline.Labels != nil {
+		return []string{r.pipeline.Source.Topic, r.pipeline.Labels.Topic}
+	}
+	return []string{r.pipeline.Source.Topic}
+}
+
+// balancer is cooperative-sticky for a single input. With a labels topic it is the range balancer,
+// which gives every member the same partition numbers of both topics (they have the same partition
+// count), so that a label reaches the task that scored its event; the price is eager rebalancing.
+func (r *Runtime) balancer() kgo.GroupBalancer {
+	if r.pipeline.Labels != nil {
+		return kgo.RangeBalancer()
+	}
+	return kgo.CooperativeStickyBalancer()
+}
+
+// initFormats prepares the pipeline's JSON formats.
+func initFormats(p *Pipeline) error {
+	for _, f := range []Format{p.Source.Format, labelsFormat(p)} {
+		if jf, ok := f.(*JSONFormat); ok && jf.schema == nil {
+			if err := jf.Init(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func labelsFormat(p *Pipeline) Format {
+	if p.Labels == nil {
+		return nil
+	}
+	return p.Labels.Format
+}
+
 func (r *Runtime) transactionalID() string { return r.pipeline.Name + "-" + r.cfg.InstanceID }
 
 func (r *Runtime) clientOpts() []kgo.Opt {
@@ -281,7 +316,7 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 		kgo.ClientID("streamd"),
 		kgo.WithLogger(kgoLogger{r.log.With("component", "kafka")}),
 		kgo.ConsumerGroup(r.pipeline.Name),
-		kgo.ConsumeTopics(r.pipeline.Source.Topic),
+		kgo.ConsumeTopics(r.inputTopics()...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Transaction markers come through so that a task knows its true position: a partition
@@ -289,7 +324,7 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 		kgo.KeepControlRecords(),
 		kgo.RequireStableFetchOffsets(),
 		kgo.RecordPartitioner(changelogPartitioner{r.isChangelog}),
-		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.Balancers(r.balancer()),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.InstanceID(r.cfg.InstanceID),
 		kgo.SessionTimeout(r.cfg.SessionTimeout),
@@ -460,11 +495,15 @@ func (r *Runtime) dispatch(fs kgo.Fetches) int {
 		if t == nil {
 			// Cannot happen while callbacks and polls are serialized; if it does, processing the
 			// records anyway would commit offsets for a partition without a task, so fail loudly.
-			r.taskErr = fmt.Errorf("stream: records for partition %d, which has no task", p.Partition)
+			r.taskErr = fmt.Errorf("stream: records for %s/%d, which has no task", p.Topic, p.Partition)
 			return
 		}
 		last := p.Records[len(p.Records)-1]
-		t.lag.Set(float64(max(p.LastStableOffset-(last.Offset+1), 0)))
+		lag := t.lag
+		if p.Topic != t.topic {
+			lag = r.m.lagGauge(p.Topic, p.Partition)
+		}
+		lag.Set(float64(max(p.LastStableOffset-(last.Offset+1), 0)))
 		t.in <- taskWork{recs: p.Records, lso: p.LastStableOffset}
 		n += len(p.Records)
 	})
@@ -534,6 +573,9 @@ func (r *Runtime) settle(committed bool) {
 	for _, t := range r.tasks {
 		if committed {
 			r.m.consumed.WithLabelValues(t.topic).Add(float64(t.cycle.consumed))
+			if t.cycle.labels > 0 {
+				r.m.consumed.WithLabelValues(t.labels).Add(float64(t.cycle.labels))
+			}
 			for topic, n := range t.cycle.produced {
 				r.counter(topic).Add(float64(n))
 			}
@@ -633,7 +675,24 @@ func (r *Runtime) onAssigned(ctx context.Context, _ *kgo.Client, assigned map[st
 		opened = map[int32]*Task{}
 		errs   []error
 	)
+	src := r.pipeline.Source.Topic
+	if r.pipeline.Labels != nil {
+		// Range assignment gives both topics' partition p to the same member; anything else would
+		// separate labels from their events.
+		have := map[int32]bool{}
+		for _, p := range assigned[r.pipeline.Labels.Topic] {
+			have[p] = true
+		}
+		for _, p := range assigned[src] {
+			if !have[p] {
+				errs = append(errs, fmt.Errorf("stream: assigned %s/%d without %s/%d: the group's members do not all use the range balancer", src, p, r.pipeline.Labels.Topic, p))
+			}
+		}
+	}
 	for topic, parts := range assigned {
+		if topic != src {
+			continue // labels partitions belong to the task of the same number
+		}
 		for _, p := range parts {
 			r.mu.Lock()
 			_, have := r.tasks[p]
@@ -679,7 +738,10 @@ func (r *Runtime) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int
 func (r *Runtime) dropTasks(parts map[string][]int32, change string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for _, ps := range parts {
+	for topic, ps := range parts {
+		if topic != r.pipeline.Source.Topic {
+			continue // a task goes with its source partition
+		}
 		for _, p := range ps {
 			t, ok := r.tasks[p]
 			if !ok {
@@ -727,12 +789,17 @@ func (r *Runtime) openTask(ctx context.Context, topic string, partition int32) (
 			late:        map[string]int{},
 		},
 		lag:                r.m.lagGauge(topic, partition),
+		reg:                r.cfg.Registerer,
 		deadLetterTopic:    r.pipeline.DeadLetterTopic,
 		deadLetterMaxBytes: r.cfg.DeadLetterMaxBytes,
 		lateTopic:          r.pipeline.LateTopic,
 		app:                r.pipeline.Name,
 		wm:                 newWatermark(r.cfg.MaxOutOfOrderness.Milliseconds()),
 		lastRecord:         time.Now(),
+	}
+	t.ev.Features = make([]float64, len(r.pipeline.Features))
+	if l := r.pipeline.Labels; l != nil {
+		t.labelDec, t.labels = l.Format.NewDecoder(), l.Topic
 	}
 	t.send = func(rec *kgo.Record) { r.sess.Produce(r.ctx, rec, r.promise) }
 	if err := r.openState(ctx, t); err != nil {

@@ -3,6 +3,7 @@ package stream
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync"
 	"time"
@@ -35,6 +36,9 @@ type Task struct {
 
 	dec      Decoder
 	ev       Event
+	labelDec Decoder // nil without a labels topic
+	lev      Event
+	labels   string
 	ops      []Operator
 	procs    []Processor
 	cur      *kgo.Record // the record being processed, for lineage
@@ -46,6 +50,7 @@ type Task struct {
 	cycle cycleCounts
 
 	lag prometheus.Gauge
+	reg prometheus.Registerer
 	// send hands a record to the producer (the transactional session; a recorder in tests).
 	send func(*kgo.Record)
 	// deadLetterTopic and deadLetterMaxBytes come from the runtime's pipeline and config.
@@ -83,6 +88,7 @@ type taskWork struct {
 	barrier *sync.WaitGroup
 	settle  *settleWork
 	idle    *idleWork
+	inspect func() // run on the task's goroutine (admin look-ups)
 }
 
 type settleWork struct {
@@ -99,6 +105,7 @@ type idleWork struct {
 // cycle commits, so the metrics count each record once even when a cycle is aborted and replayed.
 type cycleCounts struct {
 	consumed    int
+	labels      int // label records consumed
 	changelog   int
 	deadLetters map[Reason]int
 	late        map[string]int // by operator
@@ -107,6 +114,7 @@ type cycleCounts struct {
 
 func (c *cycleCounts) reset() {
 	c.consumed = 0
+	c.labels = 0
 	c.changelog = 0
 	clear(c.deadLetters)
 	clear(c.produced)
@@ -118,6 +126,9 @@ func (t *Task) Topic() string { return t.topic }
 
 // Partition returns the task's source partition.
 func (t *Task) Partition() int32 { return t.partition }
+
+// Registerer returns the registry the runtime's metrics go to, for operators' own collectors.
+func (t *Task) Registerer() prometheus.Registerer { return t.reg }
 
 // Logger returns the task's logger, which carries the topic and partition.
 func (t *Task) Logger() *slog.Logger { return t.log }
@@ -181,6 +192,8 @@ func (t *Task) run() {
 				t.fatalErr = err
 			}
 			w.settle.wg.Done()
+		case w.inspect != nil:
+			w.inspect()
 		case w.idle != nil:
 			if t.fatalErr == nil {
 				if err := t.advanceIdle(w.idle.watermark); err != nil {
@@ -205,11 +218,18 @@ func (t *Task) run() {
 }
 
 func (t *Task) process(rec *kgo.Record) error {
-	t.next = rec.Offset + 1
 	if rec.Attrs.IsControl() {
+		if rec.Topic != t.labels {
+			t.next = rec.Offset + 1
+		}
 		return nil // a transaction marker: it only moves the position
 	}
+	if t.labelDec != nil && rec.Topic == t.labels {
+		t.cycle.labels++
+		return t.processLabel(rec)
+	}
 	t.cycle.consumed++
+	t.next = rec.Offset + 1
 	ev := &t.ev
 	if err := t.dec.Decode(rec, ev); err != nil {
 		rj, ok := err.(*Rejection)
@@ -221,6 +241,9 @@ func (t *Task) process(rec *kgo.Record) error {
 	}
 	t.cur = rec
 	defer func() { t.cur = nil }()
+	for i := range ev.Features {
+		ev.Features[i] = math.NaN()
+	}
 	for i, p := range t.procs {
 		if err := p.Process(t, ev); err != nil {
 			if rj, ok := AsRejection(err); ok {
@@ -235,6 +258,35 @@ func (t *Task) process(rec *kgo.Record) error {
 	// operator judges lateness against the watermark of the events before.
 	if t.wm.observe(ev.Time) {
 		return t.onWatermark()
+	}
+	return nil
+}
+
+// processLabel decodes a label record and hands it to the processors that learn.
+func (t *Task) processLabel(rec *kgo.Record) error {
+	lev := &t.lev
+	if err := t.labelDec.Decode(rec, lev); err != nil {
+		rj, ok := err.(*Rejection)
+		if !ok {
+			return fmt.Errorf("stream: decode label %s/%d@%d: %w", rec.Topic, rec.Partition, rec.Offset, err)
+		}
+		t.deadLetter(rec, rj, "")
+		return nil
+	}
+	t.cur = rec
+	defer func() { t.cur = nil }()
+	for i, p := range t.procs {
+		l, ok := p.(LabelListener)
+		if !ok {
+			continue
+		}
+		if err := l.OnLabel(t, lev); err != nil {
+			if rj, ok := AsRejection(err); ok {
+				t.deadLetter(rec, rj, t.ops[i].Name())
+				return nil
+			}
+			return fmt.Errorf("stream: operator %s on label %s/%d@%d: %w", t.ops[i].Name(), rec.Topic, rec.Partition, rec.Offset, err)
+		}
 	}
 	return nil
 }
@@ -359,3 +411,9 @@ func (o *outbox) reset() {
 	o.hdrs = o.hdrs[:0]
 	o.buf = o.buf[:0]
 }
+
+// Operators returns the pipeline's operators, in order.
+func (t *Task) Operators() []Operator { return t.ops }
+
+// Processors returns the task's operator instances, in the order of Operators.
+func (t *Task) Processors() []Processor { return t.procs }

@@ -35,6 +35,12 @@ type Rewinder interface {
 	Rewind(t *Task) error
 }
 
+// Committer is implemented by processors that publish figures when a cycle commits (metrics that
+// must count only committed work). Committed is called on the task's goroutine after the state commit.
+type Committer interface {
+	Committed(t *Task)
+}
+
 // ErrNoState is returned by Task.Store when the pipeline declared no such store.
 var ErrNoState = errors.New("stream: no such state store (declare it in the operator's Stores)")
 
@@ -57,6 +63,10 @@ func (t *Task) Store(name string) (*state.Store, error) {
 // Watermark returns the task's event-time watermark in Unix milliseconds: no event older than it is
 // expected any more. math.MinInt64 before the first event.
 func (t *Task) Watermark() int64 { return t.wm.value() }
+
+// MaxEventTime returns the largest event time the task has seen (Unix ms), math.MinInt64 before the
+// first event.
+func (t *Task) MaxEventTime() int64 { return t.wm.maxEventTime }
 
 // LateTopic returns the pipeline's topic for late records ("" when it has none).
 func (t *Task) LateTopic() string { return t.lateTopic }
@@ -203,6 +213,13 @@ func (t *Task) settleState(committed bool) error {
 		t.wm.committed = [2]int64{t.wm.maxEventTime, t.wm.idle}
 		t.settleLatencies(time.Now())
 		t.pub.store(t)
+		defer func() {
+			for _, p := range t.procs {
+				if c, ok := p.(Committer); ok {
+					c.Committed(t)
+				}
+			}
+		}()
 	} else {
 		t.times.reset()
 	}

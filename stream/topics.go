@@ -18,6 +18,10 @@ import (
 // ErrNoSourceTopic is returned by Run when the source topic does not exist.
 var ErrNoSourceTopic = errors.New("stream: source topic does not exist")
 
+// ErrNotCoPartitioned is returned by Run when the labels topic's partition count differs from the
+// source topic's.
+var ErrNotCoPartitioned = errors.New("stream: labels topic not co-partitioned with the source")
+
 // prepareTopics checks that the source topic exists and that every output topic exists, creating the
 // missing outputs when CreateTopics is set. It retries while the brokers cannot be reached, until ctx
 // ends, so that streamd can start before its cluster does.
@@ -41,7 +45,7 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 	var details kadm.TopicDetails
 	for attempt := 0; ; attempt++ {
 		reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		details, err = adm.ListTopics(reqCtx, append(append([]string{r.pipeline.Source.Topic}, outputs...), changelogs...)...)
+		details, err = adm.ListTopics(reqCtx, append(append(r.inputTopics(), outputs...), changelogs...)...)
 		cancel()
 		if err == nil {
 			break
@@ -65,6 +69,19 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 	}
 	partitions := int32(len(src.Partitions))
 	r.partitions = partitions
+	if l := r.pipeline.Labels; l != nil {
+		d, ok := details[l.Topic]
+		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			return fmt.Errorf("%w: labels topic %q", ErrNoSourceTopic, l.Topic)
+		}
+		if d.Err != nil {
+			return fmt.Errorf("stream: labels topic %q: %w", l.Topic, d.Err)
+		}
+		if n := int32(len(d.Partitions)); n != partitions {
+			return fmt.Errorf("%w: the labels topic %q has %d partitions and the source topic %q has %d; a label must reach the task that scored its event, so they need the same count",
+				ErrNotCoPartitioned, l.Topic, n, r.pipeline.Source.Topic, partitions)
+		}
+	}
 
 	// Changelogs are internal: always created, compacted, with one partition per source partition
 	// (a task's state goes to the changelog partition of the same number).

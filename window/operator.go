@@ -600,6 +600,13 @@ func (p *processor) processSliding(t *stream.Task, ev *stream.Event, wm int64) (
 			p.tmp.Merge(p.acc)
 		}
 	}
+	for i, slot := range o.spec.FeatureSlots {
+		if slot >= 0 && slot < len(ev.Features) {
+			if v, ok := p.tmp.Result(i); ok {
+				ev.Features[slot] = v
+			}
+		}
+	}
 	p.valBuf = p.encodeList(p.valBuf[:0])
 	p.store.Set(p.keyBuf, p.valBuf)
 	// One cleanup timer per key, at the time its newest pane stops mattering.

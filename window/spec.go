@@ -88,6 +88,10 @@ type Spec struct {
 	Aggs            []Agg
 	// Output is the topic results go to; empty means none (a sliding window used only as features).
 	Output string
+	// FeatureSlots, for a sliding window, maps each aggregation (by index) to the index in
+	// stream.Event.Features where its value as of the event is written for later operators; -1 or a
+	// shorter slice means none.
+	FeatureSlots []int
 }
 
 // ErrBadSpec wraps every Spec problem.
@@ -139,6 +143,9 @@ func (s *Spec) validate(format stream.Format) (fields []int, specs []agg.Spec, e
 	}
 	if len(s.Aggs) == 0 {
 		bad("no aggregations")
+	}
+	if len(s.FeatureSlots) > 0 && s.Kind != Sliding {
+		bad("only sliding windows give features (the key's aggregates as of each event)")
 	}
 	names := map[string]bool{}
 	fieldIdx := map[string]int{}

@@ -112,13 +112,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 
   broker        %s   (attach your own client: kcat -b %s -C -t %s)
   input         %s (card transactions, %s, %.0f%% deliberately broken), %s (fraud labels, later)
-  outputs       %s (validated events), %s (rejected records, reason in a header),
+  outputs       %s (scores, exactly once), %s (validated events), %s (rejected records, reason in a header),
                 %s (windows, state in Pebble + changelogs), %s (records after their window closed)
-  admin         http://%s/metrics  /healthz  /readyz
+  admin         http://%s/metrics  /healthz  /readyz  /v1/models  /v1/watermarks  /v1/state/{key}
   stop          Ctrl-C%s
 
 `, addr, addr, cfg.Outputs.Clean, cfg.Source.Topic, rateFlag{&g.rate}, 100*g.cfg.BadRatio, labelsTopic,
-		cfg.Outputs.Clean, cfg.Outputs.DeadLetters, windowList(cfg), cfg.Outputs.Late, d.adm.Addr(), durationNote(duration))
+		cfg.Outputs.Predictions, cfg.Outputs.Clean, cfg.Outputs.DeadLetters, windowList(cfg), cfg.Outputs.Late, d.adm.Addr(), durationNote(duration))
 
 	var st gen.Stats
 	genDone := make(chan error, 1)
@@ -143,7 +143,13 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		}
 		return n
 	}
-	fmt.Fprintf(stdout, "%6s %10s %8s %8s %8s %6s %8s %6s %6s %10s\n", "time", "generated", "in/s", "clean/s", "windows", "late", "dead", "lag", "txn/s", "commit p99")
+	champion := cfg.Models.Champion
+	if champion == "" && len(cfg.Models.List) > 0 {
+		champion = cfg.Models.List[0].Name
+	}
+	src := cfg.Source.Topic
+	fmt.Fprintf(stdout, "%6s %9s %7s %7s %7s %7s %5s %6s %5s %5s %7s %7s %9s\n", "time", "generated", "in/s", "clean/s", "pred/s",
+		"windows", "late", "dead", "lag", "txn/s", "commit", "AUC", "logloss")
 loop:
 	for {
 		select {
@@ -157,10 +163,12 @@ loop:
 			s := readSnapshot(d.reg)
 			dt := now.Sub(prevAt).Seconds()
 			p99 := quantile(s.commitBucket, s.commitCount, 0.99)
-			fmt.Fprintf(stdout, "%6s %10d %8.0f %8.0f %8.0f %6.0f %8.0f %6.0f %6.1f %10s\n",
+			fmt.Fprintf(stdout, "%6s %9d %7.0f %7.0f %7.0f %7.0f %5.0f %6.0f %5.0f %5.1f %7s %7s %9s\n",
 				now.Sub(start).Round(time.Second), st.Snapshot().Records,
-				(s.consumed-prev.consumed)/dt, (s.produced[cfg.Outputs.Clean]-prev.produced[cfg.Outputs.Clean])/dt,
-				windowResults(s), s.late, sumValues(s.deadLetters), s.lag, (s.committed-prev.committed)/dt, fmtSeconds(p99))
+				(s.consumedBy[src]-prev.consumedBy[src])/dt, (s.produced[cfg.Outputs.Clean]-prev.produced[cfg.Outputs.Clean])/dt,
+				(s.produced[cfg.Outputs.Predictions]-prev.produced[cfg.Outputs.Predictions])/dt,
+				windowResults(s), s.late, sumValues(s.deadLetters), s.lag, (s.committed-prev.committed)/dt, fmtSeconds(p99),
+				fmtMetric(s.evaluation, champion+"/auc"), fmtMetric(s.evaluation, champion+"/logloss"))
 			prev, prevAt = s, now
 		}
 	}
@@ -170,18 +178,25 @@ loop:
 	fmt.Fprintln(stdout, "\nstopping: generator stopped, waiting for the pipeline to drain ...")
 	gs := st.Snapshot()
 	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) && readSnapshot(d.reg).consumed < float64(gs.Records) {
+	for time.Now().Before(deadline) && readSnapshot(d.reg).consumedBy[src] < float64(gs.Records) {
 		time.Sleep(100 * time.Millisecond)
 	}
+	final := readSnapshot(d.reg) // the model figures go with the tasks when the pipeline stops
 	stopPipe()
 	runErr := d.wait()
 	s := readSnapshot(d.reg)
+	s.evaluation = final.evaluation
 	fmt.Fprintf(stdout, "\ngenerated %d records (%d deliberately broken), %d labels\n", gs.Records, gs.Bad, gs.Labels)
-	fmt.Fprintf(stdout, "pipeline  %.0f consumed, %.0f to %s, %.0f dead letters (%s)\n",
-		s.consumed, s.produced[cfg.Outputs.Clean], cfg.Outputs.Clean, sumValues(s.deadLetters), reasons(s.deadLetters))
+	fmt.Fprintf(stdout, "pipeline  %.0f transactions and %.0f labels consumed, %.0f to %s, %.0f predictions, %.0f dead letters (%s)\n",
+		s.consumedBy[src], s.consumed-s.consumedBy[src], s.produced[cfg.Outputs.Clean], cfg.Outputs.Clean,
+		s.produced[cfg.Outputs.Predictions], sumValues(s.deadLetters), reasons(s.deadLetters))
+	if champion != "" {
+		fmt.Fprintf(stdout, "model     %s (champion): rolling AUC %s, logloss %s over the last 1000 labelled predictions\n",
+			champion, fmtMetric(s.evaluation, champion+"/auc"), fmtMetric(s.evaluation, champion+"/logloss"))
+	}
 	fmt.Fprintf(stdout, "          %.0f window results, %.0f late records, %.0f transactions committed, %.0f aborted\n",
 		windowResults(s), s.late, s.committed, s.aborted)
-	if int64(s.consumed) == gs.Records && s.produced[cfg.Outputs.Clean]+sumValues(s.deadLetters)-s.lateDead == s.consumed {
+	if int64(s.consumedBy[src]) == gs.Records && s.produced[cfg.Outputs.Clean]+sumValues(s.deadLetters)-s.lateDead == s.consumedBy[src] {
 		fmt.Fprintln(stdout, "every generated record was accounted for exactly once: clean + dead letters = generated")
 	} else {
 		fmt.Fprintln(stdout, "the pipeline had not caught up with the generator when the demo stopped")
@@ -194,6 +209,14 @@ loop:
 		return 1
 	}
 	return 0
+}
+
+func fmtMetric(m map[string]float64, key string) string {
+	v, ok := m[key]
+	if !ok || math.IsNaN(v) {
+		return "-"
+	}
+	return fmt.Sprintf("%.3f", v)
 }
 
 func windowList(cfg *config.Config) string {

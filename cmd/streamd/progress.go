@@ -14,6 +14,9 @@ import (
 // the terminal and a dashboard can never disagree.
 type snapshot struct {
 	consumed     float64
+	consumedBy   map[string]float64
+	predictions  float64
+	evaluation   map[string]float64 // "model/metric" → rolling value
 	produced     map[string]float64
 	deadLetters  map[string]float64
 	lag          float64
@@ -26,7 +29,7 @@ type snapshot struct {
 }
 
 func readSnapshot(g prometheus.Gatherer) snapshot {
-	s := snapshot{produced: map[string]float64{}, deadLetters: map[string]float64{}}
+	s := snapshot{produced: map[string]float64{}, deadLetters: map[string]float64{}, consumedBy: map[string]float64{}, evaluation: map[string]float64{}}
 	mfs, err := g.Gather()
 	if err != nil {
 		return s
@@ -44,6 +47,13 @@ func readSnapshot(g prometheus.Gatherer) snapshot {
 			switch mf.GetName() {
 			case "streamd_records_consumed_total":
 				s.consumed += m.GetCounter().GetValue()
+				s.consumedBy[label(m, "topic")] += m.GetCounter().GetValue()
+			case "streamd_predictions_total":
+				s.predictions += m.GetCounter().GetValue()
+			case "streamd_model_evaluation":
+				if label(m, "window") == "rolling" {
+					s.evaluation[label(m, "model")+"/"+label(m, "metric")] = m.GetGauge().GetValue()
+				}
 			case "streamd_records_produced_total":
 				s.produced[label(m, "topic")] += m.GetCounter().GetValue()
 			case "streamd_dead_letters_total":

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/streamd/streamd/admin"
 	"github.com/streamd/streamd/config"
+	"github.com/streamd/streamd/model"
 	"github.com/streamd/streamd/stream"
 )
 
@@ -120,6 +123,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, list
 		return nil, err
 	}
 	adm := admin.New(admin.Options{Listen: listen, Gatherer: reg, Ready: rt.Ready, Logger: log})
+	registerInspection(adm, rt, p)
 	if err := adm.Start(); err != nil {
 		return nil, fmt.Errorf("admin server on %s: %w", listen, err)
 	}
@@ -140,4 +144,46 @@ func (d *daemon) wait() error {
 		return err
 	}
 	return nil
+}
+
+// registerInspection adds the admin API's inspection endpoints: /v1/watermarks, /v1/state/{key} and
+// /v1/models.
+func registerInspection(adm *admin.Server, rt *stream.Runtime, p *stream.Pipeline) {
+	adm.Handle("GET /v1/watermarks", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"partitions": rt.Watermarks()})
+	}))
+	adm.Handle("GET /v1/state/{key}", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ctx, cancel := context.WithTimeout(req.Context(), 5*time.Second)
+		defer cancel()
+		ks, err := rt.Inspect(ctx, []byte(req.PathValue("key")))
+		switch {
+		case errors.Is(err, stream.ErrNotOwned):
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		case err != nil:
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		default:
+			writeJSON(w, http.StatusOK, ks)
+		}
+	}))
+	var regs []*model.Registry
+	for _, op := range p.Operators {
+		if m, ok := op.(*model.Operator); ok {
+			regs = append(regs, m.Registry())
+		}
+	}
+	adm.Handle("GET /v1/models", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		var views []model.View
+		for _, r := range regs {
+			views = append(views, r.View())
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"operators": views})
+	}))
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
 }

@@ -1,0 +1,345 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/streamd/streamd/model"
+	"github.com/streamd/streamd/online"
+	"github.com/streamd/streamd/stream"
+	"github.com/streamd/streamd/window"
+	"github.com/streamd/streamd/window/agg"
+)
+
+// Feature is one model input: a source field (`from`) or a window aggregate of the entity key as of
+// the event (`window` + `agg`).
+type Feature struct {
+	Name      string          `yaml:"name"`
+	From      string          `yaml:"from"`
+	Window    *FeatureWindow  `yaml:"window"`
+	Agg       *Agg            `yaml:"agg"`
+	Encode    string          `yaml:"encode"`
+	Buckets   int             `yaml:"buckets"`
+	Transform []TransformStep `yaml:"transform"`
+}
+
+// FeatureWindow is the sliding window of a window feature.
+type FeatureWindow struct {
+	Kind       string   `yaml:"kind"`
+	Size       Duration `yaml:"size"`
+	Resolution Duration `yaml:"resolution"`
+}
+
+// TransformStep is `log1p`, `standardize`, or `{clip: [MIN, MAX]}`.
+type TransformStep struct {
+	Kind     string
+	Min, Max float64
+}
+
+func (s *TransformStep) parseNode(n *yaml.Node, text func(*yaml.Node) (string, error)) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		v, err := text(n)
+		if err != nil {
+			return err
+		}
+		switch v {
+		case "log1p", "standardize":
+			s.Kind = v
+			return nil
+		case "clip":
+			return fmt.Errorf("clip needs bounds: {clip: [0, 1000]}")
+		}
+		return fmt.Errorf("%q: use log1p, standardize or {clip: [MIN, MAX]}", v)
+	case yaml.MappingNode:
+		if len(n.Content) != 2 || n.Content[0].Value != "clip" || n.Content[1].Kind != yaml.SequenceNode || len(n.Content[1].Content) != 2 {
+			return fmt.Errorf("write {clip: [MIN, MAX]}")
+		}
+		var err error
+		vals := [2]float64{}
+		for i, e := range n.Content[1].Content {
+			t, terr := text(e)
+			if terr != nil {
+				return terr
+			}
+			if vals[i], err = strconv.ParseFloat(t, 64); err != nil {
+				return fmt.Errorf("clip bound %q is not a number", t)
+			}
+		}
+		if vals[0] > vals[1] {
+			return fmt.Errorf("clip: min %g is above max %g", vals[0], vals[1])
+		}
+		s.Kind, s.Min, s.Max = "clip", vals[0], vals[1]
+		return nil
+	}
+	return fmt.Errorf("write log1p, standardize or {clip: [MIN, MAX]}")
+}
+
+// Labels says where the models' labels come from.
+type Labels struct {
+	Topic   string   `yaml:"topic"`
+	Key     string   `yaml:"key"`
+	EventID string   `yaml:"event_id"`
+	Field   string   `yaml:"field"`
+	TTL     Duration `yaml:"ttl"`
+}
+
+// Models configures the models that score every event.
+type Models struct {
+	Champion      string       `yaml:"champion"`
+	Drift         Drift        `yaml:"drift"`
+	SnapshotEvery int          `yaml:"snapshot_every"`
+	List          []ModelEntry `yaml:"list"`
+}
+
+// Drift configures drift detection on the champion's running loss.
+type Drift struct {
+	Detector string `yaml:"detector"`
+	Action   string `yaml:"action"`
+}
+
+// ModelEntry is one model.
+type ModelEntry struct {
+	Name    string      `yaml:"name"`
+	Learner online.Spec `yaml:"learner"`
+}
+
+func (c *Config) hasModels() bool { return len(c.Models.List) > 0 }
+
+func (c *Config) validateModels(v *validator) {
+	s := &c.Source
+	names := map[string]bool{}
+	for i, f := range c.Features {
+		key := fmt.Sprintf("features[%d]", i)
+		v.name(key+".name", f.Name, true)
+		if names[f.Name] {
+			v.bad(key+".name", "%q is used by two features", f.Name)
+		}
+		names[f.Name] = true
+		switch {
+		case f.From != "" && f.Window != nil:
+			v.bad(key, "a feature reads a field (from) or a window, not both")
+		case f.From == "" && f.Window == nil:
+			v.bad(key, "give from: FIELD or window: {...} with agg")
+		case f.From != "":
+			fs, ok := s.Fields[f.From]
+			if !ok || fs == nil {
+				v.bad(key+".from", "field %q is not declared in source.fields", f.From)
+				break
+			}
+			switch f.Encode {
+			case "":
+				if fs.Type == "string" {
+					v.bad(key+".encode", "%q is a string field: use encode: hash or onehot", f.From)
+				}
+			case "hash":
+				if f.Buckets < 1 || f.Buckets > 1<<22 {
+					v.bad(key+".buckets", "%d: hash needs 1 to 4194304 buckets", f.Buckets)
+				}
+			case "onehot":
+				if len(fs.Values) == 0 {
+					v.bad(key+".encode", "onehot needs the field's values declared in source.fields.%s.values", f.From)
+				}
+			default:
+				v.bad(key+".encode", "%q: use hash or onehot (or leave it out for a number)", f.Encode)
+			}
+			if fs.Type != "number" && fs.Type != "bool" && len(f.Transform) > 0 {
+				v.bad(key+".transform", "transforms apply to numbers")
+			}
+		default:
+			if f.Window.Kind != "sliding" {
+				v.bad(key+".window.kind", "%q: features are as of each event, so their windows are sliding", f.Window.Kind)
+			}
+			if f.Window.Size <= 0 {
+				v.bad(key+".window.size", "required")
+			}
+			if f.Agg == nil {
+				v.bad(key+".agg", "a window feature needs an aggregation: count, {sum: FIELD}, ...")
+			} else if f.Agg.Kind != agg.Count {
+				fs, ok := s.Fields[f.Agg.Field]
+				if !ok || fs == nil {
+					v.bad(key+".agg", "field %q is not declared in source.fields", f.Agg.Field)
+				} else if f.Agg.Kind != agg.Distinct && fs.Type != "number" {
+					v.bad(key+".agg", "%s needs a number field", f.Agg.Kind)
+				}
+			}
+			if f.Encode != "" {
+				v.bad(key+".encode", "a window feature is a number")
+			}
+		}
+	}
+	l := &c.Labels
+	if l.Topic != "" {
+		v.name("labels.topic", l.Topic, true)
+		if l.Topic == s.Topic {
+			v.bad("labels.topic", "%q is the source topic", l.Topic)
+		}
+		if l.EventID == "" {
+			v.bad("labels.event_id", "required with a labels topic: the field that names the labelled event")
+		}
+		if l.Field == "" {
+			v.bad("labels.field", "required: the label's field")
+		}
+		if l.TTL <= 0 {
+			v.bad("labels.ttl", "required with a labels topic: how long a prediction waits for its label (e.g. 7d)")
+		}
+		if s.EventID == "" {
+			v.bad("source.event_id", "required with a labels topic: labels join predictions by event id")
+		}
+	} else if l.Field != "" {
+		if fs, ok := s.Fields[l.Field]; !ok || fs == nil || (fs.Type != "number" && fs.Type != "bool") {
+			v.bad("labels.field", "%q must be a number or bool field in source.fields (labels in the event itself)", l.Field)
+		}
+		if l.EventID != "" || l.TTL != 0 || l.Key != "" {
+			v.bad("labels", "event_id, key and ttl apply to a labels topic")
+		}
+	}
+	m := &c.Models
+	if !c.hasModels() {
+		if len(c.Features) > 0 || l.Topic != "" || l.Field != "" {
+			v.bad("models.list", "features and labels are for models: add at least one")
+		}
+		return
+	}
+	if len(c.Features) == 0 {
+		v.bad("features", "models need at least one feature")
+	}
+	v.name("outputs.predictions", c.Outputs.Predictions, true)
+	mnames := map[string]bool{}
+	for i, e := range m.List {
+		key := fmt.Sprintf("models.list[%d]", i)
+		v.name(key+".name", e.Name, true)
+		if mnames[e.Name] {
+			v.bad(key+".name", "%q is used by two models", e.Name)
+		}
+		mnames[e.Name] = true
+		spec := e.Learner
+		spec.EnsureDefaults()
+		if err := spec.Validate(); err != nil {
+			v.bad(key+".learner", "%v", err)
+		}
+	}
+	if m.Champion != "" && !mnames[m.Champion] {
+		v.bad("models.champion", "%q is not in models.list", m.Champion)
+	}
+	switch m.Drift.Detector {
+	case "", "adwin", "page_hinkley":
+	default:
+		v.bad("models.drift.detector", "%q: use adwin or page_hinkley", m.Drift.Detector)
+	}
+	switch m.Drift.Action {
+	case "", "alert", "reset", "promote_best_challenger":
+	default:
+		v.bad("models.drift.action", "%q: use alert, reset or promote_best_challenger", m.Drift.Action)
+	}
+	if m.Drift.Action == "promote_best_challenger" && len(m.List) < 2 {
+		v.bad("models.drift.action", "promote_best_challenger needs a challenger: add a second model")
+	}
+	if m.SnapshotEvery < 0 {
+		v.bad("models.snapshot_every", "%d is negative", m.SnapshotEvery)
+	}
+}
+
+// featureWindowName names the sliding window operator that serves the features of one window shape.
+func featureWindowName(w *FeatureWindow) string {
+	n := "features_" + strings.NewReplacer("h0m0s", "h", "m0s", "m").Replace(w.Size.D().String())
+	if w.Resolution > 0 {
+		n += "_at_" + w.Resolution.D().String()
+	}
+	return strings.ReplaceAll(n, ".", "_")
+}
+
+// modelOperators compiles the features (sliding windows that write Event.Features) and the scoring
+// operator. It returns them and the pipeline's feature names.
+func (c *Config) modelOperators(f *stream.JSONFormat, labels *stream.JSONFormat) ([]stream.Operator, []string, error) {
+	if !c.hasModels() {
+		return nil, nil, nil
+	}
+	type group struct {
+		spec window.Spec
+	}
+	groups := map[string]*group{}
+	var order []string
+	var featNames []string
+	var specs []model.FeatureSpec
+	for _, ft := range c.Features {
+		fs := model.FeatureSpec{Name: ft.Name, Field: ft.From, Window: -1, Buckets: ft.Buckets}
+		for _, t := range ft.Transform {
+			fs.Transforms = append(fs.Transforms, model.Transform{Kind: t.Kind, Min: t.Min, Max: t.Max})
+		}
+		switch ft.Encode {
+		case "hash":
+			fs.Encoding = model.Hashed
+		case "onehot":
+			fs.Encoding = model.OneHot
+			fs.Values = c.Source.Fields[ft.From].Values
+		}
+		if ft.Window != nil {
+			name := featureWindowName(ft.Window)
+			g, ok := groups[name]
+			if !ok {
+				g = &group{spec: window.Spec{Name: name, Kind: window.Sliding, Size: ft.Window.Size.D(), Resolution: ft.Window.Resolution.D()}}
+				groups[name] = g
+				order = append(order, name)
+			}
+			g.spec.Aggs = append(g.spec.Aggs, window.Agg{Name: ft.Name, Kind: ft.Agg.Kind, Field: ft.Agg.Field, Q: ft.Agg.Q})
+			g.spec.FeatureSlots = append(g.spec.FeatureSlots, len(featNames))
+			fs.Window = len(featNames)
+			featNames = append(featNames, ft.Name)
+		}
+		specs = append(specs, fs)
+	}
+	sort.Strings(order)
+	var ops []stream.Operator
+	for _, name := range order {
+		op, err := window.New(groups[name].spec, f)
+		if err != nil {
+			return nil, nil, err
+		}
+		ops = append(ops, op)
+	}
+	ms := model.Spec{
+		Features:      specs,
+		Champion:      c.Models.Champion,
+		Drift:         model.DriftSpec{Detector: c.Models.Drift.Detector, Action: c.Models.Drift.Action},
+		Output:        c.Outputs.Predictions,
+		SnapshotEvery: c.Models.SnapshotEvery,
+		Labels:        model.LabelSpec{Field: c.Labels.Field},
+	}
+	if c.Labels.Topic != "" {
+		ms.Labels = model.LabelSpec{TopicField: c.Labels.Field, TTL: c.Labels.TTL.D()}
+	}
+	for _, e := range c.Models.List {
+		ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Learner: e.Learner})
+	}
+	var lf stream.Format
+	if labels != nil {
+		lf = labels
+	}
+	op, err := model.New(ms, f, lf)
+	if err != nil {
+		return nil, nil, err
+	}
+	return append(ops, op), featNames, nil
+}
+
+// labelsFormat is the JSON format of the labels topic: keyed like the source, joined by event id,
+// the label a number.
+func (c *Config) labelsFormat() (*stream.JSONFormat, error) {
+	l := &c.Labels
+	if l.Topic == "" {
+		return nil, nil
+	}
+	f := &stream.JSONFormat{
+		KeyField:       l.Key,
+		IDField:        l.EventID,
+		Time:           stream.EventTimeSpec{Format: stream.TimeKafka},
+		Fields:         []stream.FieldSpec{{Name: l.Field, Type: stream.Number, Required: true}},
+		MaxRecordBytes: int(c.Source.MaxRecordBytes),
+	}
+	return f, f.Init()
+}

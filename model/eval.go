@@ -1,0 +1,235 @@
+package model
+
+import (
+	"math"
+
+	"github.com/streamd/streamd/online"
+	"github.com/streamd/streamd/online/drift"
+	"github.com/streamd/streamd/online/metrics"
+)
+
+// rollingWindow is the number of recent examples the rolling metrics cover.
+const rollingWindow = 1000
+
+// evaluation is one model's prequential evaluation: each label scores the prediction the model
+// made before it learned that label. Binary models: logloss, accuracy, ROC AUC, precision and recall
+// at 0.5; regression: MAE and RMSE; multiclass: accuracy; anomaly models have no labels to check.
+type evaluation struct {
+	task     online.Task
+	logloss  *metrics.LogLoss
+	accuracy *metrics.Accuracy
+	auc      *metrics.ROCAUC
+	pr       *metrics.PrecisionRecall
+	mae      *metrics.MAE
+	rmse     *metrics.RMSE
+	parts    []stateful // the metrics above that this task type uses, in a fixed order
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err) // the arguments are constants of this file
+	}
+	return v
+}
+
+func newEvaluation(task online.Task) *evaluation {
+	e := &evaluation{task: task}
+	switch task {
+	case online.Binary:
+		e.logloss = must(metrics.NewLogLoss(rollingWindow))
+		e.accuracy = must(metrics.NewAccuracy(rollingWindow))
+		e.auc = must(metrics.NewROCAUC(rollingWindow, 0))
+		e.pr = must(metrics.NewPrecisionRecall(0.5, rollingWindow))
+	case online.Regression:
+		e.mae = must(metrics.NewMAE(rollingWindow))
+		e.rmse = must(metrics.NewRMSE(rollingWindow))
+	case online.Multiclass:
+		e.accuracy = must(metrics.NewAccuracy(rollingWindow))
+	}
+	switch task {
+	case online.Binary:
+		e.parts = []stateful{e.logloss, e.accuracy, e.auc, e.pr}
+	case online.Regression:
+		e.parts = []stateful{e.mae, e.rmse}
+	case online.Multiclass:
+		e.parts = []stateful{e.accuracy}
+	}
+	return e
+}
+
+// update adds one example: score is what the model said before learning (P(y=1), the value, or for
+// multiclass the predicted class), y the label.
+func (e *evaluation) update(score, y float64) {
+	switch e.task {
+	case online.Binary:
+		e.logloss.Update(score, y)
+		pred := 0
+		if score >= 0.5 {
+			pred = 1
+		}
+		e.accuracy.Update(pred, int(math.Round(y)))
+		e.auc.Update(score, y)
+		e.pr.Update(score, y)
+	case online.Regression:
+		e.mae.Update(score, y)
+		e.rmse.Update(score, y)
+	case online.Multiclass:
+		e.accuracy.Update(int(score), int(y))
+	}
+}
+
+// loss is the per-example loss the drift detector watches: logloss (binary), absolute error
+// (regression), 0/1 error (multiclass).
+func (e *evaluation) loss(score, y float64) float64 {
+	switch e.task {
+	case online.Binary:
+		p := min(max(score, 1e-15), 1-1e-15)
+		if y >= 0.5 {
+			return -math.Log(p)
+		}
+		return -math.Log(1 - p)
+	case online.Regression:
+		return math.Abs(score - y)
+	case online.Multiclass:
+		if int(score) == int(y) {
+			return 0
+		}
+		return 1
+	}
+	return 0
+}
+
+// rollingLoss is the mean loss over the rolling window, for choosing a champion.
+func (e *evaluation) rollingLoss() float64 {
+	var v float64
+	switch e.task {
+	case online.Binary:
+		v = e.logloss.Window()
+	case online.Regression:
+		v = e.mae.Window()
+	case online.Multiclass:
+		v = 1 - e.accuracy.Window()
+	default:
+		return math.Inf(1)
+	}
+	if math.IsNaN(v) {
+		return math.Inf(1)
+	}
+	return v
+}
+
+func (e *evaluation) resetRolling() {
+	// The metrics keep cumulative and rolling figures together; after a reset the model starts
+	// over, and so does its evaluation.
+	for _, r := range e.parts {
+		r.Reset()
+	}
+}
+
+type stateful interface {
+	AppendState([]byte) []byte
+	DecodeState([]byte) error
+	Reset()
+}
+
+func (e *evaluation) appendState(dst []byte) []byte {
+	for _, m := range e.parts {
+		dst = appendBlob(dst, m.AppendState(nil))
+	}
+	return dst
+}
+
+func (e *evaluation) decodeState(b []byte) error {
+	for _, m := range e.parts {
+		blob, rest, err := readBlob(b)
+		if err != nil {
+			return err
+		}
+		if err := m.DecodeState(blob); err != nil {
+			return err
+		}
+		b = rest
+	}
+	if len(b) != 0 {
+		return errCorrupt
+	}
+	return nil
+}
+
+// values returns the metrics, cumulative and rolling, with the examples they cover.
+func (e *evaluation) values() map[string]evalValue {
+	out := map[string]evalValue{}
+	put := func(name string, cum, roll float64, n int64) {
+		out[name] = evalValue{cumulative: cum, rolling: roll, n: n}
+	}
+	switch e.task {
+	case online.Binary:
+		n := e.logloss.Count()
+		put("logloss", e.logloss.Value(), e.logloss.Window(), n)
+		put("accuracy", e.accuracy.Value(), e.accuracy.Window(), n)
+		put("auc", e.auc.Value(), e.auc.Window(), n)
+		put("precision", e.pr.Precision(), e.pr.WindowPrecision(), n)
+		put("recall", e.pr.Recall(), e.pr.WindowRecall(), n)
+	case online.Regression:
+		n := e.mae.Count()
+		put("mae", e.mae.Value(), e.mae.Window(), n)
+		put("rmse", e.rmse.Value(), e.rmse.Window(), n)
+	case online.Multiclass:
+		put("accuracy", e.accuracy.Value(), e.accuracy.Window(), e.accuracy.Count())
+	}
+	// Undefined metrics (no positives yet, no examples) are left out rather than reported as NaN.
+	for k, v := range out {
+		if math.IsNaN(v.cumulative) || v.n == 0 {
+			delete(out, k)
+		} else if math.IsNaN(v.rolling) {
+			v.rolling = v.cumulative
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// driftDetector watches the champion's per-example loss for an increase.
+type driftDetector struct {
+	adwin *drift.ADWIN
+	ph    *drift.PageHinkley
+}
+
+func newDriftDetector(kind string) *driftDetector {
+	switch kind {
+	case "adwin":
+		return &driftDetector{adwin: must(drift.NewADWIN(drift.ADWINConfig{Direction: drift.Up}))}
+	case "page_hinkley":
+		return &driftDetector{ph: must(drift.NewPageHinkley(drift.PageHinkleyConfig{Direction: drift.Up}))}
+	}
+	return nil
+}
+
+func (d *driftDetector) update(loss float64) bool {
+	if d.adwin != nil {
+		return d.adwin.Update(loss)
+	}
+	return d.ph.Update(loss)
+}
+
+func (d *driftDetector) reset() {
+	if d.adwin != nil {
+		// ADWIN keeps its window after a detection: it has already dropped the old part.
+		return
+	}
+	d.ph.Reset()
+}
+
+func (d *driftDetector) appendState(dst []byte) []byte {
+	if d.adwin != nil {
+		return d.adwin.AppendState(dst)
+	}
+	return d.ph.AppendState(dst)
+}
+
+func (d *driftDetector) decodeState(b []byte) error {
+	if d.adwin != nil {
+		return d.adwin.DecodeState(b)
+	}
+	return d.ph.DecodeState(b)
+}

@@ -1,0 +1,478 @@
+package model
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/streamd/streamd/internal/jsonscan"
+	"github.com/streamd/streamd/online"
+	"github.com/streamd/streamd/state"
+	"github.com/streamd/streamd/stream"
+)
+
+// ModelSpec is one model of the pipeline.
+type ModelSpec struct {
+	Name    string
+	Learner online.Spec
+}
+
+// DriftSpec configures drift detection on the champion's running loss.
+type DriftSpec struct {
+	Detector string // "adwin", "page_hinkley", or "" for none
+	Action   string // "alert", "reset", "promote_best_challenger"
+}
+
+// LabelSpec says where labels come from.
+type LabelSpec struct {
+	// Field is the source field holding the label, for labels in the same record as the event
+	// (test, then train, at once). Empty when labels come from the labels topic.
+	Field string
+	// TopicField is the label field of the labels topic's records (joined by event id).
+	TopicField string
+	// TTL bounds how long a prediction waits for its label, in event time (the task's watermark).
+	TTL time.Duration
+}
+
+// Spec configures the scoring operator.
+type Spec struct {
+	Name     string // operator and store name; default "models"
+	Features []FeatureSpec
+	Models   []ModelSpec
+	Champion string // default: the first model
+	Drift    DriftSpec
+	Labels   LabelSpec
+	Output   string // predictions topic
+	// SnapshotEvery: the models' full state is written after this many learned examples; between
+	// snapshots each learned example is logged, and a restore replays the log. Default 5000.
+	SnapshotEvery int
+}
+
+// Operator scores every event with every model and learns from labels. See the package doc.
+type Operator struct {
+	spec     Spec
+	layout   *layout
+	labelIdx int // source field of same-record labels, -1
+	topicIdx int // labels format field, -1
+	champion int
+	reg      *registry
+	regOnce  sync.Once
+	regErr   error
+	ttl      int64
+}
+
+// New builds the scoring operator over events of format; labelFormat is the labels topic's format
+// (nil when labels come in the events).
+func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
+	if spec.Name == "" {
+		spec.Name = "models"
+	}
+	if spec.SnapshotEvery == 0 {
+		spec.SnapshotEvery = 5000
+	}
+	var errs []error
+	l, err := newLayout(spec.Features, format)
+	errs = append(errs, err)
+	o := &Operator{spec: spec, layout: l, labelIdx: -1, topicIdx: -1, champion: -1, ttl: spec.Labels.TTL.Milliseconds()}
+	if len(spec.Models) == 0 {
+		errs = append(errs, errors.New("model: no models"))
+	}
+	names := map[string]bool{}
+	for i := range spec.Models {
+		m := &spec.Models[i]
+		if names[m.Name] || m.Name == "" {
+			errs = append(errs, fmt.Errorf("model: model name %q is empty or repeated", m.Name))
+		}
+		names[m.Name] = true
+		m.Learner.Dim = max(m.Learner.Dim, l.dim)
+		if m.Learner.Dim < l.dim {
+			errs = append(errs, fmt.Errorf("model: %s has dim %d; the features need %d", m.Name, m.Learner.Dim, l.dim))
+		}
+		if _, err := online.New(m.Learner); err != nil {
+			errs = append(errs, fmt.Errorf("model: %s: %w", m.Name, err))
+		}
+		if m.Name == spec.Champion {
+			o.champion = i
+		}
+	}
+	if spec.Champion == "" && len(spec.Models) > 0 {
+		o.champion = 0
+	} else if o.champion < 0 {
+		errs = append(errs, fmt.Errorf("model: champion %q is not one of the models", spec.Champion))
+	}
+	switch {
+	case spec.Labels.Field != "":
+		idx, ok := format.FieldIndex(spec.Labels.Field)
+		if !ok {
+			errs = append(errs, fmt.Errorf("model: label field %q is not a source field", spec.Labels.Field))
+		}
+		o.labelIdx = idx
+	case labelFormat != nil:
+		idx, ok := labelFormat.FieldIndex(spec.Labels.TopicField)
+		if !ok {
+			errs = append(errs, fmt.Errorf("model: label field %q is not a field of the labels", spec.Labels.TopicField))
+		}
+		o.topicIdx = idx
+		if spec.Labels.TTL <= 0 {
+			errs = append(errs, errors.New("model: labels from a topic need a TTL"))
+		}
+	}
+	switch spec.Drift.Detector {
+	case "", "adwin", "page_hinkley":
+	default:
+		errs = append(errs, fmt.Errorf("model: drift detector %q: use adwin or page_hinkley", spec.Drift.Detector))
+	}
+	switch spec.Drift.Action {
+	case "", "alert", "reset", "promote_best_challenger":
+	default:
+		errs = append(errs, fmt.Errorf("model: drift action %q: use alert, reset or promote_best_challenger", spec.Drift.Action))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	o.reg = newRegistry(&o.spec)
+	return o, nil
+}
+
+// Name implements stream.Operator.
+func (o *Operator) Name() string { return o.spec.Name }
+
+// Stores implements stream.Stateful.
+func (o *Operator) Stores() []string { return []string{o.spec.Name} }
+
+// OutputTopics implements stream.OutputTopics.
+func (o *Operator) OutputTopics() []string { return []string{o.spec.Output} }
+
+// Registry returns the operator's view of its models across this instance's tasks, for the admin
+// API.
+func (o *Operator) Registry() *Registry { return &Registry{o.reg} }
+
+// Open implements stream.Operator: it loads the models from the store (the last snapshot, then the
+// learning log after it).
+func (o *Operator) Open(t *stream.Task) (stream.Processor, error) {
+	o.regOnce.Do(func() {
+		if reg := t.Registerer(); reg != nil {
+			o.regErr = reg.Register(o.reg)
+		}
+	})
+	if o.regErr != nil {
+		return nil, fmt.Errorf("model: register metrics: %w", o.regErr)
+	}
+	st, err := t.Store(o.spec.Name)
+	if err != nil {
+		return nil, err
+	}
+	p := &processor{op: o, store: st, partition: t.Partition()}
+	p.raw = o.layout.newRaw()
+	p.raw2 = o.layout.newRaw()
+	p.scores = make([]float64, len(o.spec.Models))
+	p.classes = make([]int, len(o.spec.Models))
+	p.evalIn = make([]float64, len(o.spec.Models))
+	if err := p.Rewind(t); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// processor is one task's models.
+type processor struct {
+	op        *Operator
+	store     *state.Store
+	partition int32
+	m         models
+
+	raw, raw2   raw
+	vec         online.Vector
+	pre         []float64
+	scores      []float64
+	classes     []int
+	evalIn      []float64 // what evaluation needs of each prediction: the score, or the class (multiclass)
+	buf, keyBuf []byte
+	out         []byte
+	nextExpiry  int64
+	counts      taskCounts
+}
+
+// taskCounts are a task's counts in the open cycle, published on commit.
+type taskCounts struct {
+	predictions []int64 // per model
+	joined      int64
+	unmatched   int64
+	expired     int64
+	drifts      int64
+}
+
+// Rewind implements stream.Rewinder: the models go back to what the store holds.
+func (p *processor) Rewind(t *stream.Task) error {
+	m, err := loadModels(p.op, p.store)
+	if err != nil {
+		return fmt.Errorf("model: partition %d: %w", p.partition, err)
+	}
+	p.m = *m
+	p.counts = taskCounts{predictions: make([]int64, len(p.op.spec.Models))}
+	p.nextExpiry = math.MaxInt64
+	it, err := p.store.NewIter([]byte(expPrefix), []byte(expEnd))
+	if err != nil {
+		return err
+	}
+	if it.Valid() && len(it.Key()) >= len(expPrefix)+8 {
+		p.nextExpiry = getTime(it.Key()[len(expPrefix):])
+	}
+	return it.Close()
+}
+
+// Close implements stream.Processor.
+func (p *processor) Close() error {
+	p.op.reg.drop(p.partition)
+	return nil
+}
+
+// Process implements stream.Processor: score with every model, publish the champion's prediction,
+// and learn at once if the label is in the event, or keep the prediction for its label.
+func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
+	o := p.op
+	p.buf = o.layout.extract(ev, &p.raw, p.buf)
+	p.predict(&p.raw)
+	for i := range p.scores {
+		p.counts.predictions[i]++
+	}
+	p.emit(t, ev)
+	if o.labelIdx >= 0 {
+		y, ok := labelValue(&ev.Fields[o.labelIdx])
+		if ok {
+			p.learn(&p.raw, y, p.evalIn)
+		}
+		return nil
+	}
+	if o.ttl <= 0 {
+		return nil
+	}
+	// Keep the prediction for its label: features and scores as they were, under the event id,
+	// with an expiry in event time.
+	exp := ev.Time + o.ttl
+	p.buf = p.encodePending(p.buf[:0], exp, &p.raw, p.evalIn)
+	p.store.Set(p.pendingKey(ev.ID), p.buf)
+	p.store.Set(p.expiryKey(exp, ev.ID), nil)
+	p.nextExpiry = min(p.nextExpiry, exp)
+	return nil
+}
+
+// OnLabel implements stream.LabelListener: join the label to its prediction, evaluate the prediction
+// made before learning (prequential), then learn.
+func (p *processor) OnLabel(t *stream.Task, lev *stream.Event) error {
+	o := p.op
+	if o.topicIdx < 0 {
+		return nil
+	}
+	y, ok := labelValue(&lev.Fields[o.topicIdx])
+	if !ok {
+		return stream.Reject(stream.ReasonWrongType, "label field %q is not a finite number or a bool", o.spec.Labels.TopicField)
+	}
+	key := p.pendingKey(lev.ID)
+	v, found, err := p.store.Get(key)
+	if err != nil {
+		return err
+	}
+	if !found {
+		p.counts.unmatched++ // its event was never scored here, or its prediction expired
+		return nil
+	}
+	exp, rest, err := decodePendingHead(v)
+	if err != nil {
+		return err
+	}
+	if rest, err = p.raw2.decode(rest); err != nil {
+		return err
+	}
+	if len(rest) != 8*len(o.spec.Models) {
+		return fmt.Errorf("%w: pending prediction has %d bytes of scores", errCorrupt, len(rest))
+	}
+	scores := p.evalIn[:0]
+	for i := range o.spec.Models {
+		scores = append(scores, math.Float64frombits(binary.LittleEndian.Uint64(rest[8*i:])))
+	}
+	p.store.Delete(key)
+	p.store.Delete(p.expiryKey(exp, lev.ID))
+	p.counts.joined++
+	p.learn(&p.raw2, y, scores)
+	return nil
+}
+
+// OnWatermark implements stream.WatermarkListener: predictions whose label did not come within the
+// TTL are dropped and counted.
+func (p *processor) OnWatermark(t *stream.Task, wm int64) error {
+	if wm < p.nextExpiry {
+		return nil
+	}
+	it, err := p.store.NewIter([]byte(expPrefix), []byte(expEnd))
+	if err != nil {
+		return err
+	}
+	p.nextExpiry = math.MaxInt64
+	var due [][]byte
+	for ; it.Valid(); it.Next() {
+		k := it.Key()
+		exp := getTime(k[len(expPrefix):])
+		if exp > wm {
+			p.nextExpiry = exp
+			break
+		}
+		due = append(due, append([]byte(nil), k...))
+	}
+	if err := it.Close(); err != nil {
+		return err
+	}
+	for _, k := range due {
+		p.store.Delete(k)
+		p.store.Delete(p.pendingKey(k[len(expPrefix)+8:]))
+		p.counts.expired++
+	}
+	return nil
+}
+
+// Committed implements stream.Committer: the cycle's counts and the models' figures reach the
+// metrics and the admin API.
+func (p *processor) Committed(t *stream.Task) {
+	p.op.reg.publish(p.partition, &p.m, &p.counts)
+	for i := range p.counts.predictions {
+		p.counts.predictions[i] = 0
+	}
+	p.counts.joined, p.counts.unmatched, p.counts.expired, p.counts.drifts = 0, 0, 0, 0
+}
+
+func labelValue(f *stream.Field) (float64, bool) {
+	switch f.Kind {
+	case stream.Number:
+		return f.Num, !math.IsNaN(f.Num) && !math.IsInf(f.Num, 0)
+	case stream.Bool:
+		if f.Bool {
+			return 1, true
+		}
+		return 0, true
+	}
+	return 0, false
+}
+
+// predict scores r with every model into p.scores and p.classes.
+func (p *processor) predict(r *raw) {
+	p.vec = p.op.layout.vector(r, p.m.scaler, p.vec)
+	for i, l := range p.m.learners {
+		p.scores[i], p.classes[i] = l.Predict(p.vec, nil)
+		p.evalIn[i] = p.scores[i]
+		if l.Task() == online.Multiclass {
+			p.evalIn[i] = float64(p.classes[i])
+		}
+	}
+}
+
+// learn is one prequential step: evaluate the scores made before learning, watch the champion's
+// loss for drift, update the scaler, then every model. It is deterministic in (r, y, scores), and
+// it is logged, so that a restore replays it exactly.
+func (p *processor) learn(r *raw, y float64, scores []float64) {
+	seq := p.m.seq
+	p.buf = appendLogEntry(p.buf[:0], seq, r, y, scores)
+	p.store.Set(logKey(p.keyBuf[:0], seq%int64(p.op.spec.SnapshotEvery)), p.buf)
+	p.m.learnExample(p.op, r, y, scores, &p.pre, &p.vec, &p.counts)
+	if p.m.seq-p.m.snapSeq >= int64(p.op.spec.SnapshotEvery) {
+		p.m.snapshot(p.store, &p.buf)
+	}
+}
+
+// emit produces the champion's prediction for ev.
+func (p *processor) emit(t *stream.Task, ev *stream.Event) {
+	o := p.op
+	c := p.m.champion
+	b := append(p.out[:0], `{"event_id":`...)
+	b = jsonscan.AppendString(b, ev.ID)
+	b = append(b, `,"key":`...)
+	b = jsonscan.AppendString(b, ev.Key)
+	b = append(b, `,"model":`...)
+	b = append(b, o.reg.nameJSON[c]...)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendInt(b, p.m.version, 10)
+	b = append(b, `,"score":`...)
+	b = appendFloat(b, p.scores[c])
+	b = append(b, `,"class":`...)
+	b = strconv.AppendInt(b, int64(p.classes[c]), 10)
+	b = append(b, `,"event_time":`...)
+	b = strconv.AppendInt(b, ev.Time, 10)
+	b = append(b, `,"source":{"topic":`...)
+	b = jsonscan.AppendString(b, []byte(ev.Record.Topic))
+	b = append(b, `,"partition":`...)
+	b = strconv.AppendInt(b, int64(ev.Record.Partition), 10)
+	b = append(b, `,"offset":`...)
+	b = strconv.AppendInt(b, ev.Record.Offset, 10)
+	b = append(b, `},"features":`...)
+	b = o.layout.appendJSON(b, &p.raw, ev)
+	if len(p.scores) > 1 {
+		b = append(b, `,"challengers":{`...)
+		first := true
+		for i := range p.scores {
+			if i == c {
+				continue
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, o.reg.nameJSON[i]...)
+			b = append(b, ':')
+			b = appendFloat(b, p.scores[i])
+		}
+		b = append(b, '}')
+	}
+	b = append(b, '}')
+	p.out = b
+	t.Emit(o.spec.Output, ev.Key, b, ev.Time)
+}
+
+func appendFloat(b []byte, x float64) []byte {
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, x, 'g', -1, 64)
+}
+
+// Store keys: pending predictions by event id, their expiry index, the learning log ring and the
+// snapshot chunks.
+const (
+	pendPrefix = "p/"
+	expPrefix  = "x/"
+	expEnd     = "x0" // '/'+1
+)
+
+func (p *processor) pendingKey(id []byte) []byte {
+	p.keyBuf = append(append(p.keyBuf[:0], pendPrefix...), id...)
+	return p.keyBuf
+}
+
+func (p *processor) expiryKey(exp int64, id []byte) []byte {
+	p.keyBuf = append(putTime(append(p.keyBuf[:0], expPrefix...), exp), id...)
+	return p.keyBuf
+}
+
+func putTime(dst []byte, ts int64) []byte {
+	return binary.BigEndian.AppendUint64(dst, uint64(ts)^(1<<63))
+}
+
+func getTime(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
+
+func (p *processor) encodePending(dst []byte, exp int64, r *raw, scores []float64) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(exp))
+	dst = r.encode(dst)
+	for _, s := range scores {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s))
+	}
+	return dst
+}
+
+func decodePendingHead(v []byte) (int64, []byte, error) {
+	if len(v) < 8 {
+		return 0, nil, errCorrupt
+	}
+	return int64(binary.BigEndian.Uint64(v)), v[8:], nil
+}

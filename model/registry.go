@@ -1,0 +1,230 @@
+package model
+
+import (
+	"encoding/json"
+	"sort"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/streamd/streamd/internal/jsonscan"
+)
+
+// registry gathers what every task of this instance publishes when its cycle commits: cumulative
+// counts, and each partition's current model figures. It is the operator's Prometheus collector and
+// the source of the admin API's /v1/models. Tasks publish from their goroutines; scrapes read under
+// the same mutex.
+type registry struct {
+	spec     *Spec
+	nameJSON [][]byte
+
+	mu          sync.Mutex
+	predictions []float64 // per model, cumulative
+	labels      map[string]float64
+	drifts      float64
+	parts       map[int32]partFigures
+
+	descPredictions, descVersion, descEval, descDrift, descLabels, descUpdates, descChampion *prometheus.Desc
+}
+
+// partFigures are one partition's models as of its last commit.
+type partFigures struct {
+	version  int64
+	champion int
+	updates  []int64
+	evals    []map[string]evalValue
+}
+
+type evalValue struct {
+	cumulative, rolling float64
+	n                   int64
+}
+
+func newRegistry(spec *Spec) *registry {
+	r := &registry{
+		spec:        spec,
+		predictions: make([]float64, len(spec.Models)),
+		labels:      map[string]float64{},
+		parts:       map[int32]partFigures{},
+		descPredictions: prometheus.NewDesc("streamd_predictions_total",
+			"Predictions in committed transactions, by model (challengers score every event too).", []string{"model"}, nil),
+		descVersion: prometheus.NewDesc("streamd_model_version",
+			"The model's version: it grows with every merge of replicas and every reset.", []string{"model"}, nil),
+		descEval: prometheus.NewDesc("streamd_model_evaluation",
+			"Prequential (test-then-train) evaluation of the model, cumulative or over the rolling window, averaged over this instance's partitions by examples.",
+			[]string{"model", "metric", "window"}, nil),
+		descDrift: prometheus.NewDesc("streamd_drift_detections_total",
+			"Drifts the detector found in the champion's loss.", []string{"model"}, nil),
+		descLabels: prometheus.NewDesc("streamd_labels_total",
+			"Labels by outcome: joined to their prediction, unmatched (no prediction waiting), expired (a prediction whose label never came within the TTL).",
+			[]string{"result"}, nil),
+		descUpdates: prometheus.NewDesc("streamd_model_updates",
+			"Examples the model has learned, summed over this instance's partitions.", []string{"model"}, nil),
+		descChampion: prometheus.NewDesc("streamd_model_champion",
+			"1 for the model that scores (the champion), 0 for challengers.", []string{"model"}, nil),
+	}
+	for _, m := range spec.Models {
+		r.nameJSON = append(r.nameJSON, jsonscan.AppendString(nil, []byte(m.Name)))
+	}
+	return r
+}
+
+func (r *registry) publish(partition int32, m *models, c *taskCounts) {
+	f := partFigures{version: m.version, champion: m.champion}
+	for i, l := range m.learners {
+		f.updates = append(f.updates, l.Updates())
+		f.evals = append(f.evals, m.evals[i].values())
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, n := range c.predictions {
+		r.predictions[i] += float64(n)
+	}
+	r.labels["joined"] += float64(c.joined)
+	r.labels["unmatched"] += float64(c.unmatched)
+	r.labels["expired"] += float64(c.expired)
+	r.drifts += float64(c.drifts)
+	r.parts[partition] = f
+}
+
+func (r *registry) drop(partition int32) {
+	r.mu.Lock()
+	delete(r.parts, partition)
+	r.mu.Unlock()
+}
+
+// Describe implements prometheus.Collector.
+func (r *registry) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (r *registry) Collect(ch chan<- prometheus.Metric) {
+	v := r.view()
+	champion := ""
+	for _, m := range v.Models {
+		ch <- prometheus.MustNewConstMetric(r.descPredictions, prometheus.CounterValue, m.Predictions, m.Name)
+		ch <- prometheus.MustNewConstMetric(r.descVersion, prometheus.GaugeValue, float64(m.Version), m.Name)
+		ch <- prometheus.MustNewConstMetric(r.descUpdates, prometheus.GaugeValue, float64(m.Updates), m.Name)
+		c := 0.0
+		if m.Champion {
+			c, champion = 1, m.Name
+		}
+		ch <- prometheus.MustNewConstMetric(r.descChampion, prometheus.GaugeValue, c, m.Name)
+		for _, e := range m.Evaluation {
+			ch <- prometheus.MustNewConstMetric(r.descEval, prometheus.GaugeValue, e.Cumulative, m.Name, e.Metric, "cumulative")
+			ch <- prometheus.MustNewConstMetric(r.descEval, prometheus.GaugeValue, e.Rolling, m.Name, e.Metric, "rolling")
+		}
+	}
+	if champion == "" && len(r.spec.Models) > 0 {
+		champion = r.spec.Models[0].Name
+	}
+	ch <- prometheus.MustNewConstMetric(r.descDrift, prometheus.CounterValue, v.Drifts, champion)
+	for _, res := range []string{"joined", "unmatched", "expired"} {
+		ch <- prometheus.MustNewConstMetric(r.descLabels, prometheus.CounterValue, v.Labels[res], res)
+	}
+}
+
+// View is the admin API's picture of the models on this instance.
+type View struct {
+	Models     []ModelView        `json:"models"`
+	Partitions []int32            `json:"partitions"`
+	Labels     map[string]float64 `json:"labels"`
+	Drifts     float64            `json:"drift_detections"`
+}
+
+// ModelView is one model across this instance's partitions.
+type ModelView struct {
+	Name        string       `json:"name"`
+	Kind        string       `json:"kind"`
+	Champion    bool         `json:"champion"`
+	Version     int64        `json:"version"`
+	Updates     int64        `json:"updates"`
+	Predictions float64      `json:"predictions"`
+	Evaluation  []MetricView `json:"evaluation"`
+}
+
+// MetricView is one evaluation metric, averaged over partitions by their examples.
+type MetricView struct {
+	Metric     string  `json:"metric"`
+	Cumulative float64 `json:"cumulative"`
+	Rolling    float64 `json:"rolling"`
+	Examples   int64   `json:"examples"`
+}
+
+func (r *registry) view() View {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v := View{Labels: map[string]float64{}, Drifts: r.drifts}
+	for k, n := range r.labels {
+		v.Labels[k] = n
+	}
+	for p := range r.parts {
+		v.Partitions = append(v.Partitions, p)
+	}
+	sort.Slice(v.Partitions, func(i, j int) bool { return v.Partitions[i] < v.Partitions[j] })
+	championVotes := make([]int, len(r.spec.Models))
+	for i, ms := range r.spec.Models {
+		mv := ModelView{Name: ms.Name, Kind: ms.Learner.Kind, Predictions: r.predictions[i]}
+		sums := map[string]*MetricView{}
+		var names []string
+		for _, p := range v.Partitions {
+			f := r.parts[p]
+			mv.Version = max(mv.Version, f.version)
+			mv.Updates += f.updates[i]
+			if f.champion == i {
+				championVotes[i]++
+			}
+			for name, e := range f.evals[i] {
+				s, ok := sums[name]
+				if !ok {
+					s = &MetricView{Metric: name}
+					sums[name] = s
+					names = append(names, name)
+				}
+				s.Cumulative += e.cumulative * float64(e.n)
+				s.Rolling += e.rolling * float64(e.n)
+				s.Examples += e.n
+			}
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			s := sums[n]
+			if s.Examples > 0 {
+				s.Cumulative /= float64(s.Examples)
+				s.Rolling /= float64(s.Examples)
+			}
+			mv.Evaluation = append(mv.Evaluation, *s)
+		}
+		v.Models = append(v.Models, mv)
+	}
+	best := -1
+	for i, n := range championVotes {
+		if best < 0 || n > championVotes[best] {
+			best = i
+		}
+	}
+	if len(v.Partitions) == 0 {
+		best = -1
+		for i, ms := range r.spec.Models {
+			if ms.Name == r.spec.Champion || (r.spec.Champion == "" && i == 0) {
+				best = i
+			}
+		}
+	}
+	if best >= 0 {
+		v.Models[best].Champion = true
+	}
+	return v
+}
+
+// Registry is the read-only handle the admin server uses.
+type Registry struct{ r *registry }
+
+// View returns the models on this instance.
+func (r *Registry) View() View { return r.r.view() }
+
+// JSON returns View as JSON.
+func (r *Registry) JSON() ([]byte, error) { return json.MarshalIndent(r.r.view(), "", "  ") }

@@ -1,0 +1,307 @@
+package model
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/streamd/streamd/online"
+	"github.com/streamd/streamd/state"
+)
+
+// models is one task's learning state: the learners, the scaler they share, each model's
+// evaluation, the drift detector on the champion, which model is champion, and the counters that
+// order the learning log.
+type models struct {
+	learners []online.Learner
+	evals    []*evaluation
+	drift    *driftDetector
+	champion int
+	scaler   *scaler
+	seq      int64 // examples learned
+	snapSeq  int64 // seq of the last snapshot
+	version  int64 // incremented by merges and by model resets
+}
+
+func newModels(o *Operator) (*models, error) {
+	m := &models{champion: o.champion, scaler: newScaler(len(o.layout.numeric)), version: 1}
+	for _, ms := range o.spec.Models {
+		l, err := online.New(ms.Learner)
+		if err != nil {
+			return nil, err
+		}
+		m.learners = append(m.learners, l)
+		m.evals = append(m.evals, newEvaluation(l.Task()))
+	}
+	m.drift = newDriftDetector(o.spec.Drift.Detector)
+	return m, nil
+}
+
+// learnExample is one prequential step (see processor.learn). Replaying the same examples in the
+// same order gives the same state, bit for bit.
+func (m *models) learnExample(o *Operator, r *raw, y float64, scores []float64, pre *[]float64, vec *online.Vector, c *taskCounts) {
+	for i, e := range m.evals {
+		e.update(scores[i], y)
+	}
+	if m.drift != nil {
+		if m.drift.update(m.evals[m.champion].loss(scores[m.champion], y)) {
+			c.drifts++
+			m.onDrift(o)
+		}
+	}
+	*pre = o.layout.preStandardize(r, *pre)
+	m.scaler.learn(*pre)
+	*vec = o.layout.vector(r, m.scaler, *vec)
+	for _, l := range m.learners {
+		l.Learn(*vec, y)
+	}
+	m.seq++
+}
+
+// onDrift applies the configured action. alert: the drift counter moved, nothing else. reset: the
+// champion forgets and relearns from now (a new version). promote_best_challenger: the model with
+// the best rolling loss becomes champion, when it beats the champion.
+func (m *models) onDrift(o *Operator) {
+	switch o.spec.Drift.Action {
+	case "reset":
+		m.learners[m.champion].Reset()
+		m.evals[m.champion].resetRolling()
+		m.version++
+	case "promote_best_challenger":
+		best := m.champion
+		for i, e := range m.evals {
+			if e.rollingLoss() < m.evals[best].rollingLoss() {
+				best = i
+			}
+		}
+		if best != m.champion {
+			m.champion = best
+			m.version++
+		}
+	}
+	m.drift.reset()
+}
+
+// Snapshot layout: "s/meta" holds (seq, chunks); "s/NNNN" the chunks of the encoded state, cut so
+// that no changelog record approaches Kafka's message size limit. The learning log is a ring of
+// SnapshotEvery keys "l/NNNNNNNN"; entries older than the snapshot are ignored on replay and
+// overwritten later, so the log needs no tombstones.
+const (
+	snapMeta  = "s/meta"
+	chunkSize = 256 << 10
+	logPrefix = "l/"
+	logEnd    = "l0"
+)
+
+func chunkKey(i int) []byte { return fmt.Appendf(nil, "s/%04d", i) }
+
+func logKey(dst []byte, slot int64) []byte {
+	return binary.BigEndian.AppendUint64(append(dst, logPrefix...), uint64(slot))
+}
+
+const stateVersion = 1
+
+func (m *models) encode(dst []byte) []byte {
+	dst = append(dst, stateVersion)
+	dst = binary.AppendVarint(dst, m.seq)
+	dst = binary.AppendVarint(dst, m.version)
+	dst = binary.AppendUvarint(dst, uint64(m.champion))
+	dst = m.scaler.appendState(dst)
+	dst = binary.AppendUvarint(dst, uint64(len(m.learners)))
+	for i, l := range m.learners {
+		dst = appendBlob(dst, l.AppendState(nil))
+		dst = appendBlob(dst, m.evals[i].appendState(nil))
+	}
+	if m.drift != nil {
+		dst = appendBlob(dst, m.drift.appendState(nil))
+	} else {
+		dst = appendBlob(dst, nil)
+	}
+	return dst
+}
+
+func appendBlob(dst, b []byte) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(b)))
+	return append(dst, b...)
+}
+
+func readBlob(b []byte) ([]byte, []byte, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || uint64(len(b)-k) < n {
+		return nil, nil, errCorrupt
+	}
+	return b[k : k+int(n)], b[k+int(n):], nil
+}
+
+func (m *models) decode(b []byte) error {
+	if len(b) < 1 || b[0] != stateVersion {
+		return fmt.Errorf("%w: unknown state version", errCorrupt)
+	}
+	b = b[1:]
+	var k int
+	if m.seq, k = binary.Varint(b); k <= 0 {
+		return errCorrupt
+	}
+	b = b[k:]
+	if m.version, k = binary.Varint(b); k <= 0 {
+		return errCorrupt
+	}
+	b = b[k:]
+	ch, k := binary.Uvarint(b)
+	if k <= 0 || ch >= uint64(len(m.learners)) {
+		return errCorrupt
+	}
+	m.champion = int(ch)
+	b = b[k:]
+	var err error
+	if b, err = m.scaler.decodeState(b[:]); err != nil {
+		return err
+	}
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n != uint64(len(m.learners)) {
+		return fmt.Errorf("%w: %d models stored, %d configured", errCorrupt, n, len(m.learners))
+	}
+	b = b[k:]
+	for i, l := range m.learners {
+		var blob []byte
+		if blob, b, err = readBlob(b); err != nil {
+			return err
+		}
+		if err := l.DecodeState(blob); err != nil {
+			return err
+		}
+		if blob, b, err = readBlob(b); err != nil {
+			return err
+		}
+		if err := m.evals[i].decodeState(blob); err != nil {
+			return err
+		}
+	}
+	blob, _, err := readBlob(b)
+	if err != nil {
+		return err
+	}
+	if m.drift != nil && len(blob) > 0 {
+		return m.drift.decodeState(blob)
+	}
+	return nil
+}
+
+// snapshot writes the whole state and moves the log's start.
+func (m *models) snapshot(st *state.Store, buf *[]byte) {
+	*buf = m.encode((*buf)[:0])
+	data := *buf
+	chunks := (len(data) + chunkSize - 1) / chunkSize
+	for i := 0; i < chunks; i++ {
+		st.Set(chunkKey(i), data[i*chunkSize:min((i+1)*chunkSize, len(data))])
+	}
+	var meta [16]byte
+	binary.BigEndian.PutUint64(meta[:], uint64(m.seq))
+	binary.BigEndian.PutUint64(meta[8:], uint64(chunks))
+	st.Set([]byte(snapMeta), meta[:])
+	m.snapSeq = m.seq
+}
+
+// appendLogEntry encodes one learned example for the log: its sequence number (the seq before it
+// was learned), label, the scores made before learning, and the raw features.
+func appendLogEntry(dst []byte, seq int64, r *raw, y float64, scores []float64) []byte {
+	dst = binary.BigEndian.AppendUint64(dst, uint64(seq))
+	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(y))
+	dst = binary.AppendUvarint(dst, uint64(len(scores)))
+	for _, s := range scores {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s))
+	}
+	return r.encode(dst)
+}
+
+// loadModels rebuilds a task's models from its store: the last snapshot, then every logged example
+// after it, in order.
+func loadModels(o *Operator, st *state.Store) (*models, error) {
+	m, err := newModels(o)
+	if err != nil {
+		return nil, err
+	}
+	meta, ok, err := st.Get([]byte(snapMeta))
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		if len(meta) != 16 {
+			return nil, errCorrupt
+		}
+		seq, chunks := int64(binary.BigEndian.Uint64(meta)), int(binary.BigEndian.Uint64(meta[8:]))
+		var data []byte
+		for i := 0; i < chunks; i++ {
+			c, ok, err := st.Get(chunkKey(i))
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, fmt.Errorf("%w: snapshot chunk %d of %d is missing", errCorrupt, i, chunks)
+			}
+			data = append(data, c...)
+		}
+		if err := m.decode(data); err != nil {
+			return nil, fmt.Errorf("snapshot: %w", err)
+		}
+		if m.seq != seq {
+			return nil, fmt.Errorf("%w: snapshot says seq %d, its meta %d", errCorrupt, m.seq, seq)
+		}
+		m.snapSeq = seq
+	}
+	// Replay the log after the snapshot.
+	type entry struct {
+		seq  int64
+		data []byte
+	}
+	var log []entry
+	it, err := st.NewIter([]byte(logPrefix), []byte(logEnd))
+	if err != nil {
+		return nil, err
+	}
+	for ; it.Valid(); it.Next() {
+		v := it.Value()
+		if len(v) < 8 {
+			it.Close()
+			return nil, errCorrupt
+		}
+		if seq := int64(binary.BigEndian.Uint64(v)); seq >= m.seq {
+			log = append(log, entry{seq, append([]byte(nil), v...)})
+		}
+	}
+	if err := it.Close(); err != nil {
+		return nil, err
+	}
+	sort.Slice(log, func(i, j int) bool { return log[i].seq < log[j].seq })
+	r := o.layout.newRaw()
+	var pre []float64
+	var vec online.Vector
+	var c taskCounts
+	scores := make([]float64, len(o.spec.Models))
+	for _, e := range log {
+		if e.seq != m.seq {
+			return nil, fmt.Errorf("%w: the learning log jumps from %d to %d", errCorrupt, m.seq, e.seq)
+		}
+		b := e.data[8:]
+		if len(b) < 8 {
+			return nil, errCorrupt
+		}
+		y := math.Float64frombits(binary.LittleEndian.Uint64(b))
+		b = b[8:]
+		n, k := binary.Uvarint(b)
+		if k <= 0 || n != uint64(len(scores)) || len(b)-k < int(n)*8 {
+			return nil, errCorrupt
+		}
+		b = b[k:]
+		for i := range scores {
+			scores[i] = math.Float64frombits(binary.LittleEndian.Uint64(b))
+			b = b[8:]
+		}
+		if _, err := r.decode(b); err != nil {
+			return nil, err
+		}
+		m.learnExample(o, &r, y, scores, &pre, &vec, &c)
+	}
+	return m, nil
+}

@@ -1,6 +1,8 @@
 package model
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"sort"
 	"sync"
@@ -32,6 +34,7 @@ type partFigures struct {
 	version  int64
 	champion int
 	updates  []int64
+	digests  []string
 	evals    []map[string]evalValue
 }
 
@@ -74,6 +77,8 @@ func (r *registry) publish(partition int32, m *models, c *taskCounts) {
 	for i, l := range m.learners {
 		f.updates = append(f.updates, l.Updates())
 		f.evals = append(f.evals, m.evals[i].values())
+		sum := sha256.Sum256(l.AppendState(nil))
+		f.digests = append(f.digests, hex.EncodeToString(sum[:8]))
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -144,6 +149,17 @@ type ModelView struct {
 	Updates     int64        `json:"updates"`
 	Predictions float64      `json:"predictions"`
 	Evaluation  []MetricView `json:"evaluation"`
+	// Partitions are the replicas, one per partition this instance owns, as of their last commit.
+	Partitions []ReplicaView `json:"partitions"`
+}
+
+// ReplicaView is one partition's replica of a model. Digest identifies its parameters: two replicas
+// with the same digest are the same model, bit for bit.
+type ReplicaView struct {
+	Partition int32  `json:"partition"`
+	Version   int64  `json:"version"`
+	Updates   int64  `json:"updates"`
+	Digest    string `json:"digest"`
 }
 
 // MetricView is one evaluation metric, averaged over partitions by their examples.
@@ -174,6 +190,7 @@ func (r *registry) view() View {
 			f := r.parts[p]
 			mv.Version = max(mv.Version, f.version)
 			mv.Updates += f.updates[i]
+			mv.Partitions = append(mv.Partitions, ReplicaView{Partition: p, Version: f.version, Updates: f.updates[i], Digest: f.digests[i]})
 			if f.champion == i {
 				championVotes[i]++
 			}

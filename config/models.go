@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -90,10 +91,11 @@ type Labels struct {
 
 // Models configures the models that score every event.
 type Models struct {
-	Champion      string       `yaml:"champion"`
-	Drift         Drift        `yaml:"drift"`
-	SnapshotEvery int          `yaml:"snapshot_every"`
-	List          []ModelEntry `yaml:"list"`
+	Champion      string        `yaml:"champion"`
+	Drift         Drift         `yaml:"drift"`
+	MergeInterval DurationOrOff `yaml:"merge_interval"`
+	SnapshotEvery int           `yaml:"snapshot_every"`
+	List          []ModelEntry  `yaml:"list"`
 }
 
 // Drift configures drift detection on the champion's running loss.
@@ -239,6 +241,9 @@ func (c *Config) validateModels(v *validator) {
 	if m.Drift.Action == "promote_best_challenger" && len(m.List) < 2 {
 		v.bad("models.drift.action", "promote_best_challenger needs a challenger: add a second model")
 	}
+	if mi := m.MergeInterval.D(); mi != -1 && mi != 0 && mi < time.Second {
+		v.bad("models.merge_interval", "%s is under 1s (or write off)", m.MergeInterval)
+	}
 	if m.SnapshotEvery < 0 {
 		v.bad("models.snapshot_every", "%d is negative", m.SnapshotEvery)
 	}
@@ -309,6 +314,12 @@ func (c *Config) modelOperators(f *stream.JSONFormat, labels *stream.JSONFormat)
 		Output:        c.Outputs.Predictions,
 		SnapshotEvery: c.Models.SnapshotEvery,
 		Labels:        model.LabelSpec{Field: c.Labels.Field},
+	}
+	switch mi := c.Models.MergeInterval.D(); {
+	case mi == 0:
+		ms.MergeInterval = time.Minute
+	case mi > 0:
+		ms.MergeInterval = mi
 	}
 	if c.Labels.Topic != "" {
 		ms.Labels = model.LabelSpec{TopicField: c.Labels.Field, TTL: c.Labels.TTL.D()}

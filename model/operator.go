@@ -50,6 +50,9 @@ type Spec struct {
 	// SnapshotEvery: the models' full state is written after this many learned examples; between
 	// snapshots each learned example is logged, and a restore replays the log. Default 5000.
 	SnapshotEvery int
+	// MergeInterval: how often the partitions' replicas are merged into a new version (see
+	// merge.go). Zero: never.
+	MergeInterval time.Duration
 }
 
 // Operator scores every event with every model and learns from labels. See the package doc.
@@ -63,6 +66,9 @@ type Operator struct {
 	regOnce  sync.Once
 	regErr   error
 	ttl      int64
+
+	readerMu sync.Mutex
+	reader   *modelsReader
 }
 
 // New builds the scoring operator over events of format; labelFormat is the labels topic's format
@@ -166,7 +172,11 @@ func (o *Operator) Open(t *stream.Task) (stream.Processor, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &processor{op: o, store: st, partition: t.Partition()}
+	p := &processor{op: o, store: st, partition: t.Partition(), partitions: t.Partitions()}
+	if o.spec.MergeInterval > 0 {
+		p.reader = o.acquireReader(t)
+		p.nextTick = time.Now().Add(o.spec.MergeInterval)
+	}
 	p.raw = o.layout.newRaw()
 	p.raw2 = o.layout.newRaw()
 	p.scores = make([]float64, len(o.spec.Models))
@@ -195,6 +205,11 @@ type processor struct {
 	out         []byte
 	nextExpiry  int64
 	counts      taskCounts
+
+	partitions int32
+	reader     *modelsReader
+	nextTick   time.Time
+	sinceCheck int
 }
 
 // taskCounts are a task's counts in the open cycle, published on commit.
@@ -204,6 +219,8 @@ type taskCounts struct {
 	unmatched   int64
 	expired     int64
 	drifts      int64
+	merges      int64
+	adopted     int64
 }
 
 // Rewind implements stream.Rewinder: the models go back to what the store holds.
@@ -228,6 +245,10 @@ func (p *processor) Rewind(t *stream.Task) error {
 // Close implements stream.Processor.
 func (p *processor) Close() error {
 	p.op.reg.drop(p.partition)
+	if p.reader != nil {
+		p.reader = nil
+		p.op.releaseReader()
+	}
 	return nil
 }
 
@@ -235,6 +256,18 @@ func (p *processor) Close() error {
 // and learn at once if the label is in the event, or keep the prediction for its label.
 func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 	o := p.op
+	if p.reader != nil {
+		// The wall clock is read every 256 events, not per event.
+		if p.sinceCheck++; p.sinceCheck >= 256 {
+			p.sinceCheck = 0
+			if now := time.Now(); !now.Before(p.nextTick) {
+				p.nextTick = now.Add(o.spec.MergeInterval)
+				if err := p.tick(t); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	p.buf = o.layout.extract(ev, &p.raw, p.buf)
 	p.predict(&p.raw)
 	for i := range p.scores {
@@ -342,6 +375,7 @@ func (p *processor) Committed(t *stream.Task) {
 		p.counts.predictions[i] = 0
 	}
 	p.counts.joined, p.counts.unmatched, p.counts.expired, p.counts.drifts = 0, 0, 0, 0
+	p.counts.merges, p.counts.adopted = 0, 0
 }
 
 func labelValue(f *stream.Field) (float64, bool) {

@@ -24,9 +24,10 @@ type registry struct {
 	predictions []float64 // per model, cumulative
 	labels      map[string]float64
 	drifts      float64
+	merges      float64
 	parts       map[int32]partFigures
 
-	descPredictions, descVersion, descEval, descDrift, descLabels, descUpdates, descChampion *prometheus.Desc
+	descPredictions, descVersion, descEval, descDrift, descLabels, descUpdates, descChampion, descMerges *prometheus.Desc
 }
 
 // partFigures are one partition's models as of its last commit.
@@ -63,6 +64,8 @@ func newRegistry(spec *Spec) *registry {
 			[]string{"result"}, nil),
 		descUpdates: prometheus.NewDesc("streamd_model_updates",
 			"Examples the model has learned, summed over this instance's partitions.", []string{"model"}, nil),
+		descMerges: prometheus.NewDesc("streamd_model_merges_total",
+			"Merges of the partitions' replicas into a new version that this instance coordinated.", []string{"model"}, nil),
 		descChampion: prometheus.NewDesc("streamd_model_champion",
 			"1 for the model that scores (the champion), 0 for challengers.", []string{"model"}, nil),
 	}
@@ -89,6 +92,7 @@ func (r *registry) publish(partition int32, m *models, c *taskCounts) {
 	r.labels["unmatched"] += float64(c.unmatched)
 	r.labels["expired"] += float64(c.expired)
 	r.drifts += float64(c.drifts)
+	r.merges += float64(c.merges)
 	r.parts[partition] = f
 }
 
@@ -100,7 +104,7 @@ func (r *registry) drop(partition int32) {
 
 // Describe implements prometheus.Collector.
 func (r *registry) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion} {
+	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion, r.descMerges} {
 		ch <- d
 	}
 }
@@ -127,6 +131,9 @@ func (r *registry) Collect(ch chan<- prometheus.Metric) {
 		champion = r.spec.Models[0].Name
 	}
 	ch <- prometheus.MustNewConstMetric(r.descDrift, prometheus.CounterValue, v.Drifts, champion)
+	for _, m := range v.Models {
+		ch <- prometheus.MustNewConstMetric(r.descMerges, prometheus.CounterValue, v.Merges, m.Name)
+	}
 	for _, res := range []string{"joined", "unmatched", "expired"} {
 		ch <- prometheus.MustNewConstMetric(r.descLabels, prometheus.CounterValue, v.Labels[res], res)
 	}
@@ -138,6 +145,7 @@ type View struct {
 	Partitions []int32            `json:"partitions"`
 	Labels     map[string]float64 `json:"labels"`
 	Drifts     float64            `json:"drift_detections"`
+	Merges     float64            `json:"merges"`
 }
 
 // ModelView is one model across this instance's partitions.
@@ -173,7 +181,7 @@ type MetricView struct {
 func (r *registry) view() View {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	v := View{Labels: map[string]float64{}, Drifts: r.drifts}
+	v := View{Labels: map[string]float64{}, Drifts: r.drifts, Merges: r.merges}
 	for k, n := range r.labels {
 		v.Labels[k] = n
 	}

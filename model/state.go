@@ -14,14 +14,15 @@ import (
 // evaluation, the drift detector on the champion, which model is champion, and the counters that
 // order the learning log.
 type models struct {
-	learners []online.Learner
-	evals    []*evaluation
-	drift    *driftDetector
-	champion int
-	scaler   *scaler
-	seq      int64 // examples learned
-	snapSeq  int64 // seq of the last snapshot
-	version  int64 // incremented by merges and by model resets
+	learners  []online.Learner
+	evals     []*evaluation
+	drift     *driftDetector
+	champion  int
+	scaler    *scaler
+	seq       int64 // examples learned
+	snapSeq   int64 // seq of the last snapshot
+	version   int64 // the merge version the models started from (1 before any merge)
+	mergeBase int64 // seq when that version was adopted: examples since weigh this replica in a merge
 }
 
 func newModels(o *Operator) (*models, error) {
@@ -67,7 +68,6 @@ func (m *models) onDrift(o *Operator) {
 	case "reset":
 		m.learners[m.champion].Reset()
 		m.evals[m.champion].resetRolling()
-		m.version++
 	case "promote_best_challenger":
 		best := m.champion
 		for i, e := range m.evals {
@@ -75,10 +75,7 @@ func (m *models) onDrift(o *Operator) {
 				best = i
 			}
 		}
-		if best != m.champion {
-			m.champion = best
-			m.version++
-		}
+		m.champion = best
 	}
 	m.drift.reset()
 }
@@ -106,6 +103,7 @@ func (m *models) encode(dst []byte) []byte {
 	dst = append(dst, stateVersion)
 	dst = binary.AppendVarint(dst, m.seq)
 	dst = binary.AppendVarint(dst, m.version)
+	dst = binary.AppendVarint(dst, m.mergeBase)
 	dst = binary.AppendUvarint(dst, uint64(m.champion))
 	dst = m.scaler.appendState(dst)
 	dst = binary.AppendUvarint(dst, uint64(len(m.learners)))
@@ -145,6 +143,10 @@ func (m *models) decode(b []byte) error {
 	}
 	b = b[k:]
 	if m.version, k = binary.Varint(b); k <= 0 {
+		return errCorrupt
+	}
+	b = b[k:]
+	if m.mergeBase, k = binary.Varint(b); k <= 0 {
 		return errCorrupt
 	}
 	b = b[k:]

@@ -71,6 +71,12 @@ type OutputTopics interface {
 	OutputTopics() []string
 }
 
+// CompactedTopics is implemented by operators that keep the latest value per key in a topic of their
+// own (a model registry): the runtime creates each, compacted, with one partition.
+type CompactedTopics interface {
+	CompactedTopics(app string) []string
+}
+
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
 
 // ErrBadPipeline wraps every pipeline validation error.

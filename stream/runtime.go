@@ -790,6 +790,8 @@ func (r *Runtime) openTask(ctx context.Context, topic string, partition int32) (
 		},
 		lag:                r.m.lagGauge(topic, partition),
 		reg:                r.cfg.Registerer,
+		clientOpts:         r.restoreOpts(),
+		partitions:         r.partitions,
 		deadLetterTopic:    r.pipeline.DeadLetterTopic,
 		deadLetterMaxBytes: r.cfg.DeadLetterMaxBytes,
 		lateTopic:          r.pipeline.LateTopic,

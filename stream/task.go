@@ -49,8 +49,10 @@ type Task struct {
 	out   outbox
 	cycle cycleCounts
 
-	lag prometheus.Gauge
-	reg prometheus.Registerer
+	lag        prometheus.Gauge
+	reg        prometheus.Registerer
+	clientOpts []kgo.Opt
+	partitions int32
 	// send hands a record to the producer (the transactional session; a recorder in tests).
 	send func(*kgo.Record)
 	// deadLetterTopic and deadLetterMaxBytes come from the runtime's pipeline and config.
@@ -126,6 +128,16 @@ func (t *Task) Topic() string { return t.topic }
 
 // Partition returns the task's source partition.
 func (t *Task) Partition() int32 { return t.partition }
+
+// Partitions returns the source topic's partition count.
+func (t *Task) Partitions() int32 { return max(t.partitions, 1) }
+
+// ClientOpts returns franz-go options that connect to the pipeline's brokers (seed brokers, TLS,
+// SASL), for operators that read a topic of their own on the side.
+func (t *Task) ClientOpts() []kgo.Opt { return t.clientOpts }
+
+// App returns the pipeline's name.
+func (t *Task) App() string { return t.app }
 
 // Registerer returns the registry the runtime's metrics go to, for operators' own collectors.
 func (t *Task) Registerer() prometheus.Registerer { return t.reg }

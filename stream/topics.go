@@ -42,10 +42,16 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 	for _, s := range r.stores {
 		changelogs = append(changelogs, state.ChangelogTopic(r.pipeline.Name, s))
 	}
+	var compacted []string
+	for _, op := range r.pipeline.Operators {
+		if c, ok := op.(CompactedTopics); ok {
+			compacted = append(compacted, c.CompactedTopics(r.pipeline.Name)...)
+		}
+	}
 	var details kadm.TopicDetails
 	for attempt := 0; ; attempt++ {
 		reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		details, err = adm.ListTopics(reqCtx, append(append(r.inputTopics(), outputs...), changelogs...)...)
+		details, err = adm.ListTopics(reqCtx, append(append(append(r.inputTopics(), outputs...), changelogs...), compacted...)...)
 		cancel()
 		if err == nil {
 			break
@@ -108,6 +114,25 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 				return fmt.Errorf("stream: create changelog topic %q: %w", t.Topic, t.Err)
 			}
 			r.log.Info("created changelog topic", "topic", t.Topic, "partitions", partitions)
+		}
+	}
+
+	var missingCompacted []string
+	for _, t := range compacted {
+		if d, ok := details[t]; !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			missingCompacted = append(missingCompacted, t)
+		}
+	}
+	if len(missingCompacted) > 0 {
+		resp, err := adm.CreateTopics(ctx, 1, r.cfg.ReplicationFactor, state.ChangelogConfigs(), missingCompacted...)
+		if err != nil {
+			return fmt.Errorf("stream: create topics %s: %w", strings.Join(missingCompacted, ", "), err)
+		}
+		for _, t := range resp.Sorted() {
+			if t.Err != nil && !errors.Is(t.Err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("stream: create topic %q: %w", t.Topic, t.Err)
+			}
+			r.log.Info("created compacted topic", "topic", t.Topic)
 		}
 	}
 

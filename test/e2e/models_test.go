@@ -108,6 +108,7 @@ labels:
   field: label
 models:
   snapshot_every: 500
+  merge_interval: off    # merges happen at wall-clock moments; this test compares two runs
   drift: {detector: adwin, action: alert}
   list:
     - {name: ftrl, learner: {kind: ftrl_logistic}}

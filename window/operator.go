@@ -370,6 +370,19 @@ func (p *processor) decodeList(v []byte) error {
 	return nil
 }
 
+// loadList reads a key's session or pane list into p.list (empty when the key has none), leaving
+// the key (prefix + key) in p.keyBuf for the write that usually follows. The items alias the
+// store's value: valid until the next store read.
+func (p *processor) loadList(prefix byte, key []byte) (bool, error) {
+	p.keyBuf = append(append(p.keyBuf[:0], prefix), key...)
+	p.list = p.list[:0]
+	v, ok, err := p.store.Get(p.keyBuf)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, p.decodeList(v)
+}
+
 func (p *processor) encodeList(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(p.list)))
 	for _, it := range p.list {
@@ -396,16 +409,8 @@ func (p *processor) timerKey(fire, start int64, key []byte) []byte {
 
 func (p *processor) processSession(t *stream.Task, ev *stream.Event, wm int64) (bool, error) {
 	o := p.op
-	p.keyBuf = append(append(p.keyBuf[:0], prefixSession), ev.Key...)
-	v, ok, err := p.store.Get(p.keyBuf)
-	if err != nil {
+	if _, err := p.loadList(prefixSession, ev.Key); err != nil {
 		return false, err
-	}
-	p.list = p.list[:0]
-	if ok {
-		if err := p.decodeList(v); err != nil {
-			return false, err
-		}
 	}
 	// The event's own session is [ts, ts+gap); it merges with every session it overlaps.
 	start, last := ev.Time, ev.Time
@@ -504,12 +509,7 @@ func (p *processor) fireTimers(t *stream.Task, wm int64) error {
 
 func (p *processor) closeSession(t *stream.Task, key []byte, start int64) error {
 	o := p.op
-	p.keyBuf = append(append(p.keyBuf[:0], prefixSession), key...)
-	v, ok, err := p.store.Get(p.keyBuf)
-	if err != nil || !ok {
-		return err
-	}
-	if err := p.decodeList(v); err != nil {
+	if ok, err := p.loadList(prefixSession, key); err != nil || !ok {
 		return err
 	}
 	keep := p.list[:0]
@@ -546,16 +546,8 @@ func (p *processor) processSliding(t *stream.Task, ev *stream.Event, wm int64) (
 		return false, nil // the event's own window (…, ts] has closed
 	}
 	pane := floorDiv(ev.Time, o.res) * o.res
-	p.keyBuf = append(append(p.keyBuf[:0], prefixPanes), ev.Key...)
-	v, ok, err := p.store.Get(p.keyBuf)
-	if err != nil {
+	if _, err := p.loadList(prefixPanes, ev.Key); err != nil {
 		return false, err
-	}
-	p.list = p.list[:0]
-	if ok {
-		if err := p.decodeList(v); err != nil {
-			return false, err
-		}
 	}
 	oldLast := int64(math.MinInt64)
 	if len(p.list) > 0 {

@@ -58,10 +58,16 @@ func produceInput(ctx context.Context, t *testing.T, cl *kgo.Client, topic strin
 	return produceInputWith(ctx, cl, topic, n, 5000, time.Second, rate, badRatio, seed)
 }
 
-// produceInputWith produces n generated records over keys cards at rate records/s.
-// Event times trail the clock by up to outOfOrder.
+// produceInputWith produces n generated records over keys cards at rate records/s. Event times
+// trail the clock by up to outOfOrder.
 func produceInputWith(ctx context.Context, cl *kgo.Client, topic string, n, keys int, outOfOrder time.Duration, rate float64, badRatio float64, seed int64) error {
-	g, err := gen.New(gen.Config{Seed: seed, Keys: keys, BadRatio: badRatio, OutOfOrder: outOfOrder})
+	return produceGenerated(ctx, cl, topic, n, rate, gen.Config{Seed: seed, Keys: keys, BadRatio: badRatio, OutOfOrder: outOfOrder}, nil)
+}
+
+// produceGenerated produces n records of a generator at rate records/s, marking each broken one with
+// badHeader (the verifier's ground truth); edit, if set, may rewrite a valid record first.
+func produceGenerated(ctx context.Context, cl *kgo.Client, topic string, n int, rate float64, cfg gen.Config, edit func(*kgo.Record, gen.Record)) error {
+	g, err := gen.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -86,6 +92,8 @@ func produceInputWith(ctx context.Context, cl *kgo.Client, topic string, n, keys
 		r := &kgo.Record{Topic: topic, Key: rec.Key, Value: rec.Value, Timestamp: now}
 		if rec.Bad != gen.NotBad {
 			r.Headers = []kgo.RecordHeader{{Key: badHeader, Value: []byte(rec.Bad.String())}}
+		} else if edit != nil {
+			edit(r, rec)
 		}
 		wg.Add(1)
 		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {

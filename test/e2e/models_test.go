@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,53 +25,15 @@ import (
 // fraud label in the record itself ("label": 0 or 1): scored, then learned at once, so that the
 // models' history depends on the partition's order only.
 func produceLabelled(ctx context.Context, cl *kgo.Client, topic string, n int, rate, badRatio float64, seed int64) error {
-	g, err := gen.New(gen.Config{Seed: seed, Keys: 2000, BadRatio: badRatio, OutOfOrder: time.Second, FraudRate: 0.1})
-	if err != nil {
-		return err
-	}
-	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
-	)
-	start := time.Now()
-	for i := 0; i < n; i++ {
-		if i%50 == 0 {
-			if ahead := time.Duration(float64(i)/rate*float64(time.Second)) - time.Since(start); ahead > 0 {
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(ahead):
-				}
-			}
+	cfg := gen.Config{Seed: seed, Keys: 2000, BadRatio: badRatio, OutOfOrder: time.Second, FraudRate: 0.1}
+	return produceGenerated(ctx, cl, topic, n, rate, cfg, func(r *kgo.Record, rec gen.Record) {
+		label := 0
+		if rec.Tx.Fraud {
+			label = 1
 		}
-		now := time.Now()
-		rec := g.Next(now)
-		r := &kgo.Record{Topic: topic, Key: rec.Key, Value: rec.Value, Timestamp: now}
-		if rec.Bad != gen.NotBad {
-			r.Headers = []kgo.RecordHeader{{Key: badHeader, Value: []byte(rec.Bad.String())}}
-		} else {
-			label := 0
-			if rec.Tx.Fraud {
-				label = 1
-			}
-			v := string(rec.Value)
-			r.Value = []byte(v[:len(v)-1] + fmt.Sprintf(`,"label":%d}`, label))
-		}
-		wg.Add(1)
-		cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
-			defer wg.Done()
-			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return firstErr
+		v := string(r.Value)
+		r.Value = []byte(v[:len(v)-1] + fmt.Sprintf(`,"label":%d}`, label))
+	})
 }
 
 func modelConfig(t *testing.T, b *kafkatest.Broker, app, instance, src, preds, dlq, stateDir string, port int) string {

@@ -185,6 +185,8 @@ func (o *Operator) Open(t *stream.Task) (stream.Processor, error) {
 	if err := p.Rewind(t); err != nil {
 		return nil, err
 	}
+	// Show the restored models at once, before the first cycle commits.
+	o.reg.publish(p.partition, &p.m, &p.counts)
 	return p, nil
 }
 

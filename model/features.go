@@ -4,12 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"math"
 	"strconv"
 
 	"github.com/streamd/streamd/internal/jsonscan"
 	"github.com/streamd/streamd/online"
+	"github.com/streamd/streamd/online/preprocess"
 	"github.com/streamd/streamd/stream"
 )
 
@@ -63,7 +63,6 @@ type layout struct {
 	numeric  []int // feature index of each numeric slot
 	numSlot  []int // numeric slot of each feature (-1: categorical)
 	dim      int
-	seeds    []uint64 // per hashed feature: the FNV state after its name
 }
 
 var errFeature = errors.New("model: bad feature")
@@ -86,10 +85,6 @@ func newLayout(specs []FeatureSpec, format stream.Format) (*layout, error) {
 		l.fieldIdx = append(l.fieldIdx, fi)
 		l.offset = append(l.offset, uint32(l.dim))
 		l.numSlot = append(l.numSlot, -1)
-		h := fnv.New64a()
-		h.Write([]byte(f.Name))
-		h.Write([]byte{0})
-		l.seeds = append(l.seeds, h.Sum64())
 		switch f.Encoding {
 		case Numeric:
 			l.numSlot[i] = len(l.numeric)
@@ -162,65 +157,36 @@ func (l *layout) extract(ev *stream.Event, r *raw, buf []byte) []byte {
 				b = buf
 			}
 			if b != nil {
-				h := l.seeds[i]
-				for _, c := range b {
-					h ^= uint64(c)
-					h *= 1099511628211
-				}
-				r.cats[i] = int64(l.offset[i]) + int64(h%uint64(f.Buckets))
+				r.cats[i] = int64(l.offset[i]) + int64(preprocess.HashFeature(f.Name, b, f.Buckets))
 			}
 		}
 	}
 	return buf
 }
 
-// scaler standardizes numeric slots with running means and variances (Welford), learned from the
-// examples the models learn from — so that scaling is part of the model state, deterministic, and
-// replayed with it.
-type scaler struct {
-	n        []float64
-	mean, m2 []float64
-}
+// scaler standardizes numeric slots with running means and variances, learned from the examples
+// the models learn from — so that scaling is part of the model state, deterministic, and replayed
+// with it. A pipeline without numeric features has none (nil).
+type scaler = preprocess.Standardizer
 
 func newScaler(n int) *scaler {
-	return &scaler{n: make([]float64, n), mean: make([]float64, n), m2: make([]float64, n)}
+	if n == 0 {
+		return nil
+	}
+	s, err := preprocess.NewStandardizer(n)
+	if err != nil {
+		panic(err) // n is the layout's numeric count, bounded by the config
+	}
+	return s
 }
 
-func (s *scaler) learn(nums []float64) {
+func learnScaler(s *scaler, nums []float64) {
+	if s == nil {
+		return
+	}
 	for i, x := range nums {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			continue
-		}
-		s.n[i]++
-		d := x - s.mean[i]
-		s.mean[i] += d / s.n[i]
-		s.m2[i] += d * (x - s.mean[i])
+		s.Learn(i, x)
 	}
-}
-
-func (s *scaler) appendState(dst []byte) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s.n)))
-	for i := range s.n {
-		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.n[i]))
-		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.mean[i]))
-		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.m2[i]))
-	}
-	return dst
-}
-
-func (s *scaler) decodeState(b []byte) ([]byte, error) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n != uint64(len(s.n)) || len(b)-k < int(n)*24 {
-		return nil, errCorrupt
-	}
-	b = b[k:]
-	for i := range s.n {
-		s.n[i] = math.Float64frombits(binary.LittleEndian.Uint64(b))
-		s.mean[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8:]))
-		s.m2[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[16:]))
-		b = b[24:]
-	}
-	return b, nil
 }
 
 // vector turns raw features into the models' sparse vector: bias, transformed numbers (missing
@@ -240,17 +206,13 @@ func (l *layout) vector(r *raw, sc *scaler, dst online.Vector) online.Vector {
 		for _, t := range f.Transforms {
 			switch t.Kind {
 			case "log1p":
-				x = math.Log1p(max(x, 0))
+				x = preprocess.Log1p(x)
 			case "clip":
-				x = min(max(x, t.Min), t.Max)
+				x = preprocess.Clip(x, t.Min, t.Max)
 			case "standardize":
 				// The scaler has learned the values as they are at this point of the chain (see
 				// preStandardize).
-				if sd := math.Sqrt(sc.m2[slot] / max(sc.n[slot], 1)); sc.n[slot] > 1 && sd > 1e-12 {
-					x = (x - sc.mean[slot]) / sd
-				} else {
-					x -= sc.mean[slot]
-				}
+				x = sc.Transform(slot, x)
 			}
 		}
 		if x != 0 {
@@ -280,9 +242,9 @@ func (l *layout) preStandardize(r *raw, out []float64) []float64 {
 			}
 			switch t.Kind {
 			case "log1p":
-				x = math.Log1p(max(x, 0))
+				x = preprocess.Log1p(x)
 			case "clip":
-				x = min(max(x, t.Min), t.Max)
+				x = preprocess.Clip(x, t.Min, t.Max)
 			}
 		}
 		out[slot] = x

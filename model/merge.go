@@ -120,7 +120,7 @@ func (r *modelsReader) get(key string) []byte {
 func (m *models) appendPublished(dst []byte, weight int64) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(m.version))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(weight))
-	dst = m.scaler.appendState(dst)
+	dst = appendScaler(dst, m.scaler)
 	dst = binary.AppendUvarint(dst, uint64(len(m.learners)))
 	for _, l := range m.learners {
 		dst = appendBlob(dst, l.AppendState(nil))
@@ -140,7 +140,7 @@ func decodePublished(o *Operator, b []byte) (*published, error) {
 	}
 	p := &published{version: int64(binary.BigEndian.Uint64(b)), weight: int64(binary.BigEndian.Uint64(b[8:])),
 		scaler: newScaler(len(o.layout.numeric))}
-	b, err := p.scaler.decodeState(b[16:])
+	b, err := decodeScaler(b[16:], p.scaler)
 	if err != nil {
 		return nil, err
 	}
@@ -163,24 +163,6 @@ func decodePublished(o *Operator, b []byte) (*published, error) {
 	return p, nil
 }
 
-// mergeScalers combines running means and variances exactly (Chan et al.'s parallel update).
-func mergeScalers(dst *scaler, parts []*scaler) {
-	for i := range dst.n {
-		var n, mean, m2 float64
-		for _, s := range parts {
-			if s.n[i] == 0 {
-				continue
-			}
-			d := s.mean[i] - mean
-			tot := n + s.n[i]
-			mean += d * s.n[i] / tot
-			m2 += s.m2[i] + d*d*n*s.n[i]/tot
-			n = tot
-		}
-		dst.n[i], dst.mean[i], dst.m2[i] = n, mean, m2
-	}
-}
-
 // tick runs every MergeInterval on each task: adopt a newer merged version, publish this replica,
 // and, on partition 0, merge.
 func (p *processor) tick(t *stream.Task) error {
@@ -200,9 +182,7 @@ func (p *processor) tick(t *stream.Task) error {
 					return fmt.Errorf("model: adopt version %d: %w", pub.version, err)
 				}
 			}
-			copy(p.m.scaler.n, pub.scaler.n)
-			copy(p.m.scaler.mean, pub.scaler.mean)
-			copy(p.m.scaler.m2, pub.scaler.m2)
+			p.m.scaler = pub.scaler
 			p.m.version = pub.version
 			p.m.mergeBase = p.m.seq
 			p.m.snapshot(p.store, &p.buf)
@@ -244,7 +224,11 @@ func (p *processor) tick(t *stream.Task) error {
 		scalers = append(scalers, r.scaler)
 		weights[i] = float64(r.weight)
 	}
-	mergeScalers(merged.scaler, scalers)
+	if merged.scaler != nil {
+		if err := merged.scaler.Merge(scalers); err != nil {
+			return err
+		}
+	}
 	for mi, ms := range o.spec.Models {
 		l, err := online.New(ms.Learner)
 		if err != nil {

@@ -52,7 +52,7 @@ func (m *models) learnExample(o *Operator, r *raw, y float64, scores []float64, 
 		}
 	}
 	*pre = o.layout.preStandardize(r, *pre)
-	m.scaler.learn(*pre)
+	learnScaler(m.scaler, *pre)
 	*vec = o.layout.vector(r, m.scaler, *vec)
 	for _, l := range m.learners {
 		l.Learn(*vec, y)
@@ -105,7 +105,7 @@ func (m *models) encode(dst []byte) []byte {
 	dst = binary.AppendVarint(dst, m.version)
 	dst = binary.AppendVarint(dst, m.mergeBase)
 	dst = binary.AppendUvarint(dst, uint64(m.champion))
-	dst = m.scaler.appendState(dst)
+	dst = appendScaler(dst, m.scaler)
 	dst = binary.AppendUvarint(dst, uint64(len(m.learners)))
 	for i, l := range m.learners {
 		dst = appendBlob(dst, l.AppendState(nil))
@@ -157,7 +157,7 @@ func (m *models) decode(b []byte) error {
 	m.champion = int(ch)
 	b = b[k:]
 	var err error
-	if b, err = m.scaler.decodeState(b[:]); err != nil {
+	if b, err = decodeScaler(b, m.scaler); err != nil {
 		return err
 	}
 	n, k := binary.Uvarint(b)
@@ -306,4 +306,26 @@ func loadModels(o *Operator, st *state.Store) (*models, error) {
 		m.learnExample(o, &r, y, scores, &pre, &vec, &c)
 	}
 	return m, nil
+}
+
+// appendScaler and decodeScaler frame the scaler's state (absent when there is no scaler).
+func appendScaler(dst []byte, s *scaler) []byte {
+	if s == nil {
+		return appendBlob(dst, nil)
+	}
+	return appendBlob(dst, s.AppendState(nil))
+}
+
+func decodeScaler(b []byte, s *scaler) ([]byte, error) {
+	blob, rest, err := readBlob(b)
+	if err != nil {
+		return nil, err
+	}
+	if s == nil {
+		if len(blob) != 0 {
+			return nil, errCorrupt
+		}
+		return rest, nil
+	}
+	return rest, s.DecodeState(blob)
 }

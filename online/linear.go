@@ -1,0 +1,150 @@
+package online
+
+import (
+	"math"
+
+	"github.com/streamd/streamd/online/internal/wire"
+)
+
+// Linear is least-squares linear regression trained by AdaGrad (Duchi,
+// Hazan and Singer 2011): each coordinate's step is LearningRate divided by
+// the root of its own sum of squared gradients, so rare features keep
+// learning fast while frequent ones settle, the same reason FTRL uses
+// per-coordinate rates. L2 (if > 0) is applied lazily, only to coordinates
+// present in the example, which keeps Learn O(len(x)).
+type Linear struct {
+	spec Spec
+	lr   float64
+	l2   float64
+	// wg interleaves weight and sum of squared gradients; index Dim is the
+	// intercept, which is never penalized.
+	wg      []float64
+	updates int64
+}
+
+const (
+	magicLinear   = 'L'
+	versionLinear = 1
+	adagradEps    = 1e-8
+)
+
+func newLinear(s Spec) *Linear {
+	m := &Linear{wg: make([]float64, 2*(s.Dim+1))}
+	m.setSpec(s)
+	return m
+}
+
+func (m *Linear) setSpec(s Spec) {
+	m.spec = s
+	m.lr = s.LearningRate
+	m.l2 = max(s.L2, 0)
+}
+
+func (m *Linear) Spec() Spec     { return m.spec }
+func (m *Linear) Task() Task     { return Regression }
+func (m *Linear) Updates() int64 { return m.updates }
+
+func (m *Linear) predict(x Vector) float64 {
+	dim := uint32(m.spec.Dim)
+	s := m.wg[2*int(dim)]
+	for _, f := range x {
+		if f.Index >= dim || !finite(f.Value) {
+			continue
+		}
+		s += m.wg[2*int(f.Index)] * f.Value
+	}
+	return s
+}
+
+func (m *Linear) Predict(x Vector, _ []float64) (float64, int) { return m.predict(x), 0 }
+
+func (m *Linear) Learn(x Vector, y float64) {
+	if !finite(y) {
+		return
+	}
+	g := m.predict(x) - y // d (squared loss / 2) / d prediction
+	if !finite(g) {
+		return
+	}
+	dim := uint32(m.spec.Dim)
+	m.step(2*int(dim), g, 0)
+	for _, f := range x {
+		if f.Index >= dim || !finite(f.Value) || f.Value == 0 {
+			continue
+		}
+		m.step(2*int(f.Index), g*f.Value, m.l2)
+	}
+	m.updates++
+}
+
+func (m *Linear) step(i int, g, l2 float64) {
+	g += l2 * m.wg[i]
+	G := m.wg[i+1] + g*g
+	m.wg[i+1] = G
+	m.wg[i] -= m.lr * g / (math.Sqrt(G) + adagradEps)
+}
+
+func (m *Linear) Reset() {
+	clear(m.wg)
+	m.updates = 0
+}
+
+func (m *Linear) AppendState(dst []byte) []byte {
+	dst = wire.AppendHeader(dst, magicLinear, versionLinear)
+	dst = appendSpec(dst, m.spec)
+	dst = wire.AppendVarint(dst, m.updates)
+	return appendSparsePairs(dst, m.wg)
+}
+
+func (m *Linear) DecodeState(b []byte) error {
+	r := wire.NewReader(b)
+	r.Header(magicLinear, "linear")
+	s := readSpec(r)
+	if r.Err() == nil && s.Kind != KindLinear {
+		r.Fail("linear: state of kind %q", s.Kind)
+	}
+	updates := r.Int("linear updates", 0, math.MaxInt64)
+	idx, vals := readSparsePairs(r, s.Dim+1, "linear")
+	for k := range idx {
+		if vals[2*k+1] < 0 {
+			r.Fail("linear: G[%d] is negative", idx[k])
+			break
+		}
+	}
+	if err := r.End("linear"); err != nil {
+		return err
+	}
+	m.wg = fillPairs(m.wg, s.Dim+1, idx, vals)
+	m.setSpec(s)
+	m.updates = updates
+	return nil
+}
+
+// Merge sets every weight and every AdaGrad accumulator to the weighted mean
+// of the replicas'. Predictions are linear in the weights, so the merged
+// prediction is the weighted mean of the replicas' predictions.
+func (m *Linear) Merge(replicas []Learner, weights []float64) error {
+	rs, a, err := mergeWeights(m, replicas, weights, func(x, y *Linear) bool { return sameShape(x.spec, y.spec) })
+	if err != nil {
+		return err
+	}
+	updates := maxUpdates(rs)
+	srcs := make([][]float64, len(rs))
+	for i, r := range rs {
+		srcs[i] = r.wg
+	}
+	averageInto(m.wg, srcs, a)
+	m.updates = updates
+	return nil
+}
+
+// averageInto sets dst[i] to sum_r a[r]*srcs[r][i]; dst may be one of srcs.
+func averageInto(dst []float64, srcs [][]float64, a []float64) {
+	for i := range dst {
+		var s float64
+		for r, src := range srcs {
+			s += a[r] * src[i]
+		}
+		dst[i] = s
+	}
+}

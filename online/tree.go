@@ -1,0 +1,630 @@
+package online
+
+import (
+	"math"
+	"slices"
+
+	"github.com/streamd/streamd/online/internal/wire"
+)
+
+// Tree is a Hoeffding tree (VFDT, Domingos and Hulten 2000) for
+// classification over numeric features, after River's
+// HoeffdingTreeClassifier: each leaf keeps, per feature and class, a Gaussian
+// estimate of the feature's values; every GracePeriod examples a leaf scores
+// ten candidate thresholds per feature by information gain and splits on the
+// best one when the Hoeffding bound says it beats the runner-up (or the
+// "no split" option) with confidence 1-Delta, or when the bound falls below
+// Tau. Leaves predict with the majority class or with naive Bayes, whichever
+// has been right more often at that leaf (River's "nba").
+//
+// Vectors are sparse, so an absent feature has the value 0: a leaf tracks
+// only the non-zero values of a feature and accounts for the zeros from its
+// class counts. The estimates equal those of a learner that saw every zero,
+// at a cost proportional to the non-zero features.
+//
+// Differences from River, on purpose: the information gain of a split
+// compares distributions of the examples the leaf itself saw (River's
+// pre-split distribution also includes the counts a new leaf inherits from
+// its parent), a leaf where "no split" wins keeps learning instead of being
+// deactivated, and depth is bounded (MaxDepth).
+type Tree struct {
+	spec    Spec
+	classes int
+	root    *treeNode
+	updates int64
+	votes   []float64 // scratch, len classes
+	nodes   int
+	// split scratch: candidate, feature-best and overall-best distributions
+	lhs, rhs, fl, fr, bl, br []float64
+}
+
+type treeNode struct {
+	// Split nodes: x[feature] <= threshold goes left.
+	feature     uint32
+	threshold   float64
+	left, right *treeNode
+	leaf        *treeLeaf // nil for split nodes
+	depth       int
+}
+
+type treeLeaf struct {
+	prior       []float64 // class counts inherited from the split that made the leaf
+	seen        []float64 // class counts of the examples learned at this leaf
+	lastAttempt float64   // sum of seen at the last split attempt
+	mcCorrect   float64
+	nbCorrect   float64
+	// keys is sorted so that every sum over features runs in one order and
+	// the state encodes canonically; stats[i] belongs to keys[i].
+	keys  []uint32
+	stats []gauss
+}
+
+// gauss holds, per class, the count, mean, sum of squared deviations, min
+// and max of a feature's non-zero values.
+type gauss []float64
+
+const (
+	gN = iota
+	gMean
+	gM2
+	gMin
+	gMax
+	gFields
+)
+
+const (
+	magicTree   = 'T'
+	versionTree = 1
+	nSplits     = 10   // candidate thresholds per feature, as River's GaussianSplitter
+	minBranch   = 0.01 // a split must send more than this fraction to two branches
+)
+
+func newTree(s Spec) *Tree {
+	m := &Tree{}
+	m.setSpec(s)
+	m.Reset()
+	return m
+}
+
+func (m *Tree) setSpec(s Spec) {
+	m.spec = s
+	m.classes = s.Classes
+	m.votes = make([]float64, s.Classes)
+	m.lhs, m.rhs = make([]float64, s.Classes), make([]float64, s.Classes)
+	m.fl, m.fr = make([]float64, s.Classes), make([]float64, s.Classes)
+	m.bl, m.br = make([]float64, s.Classes), make([]float64, s.Classes)
+}
+
+func (m *Tree) newLeaf(depth int, prior []float64) *treeNode {
+	l := &treeLeaf{prior: make([]float64, m.classes), seen: make([]float64, m.classes)}
+	copy(l.prior, prior)
+	m.nodes++
+	return &treeNode{leaf: l, depth: depth}
+}
+
+func (m *Tree) Spec() Spec     { return m.spec }
+func (m *Tree) Updates() int64 { return m.updates }
+func (m *Tree) Task() Task {
+	if m.classes > 2 {
+		return Multiclass
+	}
+	return Binary
+}
+
+func (m *Tree) Reset() {
+	m.nodes = 0
+	m.root = m.newLeaf(0, nil)
+	m.updates = 0
+}
+
+// Nodes returns the number of nodes (splits and leaves).
+func (m *Tree) Nodes() int { return m.nodes }
+
+func (m *Tree) sort(x Vector) *treeNode {
+	n := m.root
+	for n.leaf == nil {
+		v := 0.0
+		for _, f := range x {
+			if f.Index == n.feature && finite(f.Value) {
+				v = f.Value
+				break
+			}
+		}
+		if v <= n.threshold {
+			n = n.left
+		} else {
+			n = n.right
+		}
+	}
+	return n
+}
+
+func (m *Tree) Predict(x Vector, probs []float64) (float64, int) {
+	if len(probs) < m.classes {
+		probs = m.votes
+	}
+	probs = probs[:m.classes]
+	l := m.sort(x).leaf
+	if l.mcCorrect >= l.nbCorrect {
+		m.majority(l, probs)
+	} else {
+		m.naiveBayes(l, x, probs)
+	}
+	best := 0
+	for k := range probs {
+		if probs[k] > probs[best] {
+			best = k
+		}
+	}
+	if m.classes == 2 {
+		if probs[1] >= 0.5 {
+			return probs[1], 1
+		}
+		return probs[1], 0
+	}
+	return probs[best], best
+}
+
+func (m *Tree) majority(l *treeLeaf, p []float64) int {
+	sum := 0.0
+	for k := range p {
+		p[k] = l.prior[k] + l.seen[k]
+		sum += p[k]
+	}
+	best := 0
+	for k := range p {
+		if sum > 0 {
+			p[k] /= sum
+		} else {
+			p[k] = 1 / float64(len(p))
+		}
+		if p[k] > p[best] {
+			best = k
+		}
+	}
+	return best
+}
+
+// value returns x's value for feature key (0 if absent).
+func value(x Vector, key uint32, dim uint32) float64 {
+	for _, f := range x {
+		if f.Index == key && finite(f.Value) {
+			return f.Value
+		}
+	}
+	return 0
+}
+
+// full returns class c's count, mean and sample variance of a feature,
+// counting the implicit zeros: the examples the leaf saw without it.
+func full(g gauss, c int, seen float64) (n, mean, variance float64) {
+	o := c * gFields
+	np := g[o+gN]
+	if seen < np {
+		seen = np
+	}
+	if seen == 0 {
+		return 0, 0, 0
+	}
+	zeros := seen - np
+	mean = g[o+gMean] * np / seen
+	// Chan et al.'s pairwise update with a group of zeros (mean 0, M2 0).
+	m2 := g[o+gM2] + g[o+gMean]*g[o+gMean]*np*zeros/seen
+	if seen > 1 {
+		variance = m2 / (seen - 1)
+	}
+	return seen, mean, variance
+}
+
+func (m *Tree) naiveBayes(l *treeLeaf, x Vector, p []float64) int {
+	total := 0.0
+	for k := range p {
+		total += l.prior[k] + l.seen[k]
+	}
+	if total == 0 {
+		return m.majority(l, p)
+	}
+	dim := uint32(m.spec.Dim)
+	for c := range p {
+		w := l.prior[c] + l.seen[c]
+		if w <= 0 {
+			p[c] = math.Inf(-1)
+			continue
+		}
+		v := math.Log(w / total)
+		for i, key := range l.keys {
+			n, mean, variance := full(l.stats[i], c, l.seen[c])
+			if n <= 1 || variance <= 0 {
+				continue // River's Gaussian has no density here and skips it
+			}
+			d := value(x, key, dim) - mean
+			v += d*d/(-2*variance) - 0.5*math.Log(2*math.Pi*variance)
+		}
+		p[c] = v
+	}
+	best := 0
+	for c := range p {
+		if p[c] > p[best] {
+			best = c
+		}
+	}
+	mx := p[best]
+	sum := 0.0
+	for c := range p {
+		p[c] = math.Exp(p[c] - mx)
+		sum += p[c]
+	}
+	for c := range p {
+		p[c] /= sum
+	}
+	return best
+}
+
+func (m *Tree) Learn(x Vector, y float64) {
+	if !finite(y) || y < 0 || y >= float64(m.classes) || y != math.Trunc(y) {
+		return
+	}
+	c := int(y)
+	node := m.sort(x)
+	l := node.leaf
+	p := m.votes
+	total := sumAll(l)
+	if total == 0 || m.majority(l, p) == c {
+		l.mcCorrect++
+	}
+	if total > 0 && m.naiveBayes(l, x, p) == c {
+		l.nbCorrect++
+	}
+	l.seen[c]++
+	dim := uint32(m.spec.Dim)
+	for _, f := range x {
+		if f.Index >= dim || !finite(f.Value) || f.Value == 0 {
+			continue
+		}
+		i, ok := slices.BinarySearch(l.keys, f.Index)
+		if !ok {
+			l.keys = slices.Insert(l.keys, i, f.Index)
+			g := make(gauss, gFields*m.classes)
+			for k := 0; k < m.classes; k++ {
+				g[k*gFields+gMin] = math.Inf(1)
+				g[k*gFields+gMax] = math.Inf(-1)
+			}
+			l.stats = slices.Insert(l.stats, i, g)
+		}
+		g := l.stats[i][c*gFields : (c+1)*gFields]
+		g[gN]++
+		d := f.Value - g[gMean]
+		g[gMean] += d / g[gN]
+		g[gM2] += d * (f.Value - g[gMean])
+		g[gMin] = min(g[gMin], f.Value)
+		g[gMax] = max(g[gMax], f.Value)
+	}
+	m.updates++
+	seen := 0.0
+	for _, s := range l.seen {
+		seen += s
+	}
+	if seen-l.lastAttempt >= float64(m.spec.GracePeriod) && node.depth < m.spec.MaxDepth {
+		l.lastAttempt = seen
+		m.attemptSplit(node, seen)
+	}
+}
+
+func sumAll(l *treeLeaf) float64 {
+	s := 0.0
+	for k := range l.seen {
+		s += l.prior[k] + l.seen[k]
+	}
+	return s
+}
+
+func entropy(d []float64) float64 {
+	sum, h := 0.0, 0.0
+	for _, v := range d {
+		if v > 0 {
+			h -= v * math.Log2(v)
+			sum += v
+		}
+	}
+	if sum <= 0 {
+		return 0
+	}
+	return (h + sum*math.Log2(sum)) / sum
+}
+
+type splitCand struct {
+	merit     float64
+	feature   uint32
+	threshold float64
+}
+
+func (m *Tree) attemptSplit(node *treeNode, seen float64) {
+	l := node.leaf
+	nonzero := 0
+	for _, s := range l.seen {
+		if s > 0 {
+			nonzero++
+		}
+	}
+	if nonzero < 2 {
+		return // pure
+	}
+	pre := entropy(l.seen)
+	C := m.classes
+	// The null split (merit 0) competes, as in River with merit_preprune.
+	best, second := splitCand{merit: 0, feature: math.MaxUint32}, math.Inf(-1)
+	lhs, rhs := m.lhs, m.rhs
+	for i, key := range l.keys {
+		g := l.stats[i]
+		lo, hi := math.Inf(1), math.Inf(-1)
+		for c := 0; c < C; c++ {
+			if l.seen[c] == 0 {
+				continue
+			}
+			o := c * gFields
+			cmin, cmax := g[o+gMin], g[o+gMax]
+			if g[o+gN] < l.seen[c] { // implicit zeros
+				cmin, cmax = min(cmin, 0), max(cmax, 0)
+			}
+			lo, hi = min(lo, cmin), max(hi, cmax)
+		}
+		if !(lo < hi) {
+			continue
+		}
+		featBest := splitCand{merit: math.Inf(-1)}
+		step := (hi - lo) / (nSplits + 1)
+		for s := 1; s <= nSplits; s++ {
+			t := lo + step*float64(s)
+			if !(lo < t && t < hi) {
+				continue
+			}
+			for c := 0; c < C; c++ {
+				lhs[c], rhs[c] = 0, 0
+				if l.seen[c] == 0 {
+					continue
+				}
+				o := c * gFields
+				cmin, cmax := g[o+gMin], g[o+gMax]
+				if g[o+gN] < l.seen[c] {
+					cmin, cmax = min(cmin, 0), max(cmax, 0)
+				}
+				n, mean, variance := full(g, c, l.seen[c])
+				switch {
+				case t < cmin:
+					rhs[c] = n
+				case t >= cmax:
+					lhs[c] = n
+				default:
+					lhs[c] = n * normCDF(t, mean, math.Sqrt(variance))
+					rhs[c] = n - lhs[c]
+				}
+			}
+			merit := math.Inf(-1)
+			if branches(lhs, rhs) >= 2 {
+				nl, nr := sum(lhs), sum(rhs)
+				merit = pre - (nl*entropy(lhs)+nr*entropy(rhs))/(nl+nr)
+			}
+			if merit > featBest.merit {
+				featBest = splitCand{merit, key, t}
+				copy(m.fl, lhs)
+				copy(m.fr, rhs)
+			}
+		}
+		if featBest.merit == math.Inf(-1) {
+			second = max(second, featBest.merit)
+			continue
+		}
+		if featBest.merit > best.merit {
+			second = best.merit
+			best = featBest
+			copy(m.bl, m.fl)
+			copy(m.br, m.fr)
+		} else {
+			second = max(second, featBest.merit)
+		}
+	}
+	if best.feature == math.MaxUint32 {
+		return // no split beats "no split"
+	}
+	r := math.Log2(float64(max(C, 2)))
+	eps := math.Sqrt(r * r * math.Log(1/m.spec.Delta) / (2 * seen))
+	if second != math.Inf(-1) && best.merit-second <= eps && eps >= m.spec.Tau {
+		return
+	}
+	// The null split is always a candidate, so second >= 0 here and the
+	// test above compared against it when no other feature came close.
+	node.leaf = nil
+	node.feature, node.threshold = best.feature, best.threshold
+	node.left = m.newLeaf(node.depth+1, m.bl)
+	node.right = m.newLeaf(node.depth+1, m.br)
+}
+
+func branches(lhs, rhs []float64) int {
+	nl, nr := sum(lhs), sum(rhs)
+	t := nl + nr
+	k := 0
+	if t > 0 && nl/t > minBranch {
+		k++
+	}
+	if t > 0 && nr/t > minBranch {
+		k++
+	}
+	return k
+}
+
+func sum(v []float64) float64 {
+	s := 0.0
+	for _, x := range v {
+		s += x
+	}
+	return s
+}
+
+func normCDF(x, mean, sd float64) float64 {
+	if sd <= 0 {
+		if x >= mean {
+			return 1
+		}
+		return 0
+	}
+	return 0.5 * math.Erfc(-(x-mean)/(sd*math.Sqrt2))
+}
+
+func (m *Tree) AppendState(dst []byte) []byte {
+	dst = wire.AppendHeader(dst, magicTree, versionTree)
+	dst = appendSpec(dst, m.spec)
+	dst = wire.AppendVarint(dst, m.updates)
+	return m.appendNode(dst, m.root)
+}
+
+func (m *Tree) appendNode(dst []byte, n *treeNode) []byte {
+	if n.leaf == nil {
+		dst = append(dst, 0)
+		dst = wire.AppendUvarint(dst, uint64(n.feature))
+		dst = wire.AppendFloat(dst, n.threshold)
+		dst = m.appendNode(dst, n.left)
+		return m.appendNode(dst, n.right)
+	}
+	l := n.leaf
+	dst = append(dst, 1)
+	for _, v := range l.prior {
+		dst = wire.AppendFloat(dst, v)
+	}
+	for _, v := range l.seen {
+		dst = wire.AppendFloat(dst, v)
+	}
+	dst = wire.AppendFloat(dst, l.lastAttempt)
+	dst = wire.AppendFloat(dst, l.mcCorrect)
+	dst = wire.AppendFloat(dst, l.nbCorrect)
+	dst = wire.AppendUvarint(dst, uint64(len(l.keys)))
+	prev := -1
+	for i, k := range l.keys {
+		dst = wire.AppendUvarint(dst, uint64(int(k)-prev-1))
+		prev = int(k)
+		for _, v := range l.stats[i] {
+			dst = wire.AppendFloat(dst, v)
+		}
+	}
+	return dst
+}
+
+func (m *Tree) DecodeState(b []byte) error {
+	r := wire.NewReader(b)
+	r.Header(magicTree, "tree")
+	s := readSpec(r)
+	if r.Err() == nil && s.Kind != KindHoeffdingTree {
+		r.Fail("tree: state of kind %q", s.Kind)
+	}
+	updates := r.Int("tree updates", 0, math.MaxInt64)
+	if r.Err() != nil {
+		return r.Err()
+	}
+	d := &Tree{}
+	d.setSpec(s)
+	d.root = d.readNode(r, 0)
+	if err := r.End("tree"); err != nil {
+		return err
+	}
+	d.updates = updates
+	*m = *d
+	return nil
+}
+
+// readNode recurses at most MaxDepth deep: the depth bound is what keeps
+// garbage from exhausting the stack.
+func (m *Tree) readNode(r *wire.Reader, depth int) *treeNode {
+	if r.Err() != nil {
+		return nil
+	}
+	isLeaf := r.Bool()
+	if r.Err() != nil {
+		return nil
+	}
+	m.nodes++
+	if !isLeaf {
+		if depth >= m.spec.MaxDepth {
+			r.Fail("tree: split below max depth %d", m.spec.MaxDepth)
+			return nil
+		}
+		f := r.Uvarint()
+		if r.Err() == nil && f >= uint64(m.spec.Dim) {
+			r.Fail("tree: split feature %d >= dim", f)
+		}
+		t := r.Finite("tree threshold")
+		left := m.readNode(r, depth+1)
+		right := m.readNode(r, depth+1)
+		return &treeNode{feature: uint32(f), threshold: t, left: left, right: right, depth: depth}
+	}
+	C := m.classes
+	l := &treeLeaf{}
+	l.prior = readNonNegs(r, C, "tree prior")
+	l.seen = readNonNegs(r, C, "tree seen")
+	l.lastAttempt = r.NonNeg("tree last attempt")
+	l.mcCorrect = r.NonNeg("tree mc correct")
+	l.nbCorrect = r.NonNeg("tree nb correct")
+	nk := r.Count("tree features", m.spec.Dim, 1+8*gFields*C)
+	if r.Err() != nil {
+		return nil
+	}
+	l.keys = make([]uint32, nk)
+	l.stats = make([]gauss, nk)
+	prev := -1
+	for i := 0; i < nk && r.Err() == nil; i++ {
+		dd := r.Uvarint()
+		if r.Err() == nil && dd >= uint64(m.spec.Dim-prev-1) {
+			r.Fail("tree: feature past dim")
+		}
+		prev += int(dd) + 1
+		l.keys[i] = uint32(prev)
+		g := make(gauss, gFields*C)
+		for c := 0; c < C; c++ {
+			o := c * gFields
+			g[o+gN] = r.NonNeg("tree n")
+			g[o+gMean] = r.Finite("tree mean")
+			g[o+gM2] = r.NonNeg("tree m2")
+			// min and max are ±Inf while a class has no value yet.
+			g[o+gMin], g[o+gMax] = r.Float(), r.Float()
+			if r.Err() == nil && (math.IsNaN(g[o+gMin]) || math.IsNaN(g[o+gMax])) {
+				r.Fail("tree: NaN bound")
+			}
+		}
+		l.stats[i] = g
+	}
+	return &treeNode{leaf: l, depth: depth}
+}
+
+func readNonNegs(r *wire.Reader, n int, name string) []float64 {
+	if r.Err() != nil {
+		return nil
+	}
+	if r.Len() < 8*n {
+		r.Fail("%s: truncated", name)
+		return nil
+	}
+	v := make([]float64, n)
+	for i := range v {
+		v[i] = r.NonNeg(name)
+	}
+	return v
+}
+
+// Merge keeps the replica with the largest merge weight (the first on
+// ties): two trees' structures differ, and averaging their leaf statistics
+// would describe neither tree's partition of the feature space. Merging
+// therefore only spreads the best-informed replica to the others.
+func (m *Tree) Merge(replicas []Learner, weights []float64) error {
+	rs, a, err := mergeWeights(m, replicas, weights, func(x, y *Tree) bool { return sameShape(x.spec, y.spec) })
+	if err != nil {
+		return err
+	}
+	best := 0
+	for i := range a {
+		if a[i] > a[best] {
+			best = i
+		}
+	}
+	if rs[best] == m {
+		return nil
+	}
+	return m.DecodeState(rs[best].AppendState(nil))
+}

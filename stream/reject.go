@@ -26,6 +26,10 @@ const (
 	ReasonLate               Reason = "late_record"            // after its windows closed, and the pipeline has no late topic
 )
 
+// Reasons lists every Reason streamd gives, for metrics that should show zero before the first.
+var Reasons = []Reason{ReasonMalformedJSON, ReasonNotAnObject, ReasonTooLarge, ReasonMissingKey, ReasonMissingField,
+	ReasonWrongType, ReasonOutOfRange, ReasonNotFinite, ReasonBadEventTime, ReasonEventTimeOutOfSpan, ReasonOperator, ReasonLate}
+
 // Rejection is the error that sends a record to the dead-letter topic instead of failing the task.
 // Decoders return it for input they cannot accept; operators return it (through Reject) for events
 // they refuse. Any other error from an operator is fatal to the task.

@@ -244,6 +244,16 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 		counters: map[string]prometheus.Counter{},
 	}
 	r.promise = r.onProduced
+	// Series that exist from the start, at zero, so that rates and alerts have data before the
+	// first dead letter or late record.
+	for _, reason := range Reasons {
+		m.deadLetters.WithLabelValues(string(reason))
+	}
+	for _, op := range p.Operators {
+		if _, ok := op.(interface{ ReportsLate() }); ok {
+			m.late.WithLabelValues(op.Name())
+		}
+	}
 	r.stores = p.storeNames()
 	if len(r.stores) > 0 {
 		if cfg.StateDir == "" {

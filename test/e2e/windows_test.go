@@ -360,9 +360,24 @@ func TestRebalanceRestoresState(t *testing.T) {
 	go func() {
 		prodDone <- produceInputWith(ctx, w.b.Client(t, kgo.ProducerLinger(5*time.Millisecond)), w.src, n, 10_000, 5*time.Second, rate, 0.02, 33)
 	}()
+	// Each instance logs to its own file, printed when the test fails; the shared log (w.logPath)
+	// collects them all at the end for the restore count.
+	logs := map[string]string{}
 	startInstance := func(id string) *process {
-		return start(t, w.logPath, nil, streamdBin, "run", "-config", w.config(t, id, t.TempDir(), freePort(t)))
+		logs[id] = filepath.Join(t.TempDir(), id+".log")
+		return start(t, logs[id], nil, streamdBin, "run", "-config", w.config(t, id, t.TempDir(), freePort(t)))
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for id, l := range logs {
+				data, _ := os.ReadFile(l)
+				if len(data) > 8000 {
+					data = data[len(data)-8000:]
+				}
+				t.Logf("instance %s log (tail):\n%s", id, data)
+			}
+		}
+	})
 	procs := map[string]*process{"a": startInstance("a"), "b": startInstance("b"), "c": startInstance("c")}
 	time.Sleep(8 * time.Second)
 	procs["b"].kill(t)
@@ -389,8 +404,11 @@ func TestRebalanceRestoresState(t *testing.T) {
 			t.Errorf("instance %s did not exit cleanly: %v", id, err)
 		}
 	}
-	logs, _ := os.ReadFile(w.logPath)
-	restores := strings.Count(string(logs), `"msg":"state restored"`)
+	restores := 0
+	for _, l := range logs {
+		data, _ := os.ReadFile(l)
+		restores += strings.Count(string(data), `"msg":"state restored"`)
+	}
 	t.Logf("%d store restores logged", restores)
 	if restores == 0 {
 		t.Error("no state was restored from a changelog: partitions did not move with their state")

@@ -78,10 +78,16 @@ func (m *Linear) Learn(x Vector, y float64) {
 }
 
 func (m *Linear) step(i int, g, l2 float64) {
-	g += l2 * m.wg[i]
-	G := m.wg[i+1] + g*g
-	m.wg[i+1] = G
-	m.wg[i] -= m.lr * g / (math.Sqrt(G) + adagradEps)
+	adagradStep(m.wg, i, g+l2*m.wg[i], m.lr)
+}
+
+// adagradStep is one AdaGrad update of the weight at wg[i], whose accumulated squared gradient is
+// wg[i+1] (weights and accumulators interleave, so one cache line serves both): the shared step of
+// adagrad_linear and softmax.
+func adagradStep(wg []float64, i int, g, lr float64) {
+	G := wg[i+1] + g*g
+	wg[i+1] = G
+	wg[i] -= lr * g / (math.Sqrt(G) + adagradEps)
 }
 
 func (m *Linear) Reset() {

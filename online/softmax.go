@@ -114,10 +114,7 @@ func (m *Softmax) Learn(x Vector, y float64) {
 func (m *Softmax) step(o int, g []float64, v, l2 float64) {
 	for k, gk := range g {
 		i := o + 2*k
-		gi := gk*v + l2*m.wg[i]
-		G := m.wg[i+1] + gi*gi
-		m.wg[i+1] = G
-		m.wg[i] -= m.lr * gi / (math.Sqrt(G) + adagradEps)
+		adagradStep(m.wg, i, gk*v+l2*m.wg[i], m.lr)
 	}
 }
 

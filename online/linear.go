@@ -130,17 +130,30 @@ func (m *Linear) DecodeState(b []byte) error {
 // of the replicas'. Predictions are linear in the weights, so the merged
 // prediction is the weighted mean of the replicas' predictions.
 func (m *Linear) Merge(replicas []Learner, weights []float64) error {
-	rs, a, err := mergeWeights(m, replicas, weights, func(x, y *Linear) bool { return sameShape(x.spec, y.spec) })
+	return mergeDense(m, replicas, weights, func(x *Linear) (*Spec, []float64, *int64) { return &x.spec, x.wg, &x.updates })
+}
+
+// mergeDense is the Merge of the learners whose state is one dense array of interleaved weights
+// and accumulators (adagrad_linear, softmax): every entry becomes the weighted mean of the
+// replicas', and the update count the largest replica's.
+func mergeDense[T Learner](m T, replicas []Learner, weights []float64, parts func(T) (*Spec, []float64, *int64)) error {
+	same := func(x, y T) bool {
+		sx, _, _ := parts(x)
+		sy, _, _ := parts(y)
+		return sameShape(*sx, *sy)
+	}
+	rs, a, err := mergeWeights(m, replicas, weights, same)
 	if err != nil {
 		return err
 	}
 	updates := maxUpdates(rs)
 	srcs := make([][]float64, len(rs))
 	for i, r := range rs {
-		srcs[i] = r.wg
+		_, srcs[i], _ = parts(r)
 	}
-	averageInto(m.wg, srcs, a)
-	m.updates = updates
+	_, dst, n := parts(m)
+	averageInto(dst, srcs, a)
+	*n = updates
 	return nil
 }
 

@@ -158,16 +158,5 @@ func (m *Softmax) DecodeState(b []byte) error {
 // Merge averages weights and accumulators like Linear.Merge: the merged
 // logits are the weighted mean of the replicas' logits.
 func (m *Softmax) Merge(replicas []Learner, weights []float64) error {
-	rs, a, err := mergeWeights(m, replicas, weights, func(x, y *Softmax) bool { return sameShape(x.spec, y.spec) })
-	if err != nil {
-		return err
-	}
-	updates := maxUpdates(rs)
-	srcs := make([][]float64, len(rs))
-	for i, r := range rs {
-		srcs[i] = r.wg
-	}
-	averageInto(m.wg, srcs, a)
-	m.updates = updates
-	return nil
+	return mergeDense(m, replicas, weights, func(x *Softmax) (*Spec, []float64, *int64) { return &x.spec, x.wg, &x.updates })
 }

@@ -252,6 +252,15 @@ func txnState(ctx context.Context, adm *kadm.Client, id string) string {
 	return d.State
 }
 
+// cardFields declares the generator's transaction fields (source.fields) in the test pipelines:
+// the rules that make each of gen's broken kinds a dead letter.
+const cardFields = `    amount: {type: number, required: true, min: 0}
+    merchant: {type: string, max_length: 64}
+    country: {type: string, max_length: 2}
+    channel: {type: string, values: [pos, online, atm]}
+    mcc: {type: number, min: 0, max: 9999}
+`
+
 func writeConfig(t *testing.T, b *kafkatest.Broker, app, src, clean, dlq string) string {
 	t.Helper()
 	cfg := fmt.Sprintf(`app: %s
@@ -269,12 +278,7 @@ source:
   event_time: {field: event_time, format: rfc3339, max_future: 1h}
   max_record_bytes: 64KiB
   fields:
-    amount: {type: number, required: true, min: 0}
-    merchant: {type: string, max_length: 64}
-    country: {type: string, max_length: 2}
-    channel: {type: string, values: [pos, online, atm]}
-    mcc: {type: number, min: 0, max: 9999}
-outputs:
+`+cardFields+`outputs:
   clean: %s
   dead_letters: %s
 admin:

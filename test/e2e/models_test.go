@@ -54,12 +54,7 @@ source:
   idle_timeout: off
   max_record_bytes: 64KiB
   fields:
-    amount: {type: number, required: true, min: 0}
-    merchant: {type: string, max_length: 64}
-    country: {type: string, max_length: 2}
-    channel: {type: string, values: [pos, online, atm]}
-    mcc: {type: number, min: 0, max: 9999}
-    label: {type: number}
+`+cardFields+`    label: {type: number}
 features:
   - {name: amount_log, from: amount, transform: [log1p, standardize]}
   - {name: channel, from: channel, encode: onehot}

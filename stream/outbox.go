@@ -1,0 +1,109 @@
+package stream
+
+import (
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// outbox holds the records a task produces in one commit cycle. Records, headers and copied bytes come
+// from slabs that are reused after the cycle ends: by then the producer has flushed (or aborted) every
+// record, and franz-go keeps no reference to a record after its promise has run.
+type outbox struct {
+	recs []kgo.Record
+	n    int
+	hdrs []kgo.RecordHeader
+	buf  []byte
+}
+
+func (o *outbox) record() *kgo.Record {
+	if o.n == len(o.recs) {
+		// Grow by allocating a new slab rather than appending: records handed out earlier in this
+		// cycle are in flight and must not move.
+		size := 2 * len(o.recs)
+		if size < 256 {
+			size = 256
+		}
+		o.recs = make([]kgo.Record, size)
+		o.n = 0
+	}
+	r := &o.recs[o.n]
+	o.n++
+	*r = kgo.Record{}
+	return r
+}
+
+// copy returns a copy of b in the cycle's byte slab. Like record, it never moves bytes handed out
+// earlier in the cycle.
+func (o *outbox) copy(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	if cap(o.buf)-len(o.buf) < len(b) {
+		size := 2 * cap(o.buf)
+		if size < 64<<10 {
+			size = 64 << 10
+		}
+		if size < len(b) {
+			size = len(b)
+		}
+		o.buf = make([]byte, 0, size)
+	}
+	start := len(o.buf)
+	o.buf = append(o.buf, b...)
+	return o.buf[start:len(o.buf):len(o.buf)]
+}
+
+func (o *outbox) copyString(s string) []byte {
+	if cap(o.buf)-len(o.buf) < len(s) {
+		return o.copy([]byte(s))
+	}
+	start := len(o.buf)
+	o.buf = append(o.buf, s...)
+	return o.buf[start:len(o.buf):len(o.buf)]
+}
+
+func (o *outbox) headers(n int) []kgo.RecordHeader {
+	if cap(o.hdrs)-len(o.hdrs) < n {
+		size := 2 * cap(o.hdrs)
+		if size < 1024 {
+			size = 1024
+		}
+		o.hdrs = make([]kgo.RecordHeader, 0, size)
+	}
+	start := len(o.hdrs)
+	o.hdrs = o.hdrs[:start+n]
+	// Cap the capacity so that an append by the caller (dead letters add headers) copies instead of
+	// overwriting the next record's headers.
+	return o.hdrs[start : start+n : start+n]
+}
+
+// lineage returns the three source headers for rec. Appending to the result allocates, which only
+// dead letters do.
+func (o *outbox) lineage(rec *kgo.Record) []kgo.RecordHeader {
+	h := o.headers(3)
+	h[0] = kgo.RecordHeader{Key: HeaderSourceTopic, Value: o.copyString(rec.Topic)}
+	var num [20]byte
+	h[1] = kgo.RecordHeader{Key: HeaderSourcePartition, Value: o.copy(strconv.AppendInt(num[:0], int64(rec.Partition), 10))}
+	h[2] = kgo.RecordHeader{Key: HeaderSourceOffset, Value: o.copy(strconv.AppendInt(num[:0], rec.Offset, 10))}
+	return h
+}
+
+// reset makes the slabs reusable. Call only when no record of the cycle is in flight. Slabs that a
+// burst grew large (all of a window's results at once) are let go, so that one burst does not pin
+// its memory for the life of the task.
+func (o *outbox) reset() {
+	const keepRecords, keepBytes = 8192, 1 << 20
+	o.n = 0
+	if len(o.recs) > keepRecords {
+		o.recs = nil
+	}
+	if cap(o.hdrs) > 3*keepRecords {
+		o.hdrs = nil
+	}
+	if cap(o.buf) > keepBytes {
+		o.buf = nil
+	}
+	o.hdrs = o.hdrs[:0]
+	o.buf = o.buf[:0]
+}

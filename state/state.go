@@ -265,8 +265,10 @@ func (s *Store) fullKey(key []byte) []byte {
 	return s.keyBuf
 }
 
-// Get returns key's value. The value is valid until the next write to any store of the DB; copy it
-// to keep it.
+// Get returns key's value. The value is owned by the store: it may live in the open cycle's
+// writes, the record cache or the store's scratch buffer, and is valid only until the next call of
+// any method of this store (a second Get may overwrite it) or the end of the cycle; copy it to keep
+// it.
 func (s *Store) Get(key []byte) ([]byte, bool, error) {
 	if s.db.closed {
 		return nil, false, ErrClosed

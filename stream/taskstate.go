@@ -71,10 +71,11 @@ func (t *Task) MaxEventTime() int64 { return t.wm.maxEventTime }
 // LateTopic returns the pipeline's topic for late records ("" when it has none).
 func (t *Task) LateTopic() string { return t.lateTopic }
 
-// EmitRecord produces a record that the caller built, in the current transaction, adding the
-// current event's lineage headers. Key and Value must stay valid until the cycle ends (use
-// CopyBytes for data that does not). For window results and other outputs that are not
-// Emit-shaped.
+// EmitRecord produces a record in the current transaction, with the given timestamp and extra
+// headers, for window results and other outputs that are not Emit-shaped. Key, value and header
+// values are copied into the task's outbox, so the caller may reuse them. Called while an event is
+// processed, the record carries that event's lineage headers; called on a watermark advance (a
+// window firing) there is no single source record, and it carries only the given headers.
 func (t *Task) EmitRecord(topic string, key, value []byte, timestamp int64, headers ...kgo.RecordHeader) {
 	r := t.out.record()
 	r.Topic = topic

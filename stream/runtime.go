@@ -214,6 +214,13 @@ func (r *Runtime) Run(ctx context.Context) error {
 	r.sess = sess
 	r.log.Info("runtime started", "source", r.pipeline.Source.Topic, "group", r.pipeline.Name,
 		"transactional_id", r.transactionalID(), "commit_interval", r.cfg.CommitInterval)
+	if err := r.fence(ctx); err != nil {
+		sess.Close()
+		if ctx.Err() != nil {
+			return nil // stopped before it started
+		}
+		return err
+	}
 
 	runErr := r.loop(ctx)
 

@@ -308,7 +308,7 @@ func topicScenario(seed uint64, n int) (recs []*kgo.Record, want map[string]floa
 func TestEarlyAndBadLabelsRecoveryIsExact(t *testing.T) {
 	const seed = 7
 	t.Logf("seed %d", seed)
-	recs, want, wantDead := topicScenario(seed, 1500)
+	recs, want, wantDead := topicScenario(seed, 1000)
 	last := int64(0)
 	for _, r := range recs {
 		last = max(last, r.Timestamp.UnixMilli())

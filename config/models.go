@@ -87,6 +87,8 @@ type Labels struct {
 	EventID string   `yaml:"event_id"`
 	Field   string   `yaml:"field"`
 	TTL     Duration `yaml:"ttl"`
+	// MaxWaiting bounds the labels per partition that wait for an event not seen yet.
+	MaxWaiting int `yaml:"max_waiting"`
 }
 
 // Models configures the models that score every event.
@@ -189,6 +191,9 @@ func (c *Config) validateModels(v *validator) {
 		if l.TTL <= 0 {
 			v.bad("labels.ttl", "required with a labels topic: how long a prediction waits for its label (e.g. 7d)")
 		}
+		if l.MaxWaiting < 0 {
+			v.bad("labels.max_waiting", "%d: want 0 (the default, %d) or more", l.MaxWaiting, model.DefaultMaxWaiting)
+		}
 		if s.EventID == "" {
 			v.bad("source.event_id", "required with a labels topic: labels join predictions by event id")
 		}
@@ -196,8 +201,8 @@ func (c *Config) validateModels(v *validator) {
 		if fs, ok := s.Fields[l.Field]; !ok || fs == nil || (fs.Type != "number" && fs.Type != "bool") {
 			v.bad("labels.field", "%q must be a number or bool field in source.fields (labels in the event itself)", l.Field)
 		}
-		if l.EventID != "" || l.TTL != 0 || l.Key != "" {
-			v.bad("labels", "event_id, key and ttl apply to a labels topic")
+		if l.EventID != "" || l.TTL != 0 || l.Key != "" || l.MaxWaiting != 0 {
+			v.bad("labels", "event_id, key, ttl and max_waiting apply to a labels topic")
 		}
 	}
 	m := &c.Models
@@ -322,7 +327,7 @@ func (c *Config) modelOperators(f *stream.JSONFormat, labels *stream.JSONFormat)
 		ms.MergeInterval = mi
 	}
 	if c.Labels.Topic != "" {
-		ms.Labels = model.LabelSpec{TopicField: c.Labels.Field, TTL: c.Labels.TTL.D()}
+		ms.Labels = model.LabelSpec{TopicField: c.Labels.Field, TTL: c.Labels.TTL.D(), MaxWaiting: c.Labels.MaxWaiting}
 	}
 	for _, e := range c.Models.List {
 		ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Learner: e.Learner})

@@ -20,6 +20,25 @@
 // counted, never silently dropped). Learning is test-then-train: the evaluation metrics and the
 // drift detector see the score the model gave before it learned the label.
 //
+// # Labels
+//
+// A label must suit every model, since all of them learn it: 0 or 1 (or a bool) for binary models,
+// an integer class 0..K-1 for multiclass ones, any finite number for regression. Any other value is
+// a dead letter with reason label_out_of_range that names the value, the model and what it allows
+// (labels.go). A label record from the labels topic is rejected on its own, and its prediction
+// keeps waiting. An event whose own label is out of range is rejected as a whole before it is
+// scored: a stream.Rejection from Process dead-letters the record and keeps it from later operators
+// and the watermark, so a prediction published for it would belong to an event the task did not
+// accept. Every accepted event gets exactly one prediction; a rejected one none, and no model
+// learns from it, until a corrected record is replayed.
+//
+// A label from the topic whose event has not been scored yet (an early label, common in catch-up
+// runs) waits in the store under the event id, with an expiry by the labels TTL from the label's
+// time in event time, and at most LabelSpec.MaxWaiting per task; Process scores the event, then
+// learns the waiting label at once. An early label that expires or is evicted by the cap counts as
+// unmatched. Early labels and their count are task state like the pending predictions, so aborted
+// cycles and restarts keep them exact.
+//
 // # State
 //
 // A task's models are task state, kept in the operator's Pebble store and replicated through its

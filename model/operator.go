@@ -34,8 +34,13 @@ type LabelSpec struct {
 	Field string
 	// TopicField is the label field of the labels topic's records (joined by event id).
 	TopicField string
-	// TTL bounds how long a prediction waits for its label, in event time (the task's watermark).
+	// TTL bounds how long a prediction waits for its label, and an early label (one that comes
+	// before its event) for its event, in event time (the task's watermark).
 	TTL time.Duration
+	// MaxWaiting bounds the early labels a task keeps waiting for their event (labels topic only);
+	// over it, the one that would expire first is counted as unmatched and evicted. Default
+	// DefaultMaxWaiting.
+	MaxWaiting int
 }
 
 // Spec configures the scoring operator.
@@ -62,6 +67,7 @@ type Operator struct {
 	labelIdx int // source field of same-record labels, -1
 	topicIdx int // labels format field, -1
 	champion int
+	rules    []labelRule // what each model accepts as a label
 	reg      *registry
 	regOnce  sync.Once
 	regErr   error
@@ -79,6 +85,9 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 	}
 	if spec.SnapshotEvery == 0 {
 		spec.SnapshotEvery = 5000
+	}
+	if spec.Labels.MaxWaiting == 0 {
+		spec.Labels.MaxWaiting = DefaultMaxWaiting
 	}
 	var errs []error
 	l, err := newLayout(spec.Features, format)
@@ -98,8 +107,10 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 		if m.Learner.Dim < l.dim {
 			errs = append(errs, fmt.Errorf("model: %s has dim %d; the features need %d", m.Name, m.Learner.Dim, l.dim))
 		}
-		if _, err := online.New(m.Learner); err != nil {
+		if l, err := online.New(m.Learner); err != nil {
 			errs = append(errs, fmt.Errorf("model: %s: %w", m.Name, err))
+		} else {
+			o.rules = append(o.rules, newLabelRule(m.Name, l))
 		}
 		if m.Name == spec.Champion {
 			o.champion = i
@@ -125,6 +136,9 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 		o.topicIdx = idx
 		if spec.Labels.TTL <= 0 {
 			errs = append(errs, errors.New("model: labels from a topic need a TTL"))
+		}
+		if spec.Labels.MaxWaiting < 0 {
+			errs = append(errs, fmt.Errorf("model: labels max waiting %d is negative", spec.Labels.MaxWaiting))
 		}
 	}
 	switch spec.Drift.Detector {
@@ -204,8 +218,10 @@ type processor struct {
 	classes     []int
 	evalIn      []float64 // what evaluation needs of each prediction: the score, or the class (multiclass)
 	buf, keyBuf []byte
+	earlyBuf    []byte
 	out         []byte
-	nextExpiry  int64
+	nextExpiry  int64 // the earliest expiry of a pending prediction (a lower bound)
+	nextEarly   int64 // the earliest expiry of an early label (a lower bound)
 	counts      taskCounts
 
 	partitions int32
@@ -220,6 +236,9 @@ type taskCounts struct {
 	joined      int64
 	unmatched   int64
 	expired     int64
+	early       int64 // labels that came before their event and were kept waiting
+	evicted     int64 // early labels pushed out by LabelSpec.MaxWaiting (also unmatched)
+	waiting     int64 // early labels waiting now: a gauge, not reset on commit
 	drifts      int64
 	merges      int64
 	adopted     int64
@@ -241,7 +260,10 @@ func (p *processor) Rewind(t *stream.Task) error {
 	if it.Valid() && len(it.Key()) >= len(expPrefix)+8 {
 		p.nextExpiry = getTime(it.Key()[len(expPrefix):])
 	}
-	return it.Close()
+	if err := it.Close(); err != nil {
+		return err
+	}
+	return p.loadWaiting()
 }
 
 // Close implements stream.Processor.
@@ -255,9 +277,23 @@ func (p *processor) Close() error {
 }
 
 // Process implements stream.Processor: score with every model, publish the champion's prediction,
-// and learn at once if the label is in the event, or keep the prediction for its label.
+// and learn at once if the label is in the event or came early from the labels topic, or keep the
+// prediction for its label.
+//
+// An event whose own label is out of range is rejected before it is scored (label_out_of_range):
+// like a field outside its declared min or max, it is a bad record, and it goes to the dead letters
+// whole, with neither a prediction nor learning, so that a corrected record can be replayed. Every
+// accepted event gets exactly one prediction.
 func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 	o := p.op
+	var y float64
+	var labelled bool
+	if o.labelIdx >= 0 {
+		var err error
+		if y, labelled, err = o.label(&ev.Fields[o.labelIdx], o.spec.Labels.Field); err != nil {
+			return err
+		}
+	}
 	if p.reader != nil {
 		// The wall clock is read every 256 events, not per event.
 		if p.sinceCheck++; p.sinceCheck >= 256 {
@@ -277,13 +313,20 @@ func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 	}
 	p.emit(t, ev)
 	if o.labelIdx >= 0 {
-		y, ok := labelValue(&ev.Fields[o.labelIdx])
-		if ok {
+		if labelled {
 			p.learn(&p.raw, y, p.evalIn)
 		}
 		return nil
 	}
 	if o.ttl <= 0 {
+		return nil
+	}
+	// Its label came first: learn now, after the prediction (test, then train).
+	if y, ok, err := p.takeEarly(ev.ID); err != nil {
+		return err
+	} else if ok {
+		p.counts.joined++
+		p.learn(&p.raw, y, p.evalIn)
 		return nil
 	}
 	// Keep the prediction for its label: features and scores as they were, under the event id,
@@ -297,15 +340,20 @@ func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 }
 
 // OnLabel implements stream.LabelListener: join the label to its prediction, evaluate the prediction
-// made before learning (prequential), then learn.
+// made before learning (prequential), then learn. A label whose event has not been scored yet
+// waits for it (see waitEarly); a label that some model cannot learn is a dead letter
+// (label_out_of_range), whether or not its prediction waits.
 func (p *processor) OnLabel(t *stream.Task, lev *stream.Event) error {
 	o := p.op
 	if o.topicIdx < 0 {
 		return nil
 	}
-	y, ok := labelValue(&lev.Fields[o.topicIdx])
+	y, ok, err := o.label(&lev.Fields[o.topicIdx], o.spec.Labels.TopicField)
+	if err != nil {
+		return err
+	}
 	if !ok {
-		return stream.Reject(stream.ReasonWrongType, "label field %q is not a finite number or a bool", o.spec.Labels.TopicField)
+		return &stream.Rejection{Reason: stream.ReasonWrongType, Field: o.spec.Labels.TopicField, Detail: "the label record has no label"}
 	}
 	key := p.pendingKey(lev.ID)
 	v, found, err := p.store.Get(key)
@@ -313,8 +361,7 @@ func (p *processor) OnLabel(t *stream.Task, lev *stream.Event) error {
 		return err
 	}
 	if !found {
-		p.counts.unmatched++ // its event was never scored here, or its prediction expired
-		return nil
+		return p.waitEarly(t, lev.ID, y, lev.Time)
 	}
 	exp, rest, err := decodePendingHead(v)
 	if err != nil {
@@ -338,29 +385,19 @@ func (p *processor) OnLabel(t *stream.Task, lev *stream.Event) error {
 }
 
 // OnWatermark implements stream.WatermarkListener: predictions whose label did not come within the
-// TTL are dropped and counted.
+// TTL, and early labels whose event did not, are dropped and counted.
 func (p *processor) OnWatermark(t *stream.Task, wm int64) error {
+	if err := p.expireEarly(wm); err != nil {
+		return err
+	}
 	if wm < p.nextExpiry {
 		return nil
 	}
-	it, err := p.store.NewIter([]byte(expPrefix), []byte(expEnd))
+	due, next, err := p.due(expPrefix, expEnd, wm)
 	if err != nil {
 		return err
 	}
-	p.nextExpiry = math.MaxInt64
-	var due [][]byte
-	for ; it.Valid(); it.Next() {
-		k := it.Key()
-		exp := getTime(k[len(expPrefix):])
-		if exp > wm {
-			p.nextExpiry = exp
-			break
-		}
-		due = append(due, append([]byte(nil), k...))
-	}
-	if err := it.Close(); err != nil {
-		return err
-	}
+	p.nextExpiry = next
 	for _, k := range due {
 		p.store.Delete(k)
 		p.store.Delete(p.pendingKey(k[len(expPrefix)+8:]))
@@ -377,20 +414,8 @@ func (p *processor) Committed(t *stream.Task) {
 		p.counts.predictions[i] = 0
 	}
 	p.counts.joined, p.counts.unmatched, p.counts.expired, p.counts.drifts = 0, 0, 0, 0
+	p.counts.early, p.counts.evicted = 0, 0
 	p.counts.merges, p.counts.adopted = 0, 0
-}
-
-func labelValue(f *stream.Field) (float64, bool) {
-	switch f.Kind {
-	case stream.Number:
-		return f.Num, !math.IsNaN(f.Num) && !math.IsInf(f.Num, 0)
-	case stream.Bool:
-		if f.Bool {
-			return 1, true
-		}
-		return 0, true
-	}
-	return 0, false
 }
 
 // predict scores r with every model into p.scores and p.classes.

@@ -28,6 +28,7 @@ type registry struct {
 	parts       map[int32]partFigures
 
 	descPredictions, descVersion, descEval, descDrift, descLabels, descUpdates, descChampion, descMerges *prometheus.Desc
+	descWaiting                                                                                          *prometheus.Desc
 }
 
 // partFigures are one partition's models as of its last commit.
@@ -37,6 +38,7 @@ type partFigures struct {
 	updates  []int64
 	digests  []string
 	evals    []map[string]evalValue
+	waiting  int64 // early labels waiting for their event
 }
 
 type evalValue struct {
@@ -60,8 +62,10 @@ func newRegistry(spec *Spec) *registry {
 		descDrift: prometheus.NewDesc("streamd_drift_detections_total",
 			"Drifts the detector found in the champion's loss.", []string{"model"}, nil),
 		descLabels: prometheus.NewDesc("streamd_labels_total",
-			"Labels by outcome: joined to their prediction, unmatched (no prediction waiting), expired (a prediction whose label never came within the TTL).",
+			"Labels by outcome: joined to their prediction, unmatched (no prediction waiting, and none came within the TTL), expired (a prediction whose label never came within the TTL), early (came before the event and waited for it; later also joined or unmatched), evicted (early, pushed out by labels.max_waiting; also unmatched).",
 			[]string{"result"}, nil),
+		descWaiting: prometheus.NewDesc("streamd_labels_waiting",
+			"Early labels waiting for their event, summed over this instance's partitions.", nil, nil),
 		descUpdates: prometheus.NewDesc("streamd_model_updates",
 			"Examples the model has learned, summed over this instance's partitions.", []string{"model"}, nil),
 		descMerges: prometheus.NewDesc("streamd_model_merges_total",
@@ -76,7 +80,7 @@ func newRegistry(spec *Spec) *registry {
 }
 
 func (r *registry) publish(partition int32, m *models, c *taskCounts) {
-	f := partFigures{version: m.version, champion: m.champion}
+	f := partFigures{version: m.version, champion: m.champion, waiting: c.waiting}
 	for i, l := range m.learners {
 		f.updates = append(f.updates, l.Updates())
 		f.evals = append(f.evals, m.evals[i].values())
@@ -91,6 +95,8 @@ func (r *registry) publish(partition int32, m *models, c *taskCounts) {
 	r.labels["joined"] += float64(c.joined)
 	r.labels["unmatched"] += float64(c.unmatched)
 	r.labels["expired"] += float64(c.expired)
+	r.labels["early"] += float64(c.early)
+	r.labels["evicted"] += float64(c.evicted)
 	r.drifts += float64(c.drifts)
 	r.merges += float64(c.merges)
 	r.parts[partition] = f
@@ -104,7 +110,7 @@ func (r *registry) drop(partition int32) {
 
 // Describe implements prometheus.Collector.
 func (r *registry) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion, r.descMerges} {
+	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion, r.descMerges, r.descWaiting} {
 		ch <- d
 	}
 }
@@ -134,9 +140,10 @@ func (r *registry) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range v.Models {
 		ch <- prometheus.MustNewConstMetric(r.descMerges, prometheus.CounterValue, v.Merges, m.Name)
 	}
-	for _, res := range []string{"joined", "unmatched", "expired"} {
+	for _, res := range []string{"joined", "unmatched", "expired", "early", "evicted"} {
 		ch <- prometheus.MustNewConstMetric(r.descLabels, prometheus.CounterValue, v.Labels[res], res)
 	}
+	ch <- prometheus.MustNewConstMetric(r.descWaiting, prometheus.GaugeValue, v.LabelsWaiting)
 }
 
 // View is the admin API's picture of the models on this instance.
@@ -146,6 +153,9 @@ type View struct {
 	Labels     map[string]float64 `json:"labels"`
 	Drifts     float64            `json:"drift_detections"`
 	Merges     float64            `json:"merges"`
+
+	// LabelsWaiting is the early labels waiting for their event, as of each partition's last commit.
+	LabelsWaiting float64 `json:"labels_waiting"`
 }
 
 // ModelView is one model across this instance's partitions.
@@ -185,8 +195,9 @@ func (r *registry) view() View {
 	for k, n := range r.labels {
 		v.Labels[k] = n
 	}
-	for p := range r.parts {
+	for p, f := range r.parts {
 		v.Partitions = append(v.Partitions, p)
+		v.LabelsWaiting += float64(f.waiting)
 	}
 	sort.Slice(v.Partitions, func(i, j int) bool { return v.Partitions[i] < v.Partitions[j] })
 	championVotes := make([]int, len(r.spec.Models))

@@ -24,11 +24,12 @@ const (
 	ReasonEventTimeOutOfSpan Reason = "event_time_out_of_span" // event time before not_before or too far ahead
 	ReasonOperator           Reason = "operator_rejected"      // an operator refused the event (see streamd-error)
 	ReasonLate               Reason = "late_record"            // after its windows closed, and the pipeline has no late topic
+	ReasonLabelOutOfRange    Reason = "label_out_of_range"     // a label that a model cannot learn (0.5 for a binary model)
 )
 
 // Reasons lists every Reason streamd gives, for metrics that should show zero before the first.
 var Reasons = []Reason{ReasonMalformedJSON, ReasonNotAnObject, ReasonTooLarge, ReasonMissingKey, ReasonMissingField,
-	ReasonWrongType, ReasonOutOfRange, ReasonNotFinite, ReasonBadEventTime, ReasonEventTimeOutOfSpan, ReasonOperator, ReasonLate}
+	ReasonWrongType, ReasonOutOfRange, ReasonNotFinite, ReasonBadEventTime, ReasonEventTimeOutOfSpan, ReasonOperator, ReasonLate, ReasonLabelOutOfRange}
 
 // Rejection is the error that sends a record to the dead-letter topic instead of failing the task.
 // Decoders return it for input they cannot accept; operators return it (through Reject) for events

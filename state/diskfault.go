@@ -52,6 +52,7 @@ func (e *DiskError) Unwrap() error { return e.Err }
 // the event listener) and read on the task's goroutine; reading it is one atomic load.
 type health struct {
 	err    atomic.Pointer[error]
+	disk   atomic.Bool // a DiskError was met: faultFS parks every later write
 	once   sync.Once
 	failed chan struct{} // closed when err is set
 }
@@ -95,7 +96,7 @@ func (h *health) get() error {
 // DB.pebbleCall). The DB is then failed and abandoned: its parked goroutines, file lock and
 // memory stay until the process exits, which is what the caller does with the error.
 //
-// Operations after the first fault park too, whatever their outcome, so that no later write
+// Write operations after the first disk fault park too, whatever their outcome, so that no later write
 // lands behind a refused one. Reads, stats, listings, locks and removals pass through: Pebble
 // handles their errors itself (a failed removal of an obsolete file is only logged).
 type faultFS struct {
@@ -105,6 +106,7 @@ type faultFS struct {
 
 // park records the fault (the first one wins) and blocks the calling goroutine for good.
 func (fs *faultFS) park(op, path string, err error) {
+	fs.h.disk.Store(true)
 	fs.h.fail(&DiskError{Op: op, Path: path, Err: err})
 	select {} // see faultFS: returning the error would crash the process inside Pebble
 }
@@ -114,14 +116,14 @@ func (fs *faultFS) check(op, path string, err error) {
 	if err != nil {
 		fs.park(op, path, err)
 	}
-	if fs.h.get() != nil {
+	if fs.h.disk.Load() {
 		select {}
 	}
 }
 
 // before stops writes that start after a fault.
 func (fs *faultFS) before() {
-	if fs.h.get() != nil {
+	if fs.h.disk.Load() {
 		select {}
 	}
 }

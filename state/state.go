@@ -200,7 +200,7 @@ func (d *DB) eventListener() *pebble.EventListener {
 // or for the DB to fail, whichever comes first. A disk fault parks the goroutine that met it (see
 // faultFS), and that can be fn's own goroutine or one fn waits for (a flush during a write stall, a
 // WAL rotation): waiting here instead lets Commit and Open return the fault. The goroutine is owned
-// by the call, which waits for it, except on a failed DB, which is abandoned by design.
+// by the call, which waits for it, except after a disk fault, when the DB is abandoned by design.
 func (d *DB) pebbleCall(fn func() error) error {
 	if err := d.h.get(); err != nil {
 		return err
@@ -214,7 +214,13 @@ func (d *DB) pebbleCall(fn func() error) error {
 		}
 		return err
 	case <-d.h.failed:
-		return d.h.get()
+		herr := d.h.get()
+		var de *DiskError
+		if !errors.As(herr, &de) {
+			// Corruption parks nothing: let fn finish so that what it opened can be closed.
+			<-done
+		}
+		return herr
 	}
 }
 

@@ -46,6 +46,13 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+func logger(opts Options) *slog.Logger {
+	if opts.Logger == nil {
+		return slog.Default()
+	}
+	return opts.Logger
+}
+
 // DB is one task's state: a Pebble database holding all of the task's stores, each under its own
 // key prefix, plus the changelog offset each store reflects.
 //
@@ -53,6 +60,9 @@ type Options struct {
 // write cache; Commit writes them and the stores' new changelog offsets in one Pebble batch, which
 // is atomic: after a crash the database holds either all of a cycle or none of it, and its offsets
 // say which.
+//
+// A DB whose disk refused a write, or that found corruption, is failed: every later call returns
+// that first error (a DiskError or CorruptError) and nothing more is written; see faultFS.
 type DB struct {
 	pdb      *pebble.DB
 	opts     Options
@@ -62,9 +72,15 @@ type DB struct {
 	closed   bool
 	ownCache bool
 	cache    *pebble.Cache
+	h        *health
+	fs       vfs.FS // the file system under faultFS
 }
 
 // Open opens (creating if needed) the database in opts.Dir.
+//
+// Errors: a DiskError (ErrDiskFull, ErrWriteFailed) when the disk refuses a write; a
+// CorruptError (ErrCorrupt) naming the path when the local state cannot be trusted, which
+// OpenOrRebuild turns into a rebuild; others (a held lock, a permission error) as they come.
 func Open(opts Options) (*DB, error) {
 	if opts.Dir == "" {
 		return nil, errors.New("state: Options.Dir is required")
@@ -75,20 +91,28 @@ func Open(opts Options) (*DB, error) {
 	if opts.CycleCacheMaxBytes == 0 {
 		opts.CycleCacheMaxBytes = 8 << 20
 	}
-	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+	opts.Logger = logger(opts)
+	d := &DB{opts: opts, stores: map[string]*Store{}, cache: opts.Cache, h: newHealth(), fs: opts.FS}
+	if d.fs == nil {
+		d.fs = vfs.Default
 	}
-	d := &DB{opts: opts, stores: map[string]*Store{}, cache: opts.Cache}
+	if err := d.fs.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, &DiskError{Op: "mkdir", Path: opts.Dir, Err: err}
+	}
+	if reason, ok := readMarker(d.fs, opts.Dir); ok {
+		return nil, &CorruptError{Path: d.fs.PathJoin(opts.Dir, corruptMarker), Err: errors.New(reason)}
+	}
 	if d.cache == nil {
 		d.cache = pebble.NewCache(8 << 20)
 		d.ownCache = true
 	}
 	po := &pebble.Options{
 		Cache:                       d.cache,
-		FS:                          opts.FS,
+		FS:                          &faultFS{FS: d.fs, h: d.h},
 		MemTableSize:                opts.MemTableSize,
 		MemTableStopWritesThreshold: 4,
 		Logger:                      pebbleLogger{opts.Logger},
+		EventListener:               d.eventListener(),
 	}
 	// Bloom filters on every level: window operators look up many keys that do not exist yet (the
 	// first event of each key in each new window), and without a filter each such miss reads a data
@@ -96,18 +120,31 @@ func Open(opts Options) (*DB, error) {
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
-	if po.FS == nil {
-		if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
-			if d.ownCache {
-				d.cache.Unref()
-			}
-			return nil, fmt.Errorf("state: %w", err)
+	var pdb *pebble.DB
+	err := d.pebbleCall(func() (err error) {
+		pdb, err = pebble.Open(opts.Dir, po)
+		return err
+	})
+	if err == nil {
+		err = d.pebbleCall(func() error { return verify(pdb) })
+		if err != nil && d.h.get() == nil {
+			_ = pdb.Close()
 		}
 	}
-	pdb, err := pebble.Open(opts.Dir, po)
 	if err != nil {
+		if herr := d.h.get(); herr != nil {
+			// A disk fault parked Pebble's goroutines; the instance is abandoned (see faultFS).
+			if errors.Is(herr, ErrCorrupt) && pdb != nil {
+				_ = pdb.Close()
+			}
+			return nil, herr
+		}
 		if d.ownCache {
 			d.cache.Unref()
+		}
+		var ce *CorruptError
+		if !errors.As(err, &ce) && !environmental(err) {
+			err = &CorruptError{Path: opts.Dir, Err: err}
 		}
 		return nil, fmt.Errorf("state: open %s: %w", opts.Dir, err)
 	}
@@ -116,11 +153,88 @@ func Open(opts Options) (*DB, error) {
 	return d, nil
 }
 
+// verify reads what Open can check cheaply: every live table's footer and properties (a table
+// that is missing, truncated or garbled at its end fails here) and the block holding the stores'
+// changelog offsets. A data block garbled elsewhere is found when it is read: the DB then fails
+// with a CorruptError and leaves a marker, so the next OpenOrRebuild rebuilds.
+func verify(pdb *pebble.DB) error {
+	if _, err := pdb.SSTables(pebble.WithProperties()); err != nil {
+		return err
+	}
+	it, err := pdb.NewIter(&pebble.IterOptions{LowerBound: metaKey(""), UpperBound: []byte("\xff\xffoffset0")})
+	if err != nil {
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+	}
+	return it.Close()
+}
+
+// eventListener routes Pebble's reports of corruption and trouble to the DB's health and log.
+// Pebble's default for DataCorruption is Logger.Fatalf, which would exit the process on a bad
+// table found by a background compaction.
+func (d *DB) eventListener() *pebble.EventListener {
+	log := d.opts.Logger
+	return &pebble.EventListener{
+		DataCorruption: func(info pebble.DataCorruptionInfo) {
+			err := &CorruptError{Path: info.Path, Err: info.Details}
+			if d.h.fail(err) {
+				log.Error("state: corruption found; the next open rebuilds from the changelog", "path", info.Path, "err", info.Details.Error())
+				markCorrupt(d.fs, d.opts.Dir, err)
+			}
+		},
+		BackgroundError: func(err error) {
+			if d.h.get() == nil {
+				log.Error("state: pebble background error", "err", err.Error())
+			}
+		},
+		DiskSlow: func(info pebble.DiskSlowInfo) {
+			if d.h.get() == nil {
+				log.Warn("state: slow disk", "path", info.Path, "op", info.OpType.String(), "seconds", info.Duration.Seconds())
+			}
+		},
+	}
+}
+
+// pebbleCall runs fn, a call into Pebble that writes, on a goroutine of its own and waits for it
+// or for the DB to fail, whichever comes first. A disk fault parks the goroutine that met it (see
+// faultFS), and that can be fn's own goroutine or one fn waits for (a flush during a write stall, a
+// WAL rotation): waiting here instead lets Commit and Open return the fault. The goroutine is owned
+// by the call, which waits for it, except after a disk fault, when the DB is abandoned by design.
+func (d *DB) pebbleCall(fn func() error) error {
+	if err := d.h.get(); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		if herr := d.h.get(); herr != nil {
+			return herr
+		}
+		return err
+	case <-d.h.failed:
+		herr := d.h.get()
+		var de *DiskError
+		if !errors.As(herr, &de) {
+			// Corruption parks nothing: let fn finish so that what it opened can be closed.
+			<-done
+		}
+		return herr
+	}
+}
+
+// Err returns the error that failed the DB (a DiskError or CorruptError), or nil.
+func (d *DB) Err() error { return d.h.get() }
+
 // Store returns the named store, creating it on first use. The store's committed changelog offset is
 // read from the database.
 func (d *DB) Store(name string) (*Store, error) {
 	if d.closed {
 		return nil, ErrClosed
+	}
+	if err := d.h.get(); err != nil {
+		return nil, err
 	}
 	if s, ok := d.stores[name]; ok {
 		return s, nil
@@ -153,6 +267,9 @@ func (d *DB) readOffset(store string) (int64, error) {
 		return -1, nil
 	}
 	if err != nil {
+		if herr := d.h.get(); herr != nil {
+			return 0, herr
+		}
 		return 0, fmt.Errorf("state: read offset of %s: %w", store, err)
 	}
 	defer closer.Close()
@@ -165,9 +282,16 @@ func (d *DB) readOffset(store string) (int64, error) {
 // Commit makes the cycle's writes durable together with each store's new changelog offset (the
 // offset after the last changelog record the cycle produced; stores that produced none keep theirs).
 // Call it only after the Kafka transaction holding those changelog records committed.
+//
+// A disk that refuses the write fails the DB: Commit returns the DiskError and the database keeps
+// the last cycle Pebble fully wrote (this one or an earlier one, each atomically with its offsets),
+// so a restart replays the changelog from there. The caller must stop using the DB.
 func (d *DB) Commit(offsets map[string]int64) error {
 	if d.closed {
 		return ErrClosed
+	}
+	if err := d.h.get(); err != nil {
+		return err
 	}
 	for _, s := range d.ordered {
 		s.flushToBatch()
@@ -182,7 +306,10 @@ func (d *DB) Commit(offsets map[string]int64) error {
 	if !d.batch.Empty() {
 		// NoSync: a kill -9 leaves the written WAL in the OS page cache; an OS crash can lose the
 		// last cycles, but atomically with their offsets, and the changelog replays them.
-		if err := d.batch.Commit(pebble.NoSync); err != nil {
+		if err := d.pebbleCall(func() error { return d.batch.Commit(pebble.NoSync) }); err != nil {
+			if errors.Is(err, ErrDiskFull) || errors.Is(err, ErrWriteFailed) || errors.Is(err, ErrCorrupt) {
+				return err
+			}
 			return fmt.Errorf("state: commit: %w", err)
 		}
 	}
@@ -212,18 +339,26 @@ func (d *DB) Abort() {
 
 // DiskUsage estimates the bytes the database takes on disk.
 func (d *DB) DiskUsage() uint64 {
-	if d.closed {
+	if d.closed || d.h.get() != nil {
 		return 0
 	}
 	return d.pdb.Metrics().DiskSpaceUsage()
 }
 
 // Close closes the database, discarding an uncommitted cycle. It is idempotent.
+//
+// A DB failed by a disk fault is abandoned rather than closed: Pebble's goroutines are parked
+// inside the refused operations and its close would wait for them (see faultFS). Its file lock
+// and memory are held until the process exits.
 func (d *DB) Close() error {
 	if d.closed {
 		return nil
 	}
 	d.closed = true
+	var de *DiskError
+	if errors.As(d.h.get(), &de) {
+		return nil
+	}
 	_ = d.batch.Close()
 	err := d.pdb.Close()
 	if d.ownCache {
@@ -273,6 +408,9 @@ func (s *Store) Get(key []byte) ([]byte, bool, error) {
 	if s.db.closed {
 		return nil, false, ErrClosed
 	}
+	if err := s.db.h.get(); err != nil {
+		return nil, false, err
+	}
 	if v, deleted, ok := s.cycle.Get(key); ok {
 		return v, !deleted, nil
 	}
@@ -286,6 +424,9 @@ func (s *Store) Get(key []byte) ([]byte, bool, error) {
 		return nil, false, nil
 	}
 	if err != nil {
+		if herr := s.db.h.get(); herr != nil {
+			return nil, false, herr
+		}
 		return nil, false, fmt.Errorf("state: %s: get: %w", s.name, err)
 	}
 	// Pebble's value is valid until closer.Close; keep a copy in the key buffer's tail so the
@@ -339,6 +480,9 @@ type Iter struct {
 func (s *Store) NewIter(lower, upper []byte) (*Iter, error) {
 	if s.db.closed {
 		return nil, ErrClosed
+	}
+	if err := s.db.h.get(); err != nil {
+		return nil, err
 	}
 	s.flushToBatch()
 	lo := append(append([]byte(nil), s.prefix...), lower...)
@@ -422,7 +566,7 @@ func (r *Restorer) commit(next int64) error {
 	if err := r.b.Set(metaKey(r.s.name), v[:], nil); err != nil {
 		return err
 	}
-	if err := r.b.Commit(pebble.NoSync); err != nil {
+	if err := r.s.db.pebbleCall(func() error { return r.b.Commit(pebble.NoSync) }); err != nil {
 		return fmt.Errorf("state: %s: restore commit: %w", r.s.name, err)
 	}
 	r.b.Reset()
@@ -441,15 +585,26 @@ func (r *Restorer) Counts() (records, bytes int64) { return r.records, r.bytes }
 
 // pebbleLogger passes Pebble's logs to slog. Pebble logs routine events at info; only its errors and
 // fatal conditions are worth an operator's attention.
+//
+// Fatalf logs and exits the process. It is not turned into an error because Pebble calls it with
+// its locks held, often on its own goroutines, and continues as if it had not returned (DB.Apply
+// reports the batch as committed). With faultFS below Pebble and the DB's DataCorruption listener,
+// the disk-caused Fatalf calls (a failed WAL or MANIFEST write, a corrupt table) cannot happen:
+// what remains are Pebble's invariant checks, where going on could write wrong state, and exiting
+// leaves the committed state for the changelog to build on. The fault-injection tests replace
+// exitProcess to prove that no injected fault reaches it.
 type pebbleLogger struct{ l *slog.Logger }
+
+// exitProcess is os.Exit; tests replace it.
+var exitProcess = os.Exit
 
 func (p pebbleLogger) Infof(format string, args ...any) {}
 func (p pebbleLogger) Errorf(format string, args ...any) {
 	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
 }
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
-	os.Exit(1)
+	p.l.Error("state: pebble fatal: "+fmt.Sprintf(format, args...), "component", "pebble")
+	exitProcess(1)
 }
 
 var _ io.Closer = (*DB)(nil)

@@ -74,7 +74,7 @@ func (r *Runtime) openState(ctx context.Context, t *Task) error {
 		// The operators' stores share the task's part of the budget; the task store holds one key.
 		recordCache = int(max(r.cfg.RecordCacheBytes/int64(max(r.partitions, 1))/int64(max(len(r.stores)-1, 1)), 256<<10))
 	}
-	db, err := state.Open(state.Options{Dir: dir, Cache: r.cache, Logger: t.log, RecordCacheBytes: recordCache})
+	db, err := state.OpenOrRebuild(state.Options{Dir: dir, Cache: r.cache, Logger: t.log, RecordCacheBytes: recordCache})
 	if err != nil {
 		return err
 	}

@@ -46,13 +46,14 @@ type Runtime struct {
 	ready    atomic.Bool
 	joined   atomic.Bool
 	promise  func(*kgo.Record, error)
-	prodErr  atomic.Pointer[error] // the first produce error of the open cycle
+	produce  produceState // what the open cycle's produces did, and whether outputs can be written
 	counters map[string]prometheus.Counter
 
 	stores        []string // every store the operators declare
 	cache         *pebble.Cache
 	lastIdleCheck time.Time
-	partitions    int32 // of the source topic
+	partitions    int32                   // of the source topic
+	changelogIDs  map[string]kadm.TopicID // every changelog topic's id when the runtime started
 }
 
 // NewRuntime checks the pipeline and the config and prepares a runtime; it does not connect.
@@ -98,9 +99,9 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 	return r, nil
 }
 
-// Ready reports whether the runtime has joined its group and every assigned task is open. The admin
-// server's /readyz answers with it.
-func (r *Runtime) Ready() bool { return r.ready.Load() }
+// Ready reports whether the runtime has joined its group, every assigned task is open, and its
+// outputs can be written (no output topic is missing). The admin server's /readyz answers with it.
+func (r *Runtime) Ready() bool { return r.ready.Load() && !r.produce.blocked.Load() }
 
 // Assigned returns the source partitions this instance owns, sorted.
 func (r *Runtime) Assigned() []int32 {

@@ -139,6 +139,9 @@ type cycleEnd struct {
 	// missing are the output topics that did not exist, which made the cycle abort; the runtime
 	// waits for them (creating them when it may) and processes the cycle's input again.
 	missing []string
+	// recreated says that an output topic was deleted and created again during the cycle, which
+	// made it abort; the producer has forgotten the old topic, and the input is processed again.
+	recreated bool
 }
 
 // endCycle ends the open cycle: barrier, flush, then commit (or abort) the transaction, then settle
@@ -206,7 +209,7 @@ func (r *Runtime) endCycle(c *cycle, want kgo.TransactionEndTry) (cycleEnd, erro
 		}
 		r.log.Warn("an output topic was deleted and created again during the transaction; it was aborted and is processed again", "err", endErr)
 		r.sess.Client().PurgeTopicsFromProducing(r.pipeline.outputTopics()...)
-		return cycleEnd{missing: r.pipeline.outputTopics()}, nil
+		return cycleEnd{recreated: true}, nil
 	case endErr != nil:
 		return cycleEnd{}, fmt.Errorf("stream: end transaction: %w", endErr)
 	case len(missing) > 0:
@@ -231,7 +234,7 @@ type outage struct {
 // naming the topics, and backs off before it processes the cycle's input again (the session has
 // rewound the consumer to the last commit). The first commit after an outage ends it.
 func (r *Runtime) afterEnd(ctx context.Context, end cycleEnd, o *outage) error {
-	if len(end.missing) == 0 {
+	if len(end.missing) == 0 && !end.recreated {
 		if end.committed && o.attempts > 0 {
 			r.log.Info("outputs are written again", "after", time.Since(o.since).Round(time.Millisecond), "aborted_cycles", o.attempts)
 			*o = outage{}
@@ -262,6 +265,8 @@ func (r *Runtime) afterEnd(ctx context.Context, end cycleEnd, o *outage) error {
 	r.produce.blocked.Store(true)
 	backoff := min(250*time.Millisecond<<min(o.attempts-1, 6), 10*time.Second)
 	switch {
+	case end.recreated:
+		// Logged by endCycle; the topic exists.
 	case len(outputs) == 0:
 		r.log.Warn("changelog topics were unknown to the producer but exist; processing the aborted cycle again",
 			"topics", strings.Join(changelogs, ","), "retry_in", backoff)

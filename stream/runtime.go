@@ -191,9 +191,12 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 
 // Run runs the pipeline until ctx is cancelled or a fatal error occurs. On cancellation it ends the
 // open cycle with a commit (bounded by ShutdownTimeout), closes every task and leaves; it returns nil
-// after a clean shutdown. A fatal error (a failing operator, a fenced producer, a broker that refuses
-// the transaction) aborts the open transaction and is returned: the records of the aborted cycle are
-// processed again by whichever instance owns their partitions next.
+// after a clean shutdown. A fatal error (a failing operator, a failing state commit, a fenced
+// producer, a broker that refuses the transaction, a record that cannot be produced: ErrProduce, a
+// changelog topic deleted while running: ErrChangelogLost) aborts the open transaction and is
+// returned, wrapped: the records of the aborted cycle are processed again by whichever instance owns
+// their partitions next. A missing output topic is not fatal: no cycle commits until it exists again
+// (Config.CreateTopics recreates it), and Ready reports false meanwhile.
 func (r *Runtime) Run(ctx context.Context) error {
 	if r.ran.Swap(true) {
 		return ErrStopped

@@ -43,6 +43,10 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 	for _, s := range r.stores {
 		changelogs = append(changelogs, state.ChangelogTopic(r.pipeline.Name, s))
 	}
+	// Series that exist from the start, at zero, so that the alert on produce failures has data.
+	for _, t := range append(append([]string{}, outputs...), changelogs...) {
+		r.m.produceFailures.WithLabelValues(t)
+	}
 	var compacted []string
 	for _, op := range r.pipeline.Operators {
 		if c, ok := op.(CompactedTopics); ok {

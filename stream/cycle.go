@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -21,7 +24,10 @@ type cycle struct {
 }
 
 func (r *Runtime) loop(ctx context.Context) error {
-	var c cycle
+	var (
+		c cycle
+		o outage
+	)
 	for {
 		wait := r.cfg.CommitInterval
 		if c.open {
@@ -55,7 +61,12 @@ func (r *Runtime) loop(ctx context.Context) error {
 			}
 		}
 		if c.open && (time.Since(c.started) >= r.cfg.CommitInterval || c.records >= r.cfg.CommitRecords) {
-			if err := r.endCycle(ctx, &c, kgo.TryCommit); err != nil {
+			end, err := r.endCycle(&c, kgo.TryCommit)
+			if err != nil {
+				return err
+			}
+			r.sess.AllowRebalance()
+			if err := r.afterEnd(ctx, end, &o); err != nil {
 				return err
 			}
 		}
@@ -122,38 +133,162 @@ func (r *Runtime) barrier() {
 	wg.Wait()
 }
 
-// endCycle ends the open cycle: barrier, then commit (or abort) the transaction, then settle the
-// tasks. It returns an error only when the runtime must stop.
-func (r *Runtime) endCycle(ctx context.Context, c *cycle, want kgo.TransactionEndTry) error {
+// cycleEnd is how a cycle ended.
+type cycleEnd struct {
+	committed bool
+	// missing are the output topics that did not exist, which made the cycle abort; the runtime
+	// waits for them (creating them when it may) and processes the cycle's input again.
+	missing []string
+	// recreated says that an output topic was deleted and created again during the cycle, which
+	// made it abort; the producer has forgotten the old topic, and the input is processed again.
+	recreated bool
+}
+
+// endCycle ends the open cycle: barrier, flush, then commit (or abort) the transaction, then settle
+// the tasks. It returns an error only when the runtime must stop; the transaction is then already
+// aborted. It never calls fail: it is what fail calls.
+//
+// The cycle commits only if every record it produced is written. GroupTransactSession.End flushes
+// too, but only once it has decided to commit, and it does not look at promises: a record that
+// failed in that flush (its topic deleted, too large for the topic, not authorized) would be missing
+// from a committed transaction whose source offsets moved past its input, lost for good. So the
+// records are flushed here, every promise has run when Flush returns, and any failure turns the
+// commit into an abort.
+func (r *Runtime) endCycle(c *cycle, want kgo.TransactionEndTry) (cycleEnd, error) {
 	start := time.Now()
 	r.barrier()
-	if err := r.checkTaskErr(); err != nil {
-		return r.fail(c, err)
-	}
-	if perr := r.prodErr.Load(); perr != nil && want == kgo.TryCommit {
-		r.log.Warn("a produce failed in this cycle; aborting it so that it is processed again", "err", *perr)
+	taskErr := r.checkTaskErr()
+	if taskErr != nil {
 		want = kgo.TryAbort
 	}
+	var flushErr, prodErr error
+	var missing []string
+	if want == kgo.TryCommit {
+		flushCtx, cancel := context.WithTimeout(r.ctx, r.cfg.TransactionTimeout)
+		if err := r.sess.Client().Flush(flushCtx); err != nil {
+			flushErr = fmt.Errorf("stream: flush the cycle's records: %w", err)
+		}
+		cancel()
+		prodErr, missing = r.produce.failures()
+		if flushErr != nil || prodErr != nil || len(missing) > 0 {
+			want = kgo.TryAbort
+		}
+	}
 	endCtx, cancel := context.WithTimeout(r.ctx, r.cfg.TransactionTimeout)
-	committed, err := r.sess.End(endCtx, want)
+	committed, endErr := r.sess.End(endCtx, want)
 	cancel()
-	r.prodErr.Store(nil)
+	r.produce.reset()
 	*c = cycle{}
 	r.settle(committed)
-	if serr := r.checkTaskErr(); serr != nil && err == nil {
-		err = serr
+	if taskErr == nil {
+		taskErr = r.checkTaskErr() // a state commit that failed
 	}
 	if committed {
 		r.m.committed.Inc()
 		r.m.commitDuration.Observe(time.Since(start).Seconds())
 	} else {
 		r.m.aborted.Inc()
-		if err == nil && want == kgo.TryCommit {
-			r.log.Info("transaction aborted by a rebalance; its records will be processed again")
+	}
+	switch {
+	case taskErr != nil:
+		if endErr != nil {
+			r.log.Warn("ending the transaction failed too", "err", endErr)
+		}
+		return cycleEnd{}, taskErr
+	case flushErr != nil || prodErr != nil:
+		if endErr != nil {
+			r.log.Warn("aborting the transaction after a failed produce failed too", "err", endErr)
+		}
+		return cycleEnd{}, errors.Join(flushErr, prodErr)
+	case errors.Is(endErr, kerr.UnknownTopicID):
+		// A topic the transaction produced to was deleted and created again: the records the
+		// old topic acknowledged are gone, and franz-go aborted. A changelog cannot come back
+		// that way; an output can, once the producer forgets the old topic.
+		if err := r.changelogsIntact(r.ctx, kadm.NewClient(r.sess.Client())); err != nil {
+			return cycleEnd{}, errors.Join(err, endErr)
+		}
+		r.log.Warn("an output topic was deleted and created again during the transaction; it was aborted and is processed again", "err", endErr)
+		r.sess.Client().PurgeTopicsFromProducing(r.pipeline.outputTopics()...)
+		return cycleEnd{recreated: true}, nil
+	case endErr != nil:
+		return cycleEnd{}, fmt.Errorf("stream: end transaction: %w", endErr)
+	case len(missing) > 0:
+		return cycleEnd{missing: missing}, nil
+	}
+	if !committed && want == kgo.TryCommit {
+		r.log.Info("transaction aborted by a rebalance; its records will be processed again")
+	}
+	return cycleEnd{committed: committed}, nil
+}
+
+// outage is the poll loop's memory of missing topics across cycles.
+type outage struct {
+	attempts int
+	since    time.Time
+}
+
+// afterEnd acts on a cycle that aborted because topics it produced to do not exist. A missing
+// changelog stops the runtime (ErrChangelogLost). A missing output topic is created again when
+// Config.CreateTopics allows it (safe: the aborted cycle's outputs are produced again, and nothing
+// was committed without them), else waited for; either way the runtime is not ready, logs a warning
+// naming the topics, and backs off before it processes the cycle's input again (the session has
+// rewound the consumer to the last commit). The first commit after an outage ends it.
+func (r *Runtime) afterEnd(ctx context.Context, end cycleEnd, o *outage) error {
+	if len(end.missing) == 0 && !end.recreated {
+		if end.committed && o.attempts > 0 {
+			r.log.Info("outputs are written again", "after", time.Since(o.since).Round(time.Millisecond), "aborted_cycles", o.attempts)
+			*o = outage{}
+			r.produce.blocked.Store(false)
+		}
+		return nil
+	}
+	var outputs, changelogs []string
+	for _, t := range end.missing {
+		if _, ok := r.changelogIDs[t]; ok {
+			changelogs = append(changelogs, t)
+		} else {
+			outputs = append(outputs, t)
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("stream: end transaction: %w", err)
+	adm := kadm.NewClient(r.sess.Client())
+	if len(changelogs) > 0 {
+		// The producer says they are unknown; the brokers' metadata decides (a changelog being
+		// moved between brokers can be unknown for a moment).
+		if err := r.changelogsIntact(ctx, adm); err != nil {
+			return err
+		}
+	}
+	if o.attempts == 0 {
+		o.since = time.Now()
+	}
+	o.attempts++
+	r.produce.blocked.Store(true)
+	backoff := min(250*time.Millisecond<<min(o.attempts-1, 6), 10*time.Second)
+	switch {
+	case end.recreated:
+		// Logged by endCycle; the topic exists.
+	case len(outputs) == 0:
+		r.log.Warn("changelog topics were unknown to the producer but exist; processing the aborted cycle again",
+			"topics", strings.Join(changelogs, ","), "retry_in", backoff)
+	case r.cfg.CreateTopics:
+		if err := r.createOutputTopics(ctx, adm, outputs); err != nil {
+			r.log.Warn("output topics are missing and creating them failed; retrying", "topics", strings.Join(outputs, ","), "err", err, "retry_in", backoff)
+		} else {
+			r.log.Warn("output topics were missing (deleted while streamd ran?); created them again, the aborted cycle is processed again",
+				"topics", strings.Join(outputs, ","), "retry_in", backoff)
+		}
+	default:
+		r.log.Warn("output topics do not exist; nothing commits until they do (create them, or set kafka.create_topics)",
+			"topics", strings.Join(outputs, ","), "retry_in", backoff, "aborted_cycles", o.attempts)
+	}
+	// The producer keeps what it knew of a topic, its id included, and fails records to a topic
+	// that came back under a new id until it forgets it; nothing of the ended cycle is buffered.
+	r.sess.Client().PurgeTopicsFromProducing(outputs...)
+	t := time.NewTimer(backoff)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
 	}
 	return nil
 }
@@ -219,11 +354,22 @@ func (r *Runtime) shutdown(c *cycle) error {
 		return nil
 	}
 	r.log.Info("shutting down: committing the open transaction", "records", c.records)
-	done := make(chan error, 1)
-	go func() { done <- r.endCycle(r.ctx, c, kgo.TryCommit) }()
+	type result struct {
+		end cycleEnd
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		end, err := r.endCycle(c, kgo.TryCommit)
+		done <- result{end, err}
+	}()
 	select {
-	case err := <-done:
-		return err
+	case res := <-done:
+		if res.err == nil && len(res.end.missing) > 0 {
+			r.log.Warn("the final transaction aborted: output topics are missing; its records are processed again at the next start",
+				"topics", strings.Join(res.end.missing, ","))
+		}
+		return res.err
 	case <-time.After(r.cfg.ShutdownTimeout):
 		r.cancel() // abandon: the broker aborts the transaction after its timeout
 		<-done
@@ -231,16 +377,23 @@ func (r *Runtime) shutdown(c *cycle) error {
 	}
 }
 
-// fail aborts the open cycle and returns err.
+// fail aborts the open cycle and returns err, or the tasks' error when ending the cycle found one
+// (a task error is the cause; err may be its consequence).
 func (r *Runtime) fail(c *cycle, err error) error {
-	if c.open {
-		if aerr := r.endCycle(r.ctx, c, kgo.TryAbort); aerr != nil {
-			r.log.Warn("aborting after a fatal error failed too", "err", aerr)
+	if !c.open {
+		return err
+	}
+	if _, aerr := r.endCycle(c, kgo.TryAbort); aerr != nil {
+		if errors.Is(aerr, err) {
+			return aerr
 		}
+		r.log.Warn("aborting after a fatal error failed too", "err", aerr)
 	}
 	return err
 }
 
+// checkTaskErr returns the error of a rebalance callback or of a task, if any. It may be called
+// at any time: a task publishes its error atomically.
 func (r *Runtime) checkTaskErr() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -248,18 +401,9 @@ func (r *Runtime) checkTaskErr() error {
 		return r.taskErr
 	}
 	for _, t := range r.tasks {
-		if t.fatalErr != nil {
-			return t.fatalErr
+		if err := t.failed.Load(); err != nil {
+			return *err
 		}
 	}
 	return nil
-}
-
-// onProduced is the promise of every produced record. A failure fails the cycle: the transaction is
-// aborted and its input processed again, so nothing is lost.
-func (r *Runtime) onProduced(rec *kgo.Record, err error) {
-	if err != nil {
-		e := fmt.Errorf("stream: produce to %s: %w", rec.Topic, err)
-		r.prodErr.CompareAndSwap(nil, &e)
-	}
 }

@@ -31,6 +31,8 @@ type metrics struct {
 
 	committed prometheus.Counter
 	aborted   prometheus.Counter
+
+	produceFailures *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -105,11 +107,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "streamd_changelog_records_total",
 			Help: "Changelog records produced in committed transactions (one per changed key per cycle).",
 		}),
+		produceFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamd_produce_failures_total",
+			Help: "Records whose produce failed, by destination topic; each failure aborts its cycle, whose input is processed again.",
+		}, []string{"topic"}),
 	}
 	for _, c := range []prometheus.Collector{m.consumed, m.produced, m.deadLetters, m.transactions,
 		m.commitDuration, m.lag, m.assigned, m.rebalances, m.restoreDuration, m.restoredRecords,
 		m.restoredBytes, m.changelogRecords, m.late, m.watermarkLag, m.openWindows, m.stateBytes,
-		m.arrivalLatency, m.eventLatency} {
+		m.arrivalLatency, m.eventLatency, m.produceFailures} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

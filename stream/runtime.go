@@ -46,13 +46,14 @@ type Runtime struct {
 	ready    atomic.Bool
 	joined   atomic.Bool
 	promise  func(*kgo.Record, error)
-	prodErr  atomic.Pointer[error] // the first produce error of the open cycle
+	produce  produceState // what the open cycle's produces did, and whether outputs can be written
 	counters map[string]prometheus.Counter
 
 	stores        []string // every store the operators declare
 	cache         *pebble.Cache
 	lastIdleCheck time.Time
-	partitions    int32 // of the source topic
+	partitions    int32                   // of the source topic
+	changelogIDs  map[string]kadm.TopicID // every changelog topic's id when the runtime started
 }
 
 // NewRuntime checks the pipeline and the config and prepares a runtime; it does not connect.
@@ -98,9 +99,9 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 	return r, nil
 }
 
-// Ready reports whether the runtime has joined its group and every assigned task is open. The admin
-// server's /readyz answers with it.
-func (r *Runtime) Ready() bool { return r.ready.Load() }
+// Ready reports whether the runtime has joined its group, every assigned task is open, and its
+// outputs can be written (no output topic is missing). The admin server's /readyz answers with it.
+func (r *Runtime) Ready() bool { return r.ready.Load() && !r.produce.blocked.Load() }
 
 // Assigned returns the source partitions this instance owns, sorted.
 func (r *Runtime) Assigned() []int32 {
@@ -190,9 +191,12 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 
 // Run runs the pipeline until ctx is cancelled or a fatal error occurs. On cancellation it ends the
 // open cycle with a commit (bounded by ShutdownTimeout), closes every task and leaves; it returns nil
-// after a clean shutdown. A fatal error (a failing operator, a fenced producer, a broker that refuses
-// the transaction) aborts the open transaction and is returned: the records of the aborted cycle are
-// processed again by whichever instance owns their partitions next.
+// after a clean shutdown. A fatal error (a failing operator, a failing state commit, a fenced
+// producer, a broker that refuses the transaction, a record that cannot be produced: ErrProduce, a
+// changelog topic deleted while running: ErrChangelogLost) aborts the open transaction and is
+// returned, wrapped: the records of the aborted cycle are processed again by whichever instance owns
+// their partitions next. A missing output topic is not fatal: no cycle commits until it exists again
+// (Config.CreateTopics recreates it), and Ready reports false meanwhile.
 func (r *Runtime) Run(ctx context.Context) error {
 	if r.ran.Swap(true) {
 		return ErrStopped

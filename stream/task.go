@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -44,7 +45,10 @@ type Task struct {
 	cur      *kgo.Record // the record being processed, for lineage
 	in       chan taskWork
 	done     chan struct{}
+	// fatalErr is the error that stopped the task's processing, for the task's goroutine; failed
+	// holds the same error for the runtime, which looks at it from the poll loop while the task runs.
 	fatalErr error
+	failed   atomic.Pointer[error]
 
 	out   outbox
 	cycle cycleCounts
@@ -200,8 +204,8 @@ func (t *Task) run() {
 			}
 			w.barrier.Done()
 		case w.settle != nil:
-			if err := t.settleState(w.settle.committed); err != nil && t.fatalErr == nil {
-				t.fatalErr = err
+			if err := t.settleState(w.settle.committed); err != nil {
+				t.fail(err)
 			}
 			w.settle.wg.Done()
 		case w.inspect != nil:
@@ -209,7 +213,7 @@ func (t *Task) run() {
 		case w.idle != nil:
 			if t.fatalErr == nil {
 				if err := t.advanceIdle(w.idle.watermark); err != nil {
-					t.fatalErr = err
+					t.fail(err)
 				}
 			}
 			w.idle.wg.Done()
@@ -221,11 +225,20 @@ func (t *Task) run() {
 			t.times.arrivals = append(t.times.arrivals, arrival{at: t.lastRecord, n: len(w.recs)})
 			for _, rec := range w.recs {
 				if err := t.process(rec); err != nil {
-					t.fatalErr = err
+					t.fail(err)
 					break
 				}
 			}
 		}
+	}
+}
+
+// fail stops the task's processing with err, unless an earlier error did. It runs on the task's
+// goroutine.
+func (t *Task) fail(err error) {
+	if t.fatalErr == nil {
+		t.fatalErr = err
+		t.failed.Store(&err)
 	}
 }
 

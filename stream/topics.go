@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,10 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 	var changelogs []string
 	for _, s := range r.stores {
 		changelogs = append(changelogs, state.ChangelogTopic(r.pipeline.Name, s))
+	}
+	// Series that exist from the start, at zero, so that the alert on produce failures has data.
+	for _, t := range append(append([]string{}, outputs...), changelogs...) {
+		r.m.produceFailures.WithLabelValues(t)
 	}
 	var compacted []string
 	for _, op := range r.pipeline.Operators {
@@ -115,6 +120,15 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 			}
 			r.log.Info("created changelog topic", "topic", t.Topic, "partitions", partitions)
 		}
+		if details, err = adm.ListTopics(ctx, changelogs...); err != nil {
+			return fmt.Errorf("stream: list changelog topics: %w", err)
+		}
+	}
+	// A changelog is known by its topic id: one deleted and created again under the same name has
+	// lost the history the local state was restored from (see changelogsIntact).
+	r.changelogIDs = map[string]kadm.TopicID{}
+	for _, t := range changelogs {
+		r.changelogIDs[t] = details[t].ID
 	}
 
 	var missingCompacted []string
@@ -151,16 +165,61 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 	if !r.cfg.CreateTopics {
 		return fmt.Errorf("stream: output topics %s do not exist (create them, or set kafka.create_topics)", strings.Join(missing, ", "))
 	}
+	return r.createOutputTopics(ctx, adm, missing)
+}
+
+// createOutputTopics creates output topics with the source's partition count and a
+// max.message.bytes that fits the largest record streamd produces. A topic that exists already
+// (another instance created it first) is not an error.
+func (r *Runtime) createOutputTopics(ctx context.Context, adm *kadm.Client, topics []string) error {
 	maxBytes := strconv.Itoa(r.cfg.MaxRecordBytes + 64<<10)
-	resp, err := adm.CreateTopics(ctx, partitions, r.cfg.ReplicationFactor, map[string]*string{"max.message.bytes": &maxBytes}, missing...)
+	resp, err := adm.CreateTopics(ctx, r.partitions, r.cfg.ReplicationFactor, map[string]*string{"max.message.bytes": &maxBytes}, topics...)
 	if err != nil {
-		return fmt.Errorf("stream: create topics %s: %w", strings.Join(missing, ", "), err)
+		return fmt.Errorf("stream: create topics %s: %w", strings.Join(topics, ", "), err)
 	}
 	for _, t := range resp.Sorted() {
 		if t.Err != nil && !errors.Is(t.Err, kerr.TopicAlreadyExists) {
 			return fmt.Errorf("stream: create topic %q: %w", t.Topic, t.Err)
 		}
-		r.log.Info("created topic", "topic", t.Topic, "partitions", partitions)
+		r.log.Info("created topic", "topic", t.Topic, "partitions", r.partitions)
+	}
+	return nil
+}
+
+// changelogsIntact checks that every changelog topic still exists under the id it had when the
+// runtime started. It returns an error wrapping ErrChangelogLost naming each lost topic, or another
+// error when the brokers cannot say.
+func (r *Runtime) changelogsIntact(ctx context.Context, adm *kadm.Client) error {
+	if len(r.changelogIDs) == 0 {
+		return nil
+	}
+	topics := make([]string, 0, len(r.changelogIDs))
+	for t := range r.changelogIDs {
+		topics = append(topics, t)
+	}
+	sort.Strings(topics)
+	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	details, err := adm.ListTopics(reqCtx, topics...)
+	if err != nil {
+		return fmt.Errorf("stream: list changelog topics: %w", err)
+	}
+	var lost []string
+	for _, t := range topics {
+		d, ok := details[t]
+		switch {
+		case !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+			lost = append(lost, t+" (deleted)")
+		case d.Err != nil:
+			return fmt.Errorf("stream: changelog topic %q: %w", t, d.Err)
+		case d.ID != r.changelogIDs[t] && r.changelogIDs[t] != (kadm.TopicID{}):
+			lost = append(lost, t+" (deleted and created again)")
+		}
+	}
+	if len(lost) > 0 {
+		return fmt.Errorf("%w: %s: no cycle may commit without its changelog records, so the runtime stops; "+
+			"keep the state directory, it is now the only copy of the stores' history (a restart creates the topic again, empty, and refuses that state as ahead of its changelog until the state is rebuilt)",
+			ErrChangelogLost, strings.Join(lost, ", "))
 	}
 	return nil
 }

@@ -28,9 +28,13 @@ test-short:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
 
+## lint: gofmt, go vet, and go.mod/go.sum exactly as `go mod tidy` leaves them (also in the nested
+## module test/kafkatest/container, which keeps testcontainers-go out of streamd's module graph).
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) mod tidy -diff
+	cd test/kafkatest/container && $(GO) mod tidy -diff && $(GO) vet ./...
 
 ## kafka-up: a single-node KRaft Apache Kafka broker on 127.0.0.1:9092 from Maven Central (cached).
 kafka-up:

@@ -21,6 +21,10 @@ type KeyInspector interface {
 // ErrNotOwned is returned by Inspect for a key whose partition another instance owns.
 var ErrNotOwned = errors.New("stream: the key's partition is not owned by this instance")
 
+// ErrNotStarted is returned by Inspect before Run has learnt the source topic's partition count,
+// without which a key's partition is unknown.
+var ErrNotStarted = errors.New("stream: not started")
+
 // KeyState is what the operators of the task owning a key hold for it.
 type KeyState struct {
 	Key       string         `json:"key"`
@@ -31,20 +35,13 @@ type KeyState struct {
 
 // Inspect returns what the operators hold for key, asking the task that owns the key's partition
 // (found with the default key partitioner, murmur2, as Kafka's producers use) on its own goroutine.
+// It is safe to call from any goroutine, concurrently with Run and its rebalances. It returns
+// ErrNotStarted before Run has looked up the source topic, ErrNotOwned (wrapped, with the
+// partition) when another instance owns the key, and ctx's error when ctx ends first.
 func (r *Runtime) Inspect(ctx context.Context, key []byte) (*KeyState, error) {
-	if r.partitions == 0 {
-		return nil, errors.New("stream: not started")
-	}
-	part := int32(kgo.StickyKeyPartitioner(nil).ForTopic(r.pipeline.Source.Topic).Partition(&kgo.Record{Key: key}, int(r.partitions)))
-	r.mu.Lock()
-	t := r.tasks[part]
-	r.mu.Unlock()
-	if t == nil {
-		return nil, fmt.Errorf("%w (partition %d)", ErrNotOwned, part)
-	}
-	ks := &KeyState{Key: string(key), Partition: part, Operators: map[string]any{}}
+	ks := &KeyState{Key: string(key), Operators: map[string]any{}}
 	done := make(chan error, 1)
-	work := taskWork{inspect: func() {
+	part, err := r.runOnOwner(ctx, key, func(t *Task) {
 		if wm := t.wm.value(); wm != math.MinInt64 {
 			ks.Watermark = time.UnixMilli(wm).UTC().Format(time.RFC3339Nano)
 		}
@@ -61,17 +58,47 @@ func (r *Runtime) Inspect(ctx context.Context, key []byte) (*KeyState, error) {
 			}
 		}
 		done <- nil
-	}}
+	})
+	if err != nil {
+		return nil, err
+	}
+	ks.Partition = part
 	select {
-	case t.in <- work:
+	case err := <-done:
+		if err != nil {
+			return nil, err
+		}
+		return ks, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// runOnOwner queues f on the goroutine of the task that owns key's partition and returns the
+// partition; it does not wait for f to run.
+//
+// It holds r.mu from the look-up through the send, as dispatch and barrier do: a revoke (dropTasks)
+// closes the task's input under r.mu, so the send can never meet a closed channel, and the source's
+// partition count, which Run sets, is read under the same lock. The task's goroutine never takes
+// r.mu, so the send waits at most until the task has taken in what it was handed before; ctx bounds
+// that wait. Once queued, f runs even if the task is revoked next: close drains the input before
+// the task's goroutine ends.
+func (r *Runtime) runOnOwner(ctx context.Context, key []byte, f func(*Task)) (int32, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.partitions == 0 {
+		return 0, ErrNotStarted
+	}
+	part := int32(kgo.StickyKeyPartitioner(nil).ForTopic(r.pipeline.Source.Topic).Partition(&kgo.Record{Key: key}, int(r.partitions)))
+	t := r.tasks[part]
+	if t == nil {
+		return part, fmt.Errorf("%w (partition %d)", ErrNotOwned, part)
+	}
 	select {
-	case err := <-done:
-		return ks, err
+	case t.in <- taskWork{inspect: func() { f(t) }}:
+		return part, nil
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return part, ctx.Err()
 	}
 }
 

@@ -79,7 +79,9 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 		return fmt.Errorf("stream: source topic %q: %w", r.pipeline.Source.Topic, src.Err)
 	}
 	partitions := int32(len(src.Partitions))
+	r.mu.Lock() // Inspect reads it from the admin server's goroutines
 	r.partitions = partitions
+	r.mu.Unlock()
 	if l := r.pipeline.Labels; l != nil {
 		d, ok := details[l.Topic]
 		if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {

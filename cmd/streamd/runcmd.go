@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -123,7 +121,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, list
 		return nil, err
 	}
 	adm := admin.New(admin.Options{Listen: listen, Gatherer: reg, Ready: rt.Ready, Logger: log})
-	registerInspection(adm, rt, p)
+	adm.HandleInspection(inspection(rt, p))
 	if err := adm.Start(); err != nil {
 		return nil, fmt.Errorf("admin server on %s: %w", listen, err)
 	}
@@ -146,44 +144,14 @@ func (d *daemon) wait() error {
 	return nil
 }
 
-// registerInspection adds the admin API's inspection endpoints: /v1/watermarks, /v1/state/{key} and
-// /v1/models.
-func registerInspection(adm *admin.Server, rt *stream.Runtime, p *stream.Pipeline) {
-	adm.Handle("GET /v1/watermarks", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"partitions": rt.Watermarks()})
-	}))
-	adm.Handle("GET /v1/state/{key}", http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		ctx, cancel := context.WithTimeout(req.Context(), 5*time.Second)
-		defer cancel()
-		ks, err := rt.Inspect(ctx, []byte(req.PathValue("key")))
-		switch {
-		case errors.Is(err, stream.ErrNotOwned):
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
-		case err != nil:
-			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
-		default:
-			writeJSON(w, http.StatusOK, ks)
-		}
-	}))
-	var regs []*model.Registry
+// inspection gathers the sources of the admin API's inspection endpoints: the runtime (watermarks,
+// key state) and the pipeline's model operators.
+func inspection(rt *stream.Runtime, p *stream.Pipeline) admin.Inspection {
+	in := admin.Inspection{Watermarks: rt, State: rt}
 	for _, op := range p.Operators {
 		if m, ok := op.(*model.Operator); ok {
-			regs = append(regs, m.Registry())
+			in.Models = append(in.Models, m.Registry())
 		}
 	}
-	adm.Handle("GET /v1/models", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		var views []model.View
-		for _, r := range regs {
-			views = append(views, r.View())
-		}
-		writeJSON(w, http.StatusOK, map[string]any{"operators": views})
-	}))
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	return in
 }

@@ -1,11 +1,20 @@
 // Package kafkatest gives a test a Kafka broker: the real one named by KAFKA_BROKERS when it is set
-// (what CI does, with an Apache Kafka broker started by .ci/run); else a Kafka container through
-// testcontainers-go when a Docker engine answers; else franz-go's in-process kfake cluster, which
-// needs nothing and supports transactions, but is not the proof of exactly-once: a test that depends
-// on a real broker's behaviour calls RequireReal and skips with its reason under kfake.
+// (what CI does, with an Apache Kafka broker started by .ci/run); else franz-go's in-process kfake
+// cluster, which needs nothing and supports transactions, but is not the proof of exactly-once: a
+// test that depends on a real broker's behaviour calls RequireReal and skips with its reason under
+// kfake.
 //
-// Tests share one real or container broker, so every test works on topics and groups of its own
-// (Topic and Group make unique names).
+// With Docker but no Kafka installed, start a Kafka container with the command in the nested module
+// test/kafkatest/container and set the KAFKA_BROKERS line it prints:
+//
+//	cd test/kafkatest/container && go run .    # prints KAFKA_BROKERS=127.0.0.1:port; Ctrl-C removes it
+//
+// It is a module of its own so that testcontainers-go and its dependencies (Docker's client,
+// OpenTelemetry, gRPC) stay out of streamd's module graph; scripts/kafka.sh (make kafka-up) runs a
+// broker without Docker.
+//
+// Tests share one real broker, so every test works on topics and groups of its own (Topic and
+// Group make unique names).
 package kafkatest
 
 import (
@@ -16,12 +25,9 @@ import (
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/testcontainers/testcontainers-go"
-	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -31,9 +37,8 @@ import (
 type Kind string
 
 const (
-	Real      Kind = "kafka"          // KAFKA_BROKERS
-	Container Kind = "testcontainers" // a Kafka container
-	Fake      Kind = "kfake"          // in-process
+	Real Kind = "kafka" // KAFKA_BROKERS: a real broker, or a container (see the package doc)
+	Fake Kind = "kfake" // in-process
 )
 
 // Broker is a Kafka cluster for a test.
@@ -42,25 +47,12 @@ type Broker struct {
 	Kind  Kind
 }
 
-var (
-	containerOnce sync.Once
-	containerAddr []string
-	containerErr  error
-)
-
 // Start returns the broker for t; see the package doc for which one. A kfake cluster is per test and
-// closed at its end; the others are shared.
+// closed at its end; a real one is shared.
 func Start(t testing.TB) *Broker {
 	t.Helper()
 	if env := os.Getenv("KAFKA_BROKERS"); env != "" {
 		return &Broker{Addrs: strings.Split(env, ","), Kind: Real}
-	}
-	if os.Getenv("STREAMD_TEST_NO_DOCKER") == "" && dockerAvailable() {
-		containerOnce.Do(func() { containerAddr, containerErr = startContainer() })
-		if containerErr == nil {
-			return &Broker{Addrs: containerAddr, Kind: Container}
-		}
-		t.Logf("kafkatest: Docker answers but the Kafka container did not start (%v); using kfake", containerErr)
 	}
 	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(4))
 	if err != nil {
@@ -70,7 +62,7 @@ func Start(t testing.TB) *Broker {
 	return &Broker{Addrs: c.ListenAddrs(), Kind: Fake}
 }
 
-// RequireReal skips the test unless the broker is a real Kafka (KAFKA_BROKERS or a container).
+// RequireReal skips the test unless the broker is a real Kafka (KAFKA_BROKERS).
 func (b *Broker) RequireReal(t testing.TB, why string) {
 	t.Helper()
 	if b.Kind == Fake {
@@ -186,40 +178,6 @@ func Header(r *kgo.Record, key string) string {
 		}
 	}
 	return ""
-}
-
-// dockerAvailable asks the Docker engine for its health. testcontainers panics when it finds no
-// engine at all, so look for one first and recover from the panic if the look was wrong.
-func dockerAvailable() (ok bool) {
-	if os.Getenv("DOCKER_HOST") == "" {
-		if _, err := os.Stat("/var/run/docker.sock"); err != nil {
-			return false
-		}
-	}
-	defer func() {
-		if recover() != nil {
-			ok = false
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-	defer cancel()
-	p, err := testcontainers.NewDockerProvider()
-	if err != nil {
-		return false
-	}
-	defer p.Close()
-	return p.Health(ctx) == nil
-}
-
-func startContainer() ([]string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	c, err := tckafka.Run(ctx, "confluentinc/confluent-local:7.5.0", tckafka.WithClusterID("streamd-test"))
-	if err != nil {
-		return nil, err
-	}
-	// The container lives for the test process; testcontainers' reaper removes it afterwards.
-	return c.Brokers(ctx)
 }
 
 // WaitCaughtUp waits until group has committed, for every partition of topic, the end offset the

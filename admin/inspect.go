@@ -1,0 +1,113 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/streamd/streamd/model"
+	"github.com/streamd/streamd/stream"
+)
+
+// WatermarkReporter reports every owned partition's event-time progress, for /v1/watermarks.
+// *stream.Runtime implements it. It is called on the request's goroutine, concurrently with the
+// pipeline, so it must be safe for that.
+type WatermarkReporter interface {
+	Watermarks() []stream.WatermarkInfo
+}
+
+// KeyInspector looks up what the pipeline holds for one entity key, for /v1/state/{key}.
+// *stream.Runtime implements it: it returns stream.ErrNotOwned (wrapped) when another instance owns
+// the key's partition, and stops waiting when ctx is done.
+type KeyInspector interface {
+	Inspect(ctx context.Context, key []byte) (*stream.KeyState, error)
+}
+
+// ModelViewer shows one model operator's models on this instance, for /v1/models. *model.Registry
+// implements it.
+type ModelViewer interface {
+	View() model.View
+}
+
+// Inspection are the sources of the inspection endpoints. A nil Watermarks or State leaves its
+// endpoint out; Models may be empty (an instance without model operators then answers with no
+// operators).
+type Inspection struct {
+	Watermarks WatermarkReporter
+	State      KeyInspector
+	// StateTimeout bounds one /v1/state look-up, which waits for the key's task to finish what it
+	// was handed. Default 5s.
+	StateTimeout time.Duration
+	// Models are the pipeline's model operators, in pipeline order.
+	Models []ModelViewer
+}
+
+// defaultStateTimeout is Inspection.StateTimeout's default.
+const defaultStateTimeout = 5 * time.Second
+
+// HandleInspection registers the inspection endpoints: GET /v1/watermarks, /v1/state/{key} and
+// /v1/models. Call it before Start.
+//
+// The answers are JSON: /v1/watermarks {"partitions": [...]} (200); /v1/models {"operators": [...]}
+// (200); /v1/state/{key} the key's stream.KeyState (200), or {"error": "..."} with 404 when another
+// instance owns the key's partition and 500 on any other failure (not started, a timeout, an
+// operator's error). The key is the path segment after /v1/state/, percent-decoded, so a key with a
+// slash is written %2F.
+func (s *Server) HandleInspection(in Inspection) {
+	if in.Watermarks != nil {
+		s.Handle("GET /v1/watermarks", watermarksHandler(in.Watermarks))
+	}
+	if in.State != nil {
+		timeout := in.StateTimeout
+		if timeout <= 0 {
+			timeout = defaultStateTimeout
+		}
+		s.Handle("GET /v1/state/{key}", stateHandler(in.State, timeout))
+	}
+	s.Handle("GET /v1/models", modelsHandler(in.Models))
+}
+
+func watermarksHandler(src WatermarkReporter) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"partitions": src.Watermarks()})
+	})
+}
+
+func stateHandler(src KeyInspector, timeout time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ctx, cancel := context.WithTimeout(req.Context(), timeout)
+		defer cancel()
+		ks, err := src.Inspect(ctx, []byte(req.PathValue("key")))
+		switch {
+		case errors.Is(err, stream.ErrNotOwned):
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		case err != nil:
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		default:
+			writeJSON(w, http.StatusOK, ks)
+		}
+	})
+}
+
+func modelsHandler(models []ModelViewer) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		// A nil slice (no model operators) encodes as null, as it always has.
+		var views []model.View
+		for _, m := range models {
+			views = append(views, m.View())
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"operators": views})
+	})
+}
+
+// writeJSON answers with v as indented JSON. An encoding error can only be reported by the broken
+// body: the status line is out by then.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,215 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/streamd/streamd/model"
+	"github.com/streamd/streamd/stream"
+)
+
+// The production sources satisfy the interfaces the handlers consume.
+var (
+	_ WatermarkReporter = (*stream.Runtime)(nil)
+	_ KeyInspector      = (*stream.Runtime)(nil)
+	_ ModelViewer       = (*model.Registry)(nil)
+)
+
+type fakeWatermarks []stream.WatermarkInfo
+
+func (f fakeWatermarks) Watermarks() []stream.WatermarkInfo { return f }
+
+// fakeInspector answers Inspect with its function and remembers the keys it was asked for.
+type fakeInspector struct {
+	inspect func(ctx context.Context, key []byte) (*stream.KeyState, error)
+	keys    []string
+}
+
+func (f *fakeInspector) Inspect(ctx context.Context, key []byte) (*stream.KeyState, error) {
+	f.keys = append(f.keys, string(key))
+	return f.inspect(ctx, key)
+}
+
+type fakeModels model.View
+
+func (f fakeModels) View() model.View { return model.View(f) }
+
+// serve sends one request through the server's routes.
+func serve(s *Server, path string) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	s.mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	return rec
+}
+
+// decodeJSON checks that rec answered code with a JSON body and decodes it into v.
+func decodeJSON(t *testing.T, rec *httptest.ResponseRecorder, code int, v any) {
+	t.Helper()
+	if rec.Code != code {
+		t.Fatalf("status %d, want %d; body %s", rec.Code, code, rec.Body)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q, want application/json", ct)
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), v); err != nil {
+		t.Fatalf("body is not JSON (%v): %s", err, rec.Body)
+	}
+}
+
+func TestWatermarksEndpoint(t *testing.T) {
+	t.Run("partitions", func(t *testing.T) {
+		want := []stream.WatermarkInfo{
+			{Topic: "src", Partition: 0, Watermark: "2026-01-02T03:04:05Z", WatermarkMs: 1767323045000, Why: "event time"},
+			{Topic: "src", Partition: 3, Idle: true, NextOffset: 12, StableOffset: 12, Why: "idle"},
+		}
+		s := New(Options{})
+		s.HandleInspection(Inspection{Watermarks: fakeWatermarks(want)})
+		var got struct {
+			Partitions []stream.WatermarkInfo `json:"partitions"`
+		}
+		decodeJSON(t, serve(s, "/v1/watermarks"), http.StatusOK, &got)
+		if !reflect.DeepEqual(got.Partitions, want) {
+			t.Errorf("partitions = %+v, want %+v", got.Partitions, want)
+		}
+	})
+	t.Run("none owned", func(t *testing.T) {
+		s := New(Options{})
+		s.HandleInspection(Inspection{Watermarks: fakeWatermarks(nil)})
+		rec := serve(s, "/v1/watermarks")
+		var got map[string]any
+		decodeJSON(t, rec, http.StatusOK, &got)
+		if v, ok := got["partitions"]; !ok || v != nil {
+			t.Errorf("body %s, want partitions: null", rec.Body)
+		}
+	})
+}
+
+func TestStateEndpoint(t *testing.T) {
+	found := &stream.KeyState{Key: "card-1", Partition: 2, Watermark: "2026-01-02T03:04:05Z",
+		Operators: map[string]any{"features": map[string]any{"count": 3.0}}}
+	notOwned := fmt.Errorf("%w (partition 1)", stream.ErrNotOwned)
+	for _, tc := range []struct {
+		name     string
+		path     string
+		inspect  func(ctx context.Context, key []byte) (*stream.KeyState, error)
+		wantKeys []string // the keys the inspector is asked for
+		code     int
+		wantErr  string // the "error" field of the body; "" when the answer is a KeyState
+	}{
+		{name: "owned", path: "/v1/state/card-1", wantKeys: []string{"card-1"}, code: http.StatusOK,
+			inspect: func(context.Context, []byte) (*stream.KeyState, error) { return found, nil }},
+		{name: "escaped key", path: "/v1/state/user%2F7%20x", wantKeys: []string{"user/7 x"}, code: http.StatusOK,
+			inspect: func(_ context.Context, key []byte) (*stream.KeyState, error) {
+				return &stream.KeyState{Key: string(key), Operators: map[string]any{}}, nil
+			}},
+		{name: "not owned", path: "/v1/state/card-9", wantKeys: []string{"card-9"}, code: http.StatusNotFound, wantErr: notOwned.Error(),
+			inspect: func(context.Context, []byte) (*stream.KeyState, error) { return nil, notOwned }},
+		{name: "not started", path: "/v1/state/card-9", wantKeys: []string{"card-9"}, code: http.StatusInternalServerError, wantErr: stream.ErrNotStarted.Error(),
+			inspect: func(context.Context, []byte) (*stream.KeyState, error) { return nil, stream.ErrNotStarted }},
+		{name: "operator error", path: "/v1/state/card-9", wantKeys: []string{"card-9"}, code: http.StatusInternalServerError, wantErr: "window: state: broken",
+			inspect: func(context.Context, []byte) (*stream.KeyState, error) {
+				return nil, errors.New("window: state: broken")
+			}},
+		{name: "timeout", path: "/v1/state/card-9", wantKeys: []string{"card-9"}, code: http.StatusInternalServerError, wantErr: context.DeadlineExceeded.Error(),
+			inspect: func(ctx context.Context, _ []byte) (*stream.KeyState, error) {
+				if _, ok := ctx.Deadline(); !ok {
+					return nil, errors.New("the look-up has no deadline")
+				}
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}},
+		{name: "empty key", path: "/v1/state/", code: http.StatusNotFound},
+		{name: "key with a slash", path: "/v1/state/a/b", code: http.StatusNotFound},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &fakeInspector{inspect: tc.inspect}
+			s := New(Options{})
+			s.HandleInspection(Inspection{State: in, StateTimeout: 10 * time.Millisecond})
+			rec := serve(s, tc.path)
+			if !reflect.DeepEqual(in.keys, tc.wantKeys) {
+				t.Errorf("inspector asked for %q, want %q", in.keys, tc.wantKeys)
+			}
+			switch {
+			case tc.inspect == nil: // not routed to the handler
+				if rec.Code != tc.code {
+					t.Errorf("status %d, want %d", rec.Code, tc.code)
+				}
+			case tc.wantErr != "":
+				var got map[string]string
+				decodeJSON(t, rec, tc.code, &got)
+				if !reflect.DeepEqual(got, map[string]string{"error": tc.wantErr}) {
+					t.Errorf("body %v, want error %q", got, tc.wantErr)
+				}
+			default:
+				var got stream.KeyState
+				decodeJSON(t, rec, tc.code, &got)
+				want, _ := tc.inspect(context.Background(), []byte(tc.wantKeys[0]))
+				if !reflect.DeepEqual(&got, want) {
+					t.Errorf("body %+v, want %+v", got, *want)
+				}
+			}
+		})
+	}
+}
+
+func TestStateTimeoutDefault(t *testing.T) {
+	in := &fakeInspector{inspect: func(ctx context.Context, _ []byte) (*stream.KeyState, error) {
+		dl, ok := ctx.Deadline()
+		if !ok {
+			return nil, errors.New("no deadline")
+		}
+		if left := time.Until(dl); left <= defaultStateTimeout-time.Second || left > defaultStateTimeout {
+			return nil, fmt.Errorf("deadline in %s, want about %s", left, defaultStateTimeout)
+		}
+		return &stream.KeyState{Key: "k", Operators: map[string]any{}}, nil
+	}}
+	s := New(Options{})
+	s.HandleInspection(Inspection{State: in})
+	if rec := serve(s, "/v1/state/k"); rec.Code != http.StatusOK {
+		t.Errorf("status %d: %s", rec.Code, rec.Body)
+	}
+}
+
+func TestModelsEndpoint(t *testing.T) {
+	a := model.View{Models: []model.ModelView{{Name: "lr", Kind: "logistic", Champion: true, Version: 3,
+		Partitions: []model.ReplicaView{{Partition: 0, Version: 3, Updates: 10, Digest: "ab"}}}},
+		Partitions: []int32{0}, Labels: map[string]float64{"joined": 4}}
+	b := model.View{Models: []model.ModelView{{Name: "tree", Kind: "hoeffding"}}, Labels: map[string]float64{}, Drifts: 1}
+	t.Run("in pipeline order", func(t *testing.T) {
+		s := New(Options{})
+		s.HandleInspection(Inspection{Models: []ModelViewer{fakeModels(a), fakeModels(b)}})
+		var got struct {
+			Operators []model.View `json:"operators"`
+		}
+		decodeJSON(t, serve(s, "/v1/models"), http.StatusOK, &got)
+		if want := []model.View{a, b}; !reflect.DeepEqual(got.Operators, want) {
+			t.Errorf("operators = %+v, want %+v", got.Operators, want)
+		}
+	})
+	t.Run("no model operators", func(t *testing.T) {
+		s := New(Options{})
+		s.HandleInspection(Inspection{})
+		rec := serve(s, "/v1/models")
+		if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != "{\n  \"operators\": null\n}" {
+			t.Errorf("= %d %q, want 200 with operators: null", rec.Code, rec.Body)
+		}
+	})
+}
+
+// TestInspectionLeavesOutUnsetSources: an endpoint whose source is nil is not served.
+func TestInspectionLeavesOutUnsetSources(t *testing.T) {
+	s := New(Options{})
+	s.HandleInspection(Inspection{})
+	for _, path := range []string{"/v1/watermarks", "/v1/state/k"} {
+		if rec := serve(s, path); rec.Code != http.StatusNotFound {
+			t.Errorf("%s = %d, want 404", path, rec.Code)
+		}
+	}
+}

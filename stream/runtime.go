@@ -175,7 +175,7 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 		kgo.RebalanceTimeout(r.cfg.RebalanceTimeout),
 		kgo.TransactionalID(r.transactionalID()),
 		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
-		kgo.ProducerBatchMaxBytes(int32(r.cfg.MaxRecordBytes + 64<<10)),
+		kgo.ProducerBatchMaxBytes(r.producerBatchMaxBytes()),
 		kgo.FetchMaxPartitionBytes(int32(max(r.cfg.MaxRecordBytes+64<<10, 1<<20))),
 		kgo.MaxBufferedRecords(1 << 20),
 		kgo.FetchMaxWait(250 * time.Millisecond),
@@ -265,4 +265,18 @@ func (r *Runtime) leaveGroup() {
 		return
 	}
 	r.log.Info("left the consumer group", "instance_id", r.cfg.InstanceID)
+}
+
+// producerBatchMaxBytes bounds the record batches the producer builds per partition. A broker
+// refuses a batch larger than the topic's max.message.bytes (1048588 by default) with
+// MESSAGE_TOO_LARGE, which fails the cycle, so at the default MaxRecordBytes batches stay at
+// franz-go's default, under that limit, however many small records a busy cycle produces. A
+// pipeline that raises MaxRecordBytes past 1MiB gets batches that fit its largest record; its
+// topics need a max.message.bytes to match (docs/config.md says so).
+func (r *Runtime) producerBatchMaxBytes() int32 {
+	const brokerSafe = 1_000_012 // franz-go's default
+	if r.cfg.MaxRecordBytes <= 1<<20 {
+		return brokerSafe
+	}
+	return int32(r.cfg.MaxRecordBytes + 64<<10)
 }

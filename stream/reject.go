@@ -26,9 +26,13 @@ const (
 	ReasonLate               Reason = "late_record"            // after its windows closed, and the pipeline has no late topic
 )
 
-// Reasons lists every Reason streamd gives, for metrics that should show zero before the first.
-var Reasons = []Reason{ReasonMalformedJSON, ReasonNotAnObject, ReasonTooLarge, ReasonMissingKey, ReasonMissingField,
+// reasons lists every Reason streamd gives.
+var reasons = [...]Reason{ReasonMalformedJSON, ReasonNotAnObject, ReasonTooLarge, ReasonMissingKey, ReasonMissingField,
 	ReasonWrongType, ReasonOutOfRange, ReasonNotFinite, ReasonBadEventTime, ReasonEventTimeOutOfSpan, ReasonOperator, ReasonLate}
+
+// Reasons returns every Reason streamd gives, for metrics and dashboards that should show each at
+// zero before the first. The slice is the caller's: the set itself cannot be changed.
+func Reasons() []Reason { return append([]Reason(nil), reasons[:]...) }
 
 // Rejection is the error that sends a record to the dead-letter topic instead of failing the task.
 // Decoders return it for input they cannot accept; operators return it (through Reject) for events

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"strings"
 
@@ -91,8 +92,20 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 
 // RuntimeConfig returns the runtime settings; the caller adds its logger and metrics registerer.
 func (c *Config) RuntimeConfig() (stream.Config, error) {
+	rc := c.streamConfig()
+	opts, err := c.ClientOpts()
+	if err != nil {
+		return rc, err
+	}
+	rc.ClientOpts = opts
+	return rc, nil
+}
+
+// streamConfig compiles the file's runtime keys into the stream API's Config, which holds their
+// defaults (EnsureDefaults) and bounds (Validate); runtimeKeys names the key of each field.
+func (c *Config) streamConfig() stream.Config {
 	k := &c.Kafka
-	rc := stream.Config{
+	return stream.Config{
 		Brokers:              k.Brokers,
 		InstanceID:           c.InstanceID,
 		CommitInterval:       k.CommitInterval.D(),
@@ -100,22 +113,35 @@ func (c *Config) RuntimeConfig() (stream.Config, error) {
 		TransactionTimeout:   k.TransactionTimeout.D(),
 		SessionTimeout:       k.SessionTimeout.D(),
 		ShutdownTimeout:      k.ShutdownTimeout.D(),
-		CreateTopics:         *k.CreateTopics,
+		CreateTopics:         k.CreateTopics != nil && *k.CreateTopics,
 		LeaveGroupOnShutdown: k.LeaveGroupOnExit,
-		ReplicationFactor:    int16(k.ReplicationFactor),
-		MaxRecordBytes:       int(c.Source.MaxRecordBytes),
-		DeadLetterMaxBytes:   int(c.Outputs.DeadLetterMaxBytes),
-		StateDir:             c.State.Dir,
-		StateCacheBytes:      int64(c.State.CacheSize),
-		MaxOutOfOrderness:    c.Source.MaxOutOfOrderness.D(),
-		IdleTimeout:          c.Source.IdleTimeout.D(),
+		// validate reports a count past int16; it must not wrap into another error here.
+		ReplicationFactor:  int16(min(k.ReplicationFactor, math.MaxInt16)),
+		MaxRecordBytes:     int(c.Source.MaxRecordBytes),
+		DeadLetterMaxBytes: int(c.Outputs.DeadLetterMaxBytes),
+		StateDir:           c.State.Dir,
+		StateCacheBytes:    int64(c.State.CacheSize),
+		MaxOutOfOrderness:  c.Source.MaxOutOfOrderness.D(),
+		IdleTimeout:        c.Source.IdleTimeout.D(),
 	}
-	opts, err := c.ClientOpts()
-	if err != nil {
-		return rc, err
-	}
-	rc.ClientOpts = opts
-	return rc, nil
+}
+
+// runtimeKeys maps the fields of stream.Config that streamConfig sets to the keys of the file, so
+// that the stream API's errors (*stream.FieldError) name the key. Brokers and InstanceID are
+// missing on purpose: validate checks them by the file's rules (each broker, the environment
+// variable), and fields without a key keep their defaults, which are valid.
+var runtimeKeys = map[string]string{
+	"CommitInterval":     "kafka.commit_interval",
+	"CommitRecords":      "kafka.commit_records",
+	"TransactionTimeout": "kafka.transaction_timeout",
+	"SessionTimeout":     "kafka.session_timeout",
+	"ShutdownTimeout":    "kafka.shutdown_timeout",
+	"ReplicationFactor":  "kafka.replication_factor",
+	"MaxRecordBytes":     "source.max_record_bytes",
+	"DeadLetterMaxBytes": "outputs.dead_letter_max_bytes",
+	"StateCacheBytes":    "state.cache_size",
+	"MaxOutOfOrderness":  "source.max_out_of_orderness",
+	"IdleTimeout":        "source.idle_timeout",
 }
 
 // ClientOpts returns the franz-go options for TLS and SASL.

@@ -113,22 +113,14 @@ type Log struct {
 	Format string `yaml:"format"`
 }
 
-// Defaults, in one place. docs/config.md repeats them.
+// Defaults of the keys the stream API does not have. The runtime keys' defaults are stream.Config's
+// (stream.DefaultCommitInterval, ...), which EnsureDefaults takes from it. docs/config.md repeats
+// both.
 const (
-	DefaultCommitInterval     = 100 * time.Millisecond
-	DefaultCommitRecords      = 20000
-	DefaultTransactionTimeout = 15 * time.Second
-	DefaultSessionTimeout     = 15 * time.Second
-	DefaultShutdownTimeout    = 10 * time.Second
-	DefaultMaxRecordBytes     = 1 << 20
-	DefaultDeadLetterMaxBytes = 256 << 10
-	DefaultMaxFuture          = time.Hour
-	DefaultNotBefore          = "2000-01-01T00:00:00Z"
-	DefaultAdminListen        = "127.0.0.1:8080"
-	DefaultStateDir           = "streamd-state"
-	DefaultStateCacheSize     = 32 << 20
-	DefaultMaxOutOfOrderness  = 5 * time.Second
-	DefaultIdleTimeout        = 30 * time.Second
+	DefaultMaxFuture   = time.Hour
+	DefaultNotBefore   = "2000-01-01T00:00:00Z"
+	DefaultAdminListen = "127.0.0.1:8080"
+	DefaultStateDir    = "streamd-state"
 )
 
 // EnsureDefaults fills every key the file left unset.
@@ -140,41 +132,15 @@ func (c *Config) EnsureDefaults() {
 		c.InstanceID, _ = os.Hostname()
 	}
 	k := &c.Kafka
-	if k.CommitInterval == 0 {
-		k.CommitInterval = Duration(DefaultCommitInterval)
-	}
-	if k.CommitRecords == 0 {
-		k.CommitRecords = DefaultCommitRecords
-	}
-	if k.TransactionTimeout == 0 {
-		k.TransactionTimeout = Duration(DefaultTransactionTimeout)
-	}
-	if k.SessionTimeout == 0 {
-		k.SessionTimeout = Duration(DefaultSessionTimeout)
-	}
-	if k.ShutdownTimeout == 0 {
-		k.ShutdownTimeout = Duration(DefaultShutdownTimeout)
-	}
 	if k.CreateTopics == nil {
 		yes := true
 		k.CreateTopics = &yes
 	}
-	if k.ReplicationFactor == 0 {
-		k.ReplicationFactor = -1
-	}
 	if c.State.Dir == "" {
 		c.State.Dir = DefaultStateDir
 	}
-	if c.State.CacheSize == 0 {
-		c.State.CacheSize = DefaultStateCacheSize
-	}
+	c.runtimeDefaults()
 	s := &c.Source
-	if s.MaxOutOfOrderness == 0 {
-		s.MaxOutOfOrderness = Duration(DefaultMaxOutOfOrderness)
-	}
-	if s.IdleTimeout == 0 {
-		s.IdleTimeout = DurationOrOff(DefaultIdleTimeout)
-	}
 	if s.Format == "" {
 		s.Format = "json"
 	}
@@ -187,12 +153,6 @@ func (c *Config) EnsureDefaults() {
 	if s.EventTime.NotBefore == "" {
 		s.EventTime.NotBefore = DefaultNotBefore
 	}
-	if s.MaxRecordBytes == 0 {
-		s.MaxRecordBytes = DefaultMaxRecordBytes
-	}
-	if c.Outputs.DeadLetterMaxBytes == 0 {
-		c.Outputs.DeadLetterMaxBytes = min(DefaultDeadLetterMaxBytes, s.MaxRecordBytes)
-	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = DefaultAdminListen
 	}
@@ -201,6 +161,43 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.Log.Format == "" {
 		c.Log.Format = "text"
+	}
+}
+
+// runtimeDefaults fills the runtime keys the file left unset with stream.Config's defaults: the
+// file compiles into a stream.Config, EnsureDefaults fills it, and the unset keys take its values.
+func (c *Config) runtimeDefaults() {
+	d := c.streamConfig()
+	d.EnsureDefaults()
+	k, s := &c.Kafka, &c.Source
+	setDuration(&k.CommitInterval, d.CommitInterval)
+	if k.CommitRecords == 0 {
+		k.CommitRecords = d.CommitRecords
+	}
+	setDuration(&k.TransactionTimeout, d.TransactionTimeout)
+	setDuration(&k.SessionTimeout, d.SessionTimeout)
+	setDuration(&k.ShutdownTimeout, d.ShutdownTimeout)
+	if k.ReplicationFactor == 0 {
+		k.ReplicationFactor = int(d.ReplicationFactor)
+	}
+	if c.State.CacheSize == 0 {
+		c.State.CacheSize = ByteSize(d.StateCacheBytes)
+	}
+	setDuration(&s.MaxOutOfOrderness, d.MaxOutOfOrderness)
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = DurationOrOff(d.IdleTimeout)
+	}
+	if s.MaxRecordBytes == 0 {
+		s.MaxRecordBytes = ByteSize(d.MaxRecordBytes)
+	}
+	if c.Outputs.DeadLetterMaxBytes == 0 {
+		c.Outputs.DeadLetterMaxBytes = ByteSize(d.DeadLetterMaxBytes)
+	}
+}
+
+func setDuration(d *Duration, def time.Duration) {
+	if *d == 0 {
+		*d = Duration(def)
 	}
 }
 

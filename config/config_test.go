@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/streamd/streamd/stream"
 )
 
 const good = `
@@ -40,6 +42,17 @@ func TestGoodConfigDefaults(t *testing.T) {
 	if c.Source.MaxRecordBytes != 1<<20 || c.Source.EventTime.Format != "rfc3339" || !*c.Kafka.CreateTopics {
 		t.Errorf("source defaults: %+v", c.Source)
 	}
+	// The runtime keys take the stream API's defaults: compiling and defaulting again changes nothing.
+	rc, err := c.RuntimeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rc
+	want.EnsureDefaults()
+	if rc.StateCacheBytes != stream.DefaultStateCacheBytes || rc.CommitRecords != want.CommitRecords ||
+		rc.DeadLetterMaxBytes != want.DeadLetterMaxBytes || rc.IdleTimeout != want.IdleTimeout || rc.ReplicationFactor != -1 {
+		t.Errorf("runtime config %+v, want the stream defaults %+v", rc, want)
+	}
 	p, err := c.Pipeline()
 	if err != nil {
 		t.Fatal(err)
@@ -71,6 +84,12 @@ func TestRejectsBadConfig(t *testing.T) {
 		{"duration out of bounds", add("  commit_interval: 5m\n", "kafka:"), nil, "kafka.commit_interval", "outside [1ms, 1m]"},
 		{"transaction timeout not above commit interval", add("  commit_interval: 20s\n  transaction_timeout: 10s\n", "kafka:"), nil, "kafka.transaction_timeout", "longer than kafka.commit_interval"},
 		{"session timeout below broker minimum", add("  session_timeout: 1s\n", "kafka:"), nil, "kafka.session_timeout", "outside [6s"},
+		{"shutdown timeout too long", add("  shutdown_timeout: 11m\n", "kafka:"), nil, "kafka.shutdown_timeout", "11m is outside [0s, 10m]"},
+		{"no commit records", add("  commit_records: -1\n", "kafka:"), nil, "kafka.commit_records", "-1 must be at least 1"},
+		{"replication factor below -1", add("  replication_factor: -2\n", "kafka:"), nil, "kafka.replication_factor", "-1 (the broker's default)"},
+		{"replication factor past int16", add("  replication_factor: 40000\n", "kafka:"), nil, "kafka.replication_factor", "above 32767"},
+		{"state cache too small", add("state: {cache_size: 64KiB}\n"), nil, "state.cache_size", "64KiB is under 1MiB"},
+		{"negative out-of-orderness", add("  max_out_of_orderness: -1s\n", "source:"), nil, "source.max_out_of_orderness", "is negative"},
 		{"bad size", add("  max_record_bytes: 1 megabyte\n", "source:"), nil, "source.max_record_bytes", "not a size"},
 		{"size out of bounds", add("  max_record_bytes: 1GiB\n", "source:"), nil, "source.max_record_bytes", "outside [1KiB, 64MiB]"},
 		{"unknown format", add("  format: avro\n", "source:"), nil, "source.format", "json"},
@@ -84,7 +103,7 @@ func TestRejectsBadConfig(t *testing.T) {
 		{"field shadows the key", add("    card_id: {type: string}\n", "  fields:"), nil, "source.fields.card_id", "already read as source.key"},
 		{"missing dead letters", rep("  dead_letters: tx-dlq", ""), nil, "outputs.dead_letters", "required"},
 		{"output is the source", rep("clean: tx-clean", "clean: tx"), nil, "outputs.clean", "also source.topic"},
-		{"dead letters too big", add("  dead_letter_max_bytes: 2MiB\n", "outputs:"), nil, "outputs.dead_letter_max_bytes", "outside [1KiB"},
+		{"dead letters too big", add("  dead_letter_max_bytes: 2MiB\n", "outputs:"), nil, "outputs.dead_letter_max_bytes", "2MiB is outside [1KiB, source.max_record_bytes = 1MiB]"},
 		{"bad admin listen", add("admin: {listen: everywhere}\n"), nil, "admin.listen", "host:port"},
 		{"bad log level", add("log: {level: loud}\n"), nil, "log.level", "debug, info, warn or error"},
 		{"unknown sasl mechanism", add("  sasl: {mechanism: GSSAPI, username: u, password_env: PW}\n", "kafka:"), map[string]string{"PW": "x"}, "kafka.sasl.mechanism", "SCRAM-SHA-512"},

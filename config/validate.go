@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"regexp"
@@ -10,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/streamd/streamd/stream"
 )
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
@@ -27,18 +30,9 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 	for i, b := range k.Brokers {
 		v.hostPort(fmt.Sprintf("kafka.brokers[%d]", i), b)
 	}
-	v.between("kafka.commit_interval", k.CommitInterval.D(), time.Millisecond, time.Minute)
-	if k.CommitRecords < 1 {
-		v.bad("kafka.commit_records", "%d: must be at least 1", k.CommitRecords)
-	}
-	v.between("kafka.transaction_timeout", k.TransactionTimeout.D(), time.Second, 15*time.Minute)
-	if k.TransactionTimeout <= k.CommitInterval {
-		v.bad("kafka.transaction_timeout", "%s must be longer than kafka.commit_interval (%s)", k.TransactionTimeout, k.CommitInterval)
-	}
-	v.between("kafka.session_timeout", k.SessionTimeout.D(), 6*time.Second, 30*time.Minute)
-	v.between("kafka.shutdown_timeout", k.ShutdownTimeout.D(), 0, 10*time.Minute)
-	if k.ReplicationFactor != -1 && (k.ReplicationFactor < 1 || k.ReplicationFactor > 32767) {
-		v.bad("kafka.replication_factor", "%d: use -1 (the broker's default) or a count from 1", k.ReplicationFactor)
+	c.validateRuntime(v)
+	if k.ReplicationFactor > math.MaxInt16 {
+		v.bad("kafka.replication_factor", "%d is above %d", k.ReplicationFactor, math.MaxInt16)
 	}
 	if t := k.TLS; t != nil {
 		v.file("kafka.tls.ca_file", t.CAFile)
@@ -87,17 +81,8 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 	if _, err := c.notBefore(); err != nil {
 		v.bad("source.event_time.not_before", "%v", err)
 	}
-	if s.MaxOutOfOrderness < 0 {
-		v.bad("source.max_out_of_orderness", "%s is negative", s.MaxOutOfOrderness)
-	}
 	if s.IdleTimeout < 0 && s.IdleTimeout != -1 {
 		v.bad("source.idle_timeout", "%s is negative (write off to disable)", s.IdleTimeout)
-	}
-	if c.State.CacheSize < 1<<20 {
-		v.bad("state.cache_size", "%s is under 1MiB", c.State.CacheSize)
-	}
-	if s.MaxRecordBytes < 1<<10 || s.MaxRecordBytes > 64<<20 {
-		v.bad("source.max_record_bytes", "%s is outside [1KiB, 64MiB]", s.MaxRecordBytes)
 	}
 	special := map[string]string{s.Key: "source.key", s.EventID: "source.event_id", s.EventTime.Field: "source.event_time.field"}
 	for _, name := range sortedKeys(s.Fields) {
@@ -161,9 +146,6 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 		}
 		topics[t.topic] = t.key
 	}
-	if o.DeadLetterMaxBytes < 1<<10 || o.DeadLetterMaxBytes > s.MaxRecordBytes {
-		v.bad("outputs.dead_letter_max_bytes", "%s is outside [1KiB, source.max_record_bytes = %s]", o.DeadLetterMaxBytes, s.MaxRecordBytes)
-	}
 
 	v.hostPort("admin.listen", c.Admin.Listen)
 	switch c.Log.Level {
@@ -177,6 +159,44 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 		v.bad("log.format", "%q: use text or json", c.Log.Format)
 	}
 	return errors.Join(v.errs...)
+}
+
+// validateRuntime checks the runtime keys against the stream API's bounds: the file compiles into a
+// stream.Config, whose Validate is the one place the bounds are written, and each of its field
+// errors is reported under the field's key.
+func (c *Config) validateRuntime(v *validator) {
+	rc := c.streamConfig()
+	rc.EnsureDefaults()
+	err := rc.Validate()
+	if err == nil {
+		return
+	}
+	errs := []error{err}
+	if list, ok := err.(interface{ Unwrap() []error }); ok {
+		errs = list.Unwrap()
+	}
+	for _, err := range errs {
+		var fe *stream.FieldError
+		if !errors.As(err, &fe) {
+			v.errs = append(v.errs, err)
+			continue
+		}
+		key, ok := runtimeKeys[fe.Field]
+		if !ok {
+			continue // checked by the file's own rules (brokers, instance_id)
+		}
+		rule := fe.Rule
+		for _, ref := range fe.Refs {
+			if refKey, ok := runtimeKeys[ref]; ok {
+				rule = strings.ReplaceAll(rule, ref, refKey)
+			}
+		}
+		if fe.Value == "" {
+			v.bad(key, "%s", rule)
+		} else {
+			v.bad(key, "%s %s", fe.Value, rule)
+		}
+	}
 }
 
 // notBefore parses source.event_time.not_before: an RFC 3339 time, a date, or "none".
@@ -209,12 +229,6 @@ func (v *validator) name(key, s string, required bool) {
 	}
 	if !nameRE.MatchString(s) {
 		v.bad(key, "%q: use 1 to 200 letters, digits, '.', '_' or '-'", s)
-	}
-}
-
-func (v *validator) between(key string, d, lo, hi time.Duration) {
-	if d < lo || d > hi {
-		v.bad(key, "%s is outside [%s, %s]", Duration(d), Duration(lo), Duration(hi))
 	}
 }
 

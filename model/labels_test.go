@@ -13,6 +13,7 @@ import (
 
 	"github.com/streamd/streamd/online"
 	"github.com/streamd/streamd/stream"
+	"github.com/streamd/streamd/stream/streamtest"
 )
 
 // TestLabelRules: each task kind accepts exactly its labels, and the operator refuses a label that
@@ -112,7 +113,7 @@ func header(r *kgo.Record, key string) string {
 
 // checkDeadLetters checks that the dead letters are exactly want (record values), each with reason
 // label_out_of_range from the models operator, the label field, and a detail naming the value.
-func checkDeadLetters(t *testing.T, d *stream.Driver, want map[string]string) {
+func checkDeadLetters(t *testing.T, d *driven, want map[string]string) {
 	t.Helper()
 	dls := d.Outputs("dlq")
 	if len(dls) != len(want) {
@@ -413,19 +414,36 @@ func TestOutOfRangeLabelsInEventRecoveryIsExact(t *testing.T) {
 	}
 }
 
-func newDriver(t *testing.T, p *stream.Pipeline) *stream.Driver {
+func newDriver(t *testing.T, p *stream.Pipeline) *driven {
 	t.Helper()
-	d, err := stream.NewDriver(p, t.TempDir(), 2*time.Second)
+	var op *captured
+	for i, o := range p.Operators {
+		if m, ok := o.(*Operator); ok {
+			op = &captured{Operator: m}
+			p.Operators[i] = op
+		}
+	}
+	if op == nil {
+		t.Fatal("the pipeline has no model operator")
+	}
+	sd, err := streamtest.NewDriver(p, streamtest.Config{StateDir: t.TempDir(), MaxOutOfOrderness: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
+	d := &driven{Driver: sd, op: op}
 	t.Cleanup(func() { d.Close() })
 	return d
 }
 
+// modelView is what the admin API shows of the driven model operator.
+func modelView(t *testing.T, d *driven) View {
+	t.Helper()
+	return d.op.Registry().View()
+}
+
 // feed processes recs, committing every commitEvery records; aborting every abortEvery-th cycle
 // and replaying it, or crashing (a restart) in every restartEvery-th cycle and replaying it.
-func feed(t *testing.T, d *stream.Driver, recs []*kgo.Record, commitEvery, abortEvery, restartEvery int) {
+func feed(t *testing.T, d *driven, recs []*kgo.Record, commitEvery, abortEvery, restartEvery int) {
 	t.Helper()
 	cycle := 0
 	for i := 0; i < len(recs); i += commitEvery {

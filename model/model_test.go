@@ -13,6 +13,7 @@ import (
 
 	"github.com/streamd/streamd/online"
 	"github.com/streamd/streamd/stream"
+	"github.com/streamd/streamd/stream/streamtest"
 	"github.com/streamd/streamd/window"
 	"github.com/streamd/streamd/window/agg"
 )
@@ -138,12 +139,16 @@ type prediction struct {
 
 // run feeds examples (labels in the events), committing every commitEvery; aborting every
 // abortEvery-th cycle and replaying it, or restarting (a crash) every restartEvery-th cycle.
-func run(t *testing.T, exs []example, commitEvery, abortEvery, restartEvery, snapshotEvery int) (*stream.Driver, []*kgo.Record) {
+func run(t *testing.T, exs []example, commitEvery, abortEvery, restartEvery, snapshotEvery int) (*driven, []*kgo.Record) {
 	t.Helper()
-	d, err := stream.NewDriver(pipeline(t, false, snapshotEvery), t.TempDir(), 2*time.Second)
+	p := pipeline(t, false, snapshotEvery)
+	op := &captured{Operator: p.Operators[1].(*Operator)}
+	p.Operators[1] = op
+	sd, err := streamtest.NewDriver(p, streamtest.Config{StateDir: t.TempDir(), MaxOutOfOrderness: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
+	d := &driven{Driver: sd, op: op}
 	t.Cleanup(func() { d.Close() })
 	cycle := 0
 	for i := 0; i < len(exs); i += commitEvery {
@@ -176,15 +181,33 @@ func run(t *testing.T, exs []example, commitEvery, abortEvery, restartEvery, sna
 	return d, d.Outputs("predictions")
 }
 
-func modelState(t *testing.T, d *stream.Driver) string {
-	t.Helper()
-	for _, p := range d.Task().Processors() {
-		if mp, ok := p.(*processor); ok {
-			return string(mp.m.encode(nil))
-		}
+// driven is a driver and the model operator it runs, for the tests to look inside.
+type driven struct {
+	*streamtest.Driver
+	op *captured
+}
+
+// captured is the model operator, keeping the processor it opened last (the driver's current
+// task's: a restart opens a new one).
+type captured struct {
+	*Operator
+	last *processor
+}
+
+func (c *captured) Open(t *stream.Task) (stream.Processor, error) {
+	p, err := c.Operator.Open(t)
+	if mp, ok := p.(*processor); ok {
+		c.last = mp
 	}
-	t.Fatal("no model processor")
-	return ""
+	return p, err
+}
+
+func modelState(t *testing.T, d *driven) string {
+	t.Helper()
+	if d.op.last == nil {
+		t.Fatal("no model processor")
+	}
+	return string(d.op.last.m.encode(nil))
 }
 
 // TestPredictionsAndLearning: one prediction per event, with lineage and features, and the champion
@@ -205,22 +228,12 @@ func TestPredictionsAndLearning(t *testing.T) {
 	if _, ok := p.Features["tx_count_1m"].(float64); !ok {
 		t.Errorf("the window feature is missing: %s", preds[len(preds)-1].Value)
 	}
-	v := modelView(t, d)
+	v := d.op.Registry().View()
 	auc := metric(v, "ftrl", "auc")
 	if auc < 0.65 {
 		t.Errorf("progressive AUC of the champion %.3f; it did not learn", auc)
 	}
 	t.Logf("ftrl: %+v", v.Models[0].Evaluation)
-}
-
-func modelView(t *testing.T, d *stream.Driver) View {
-	for _, op := range d.Task().Operators() {
-		if m, ok := op.(*Operator); ok {
-			return m.Registry().View()
-		}
-	}
-	t.Fatal("no model operator")
-	return View{}
 }
 
 func metric(v View, model, name string) float64 {
@@ -262,7 +275,8 @@ func TestRecoveryIsExact(t *testing.T) {
 // prediction is unmatched, a prediction without a label expires after the TTL; both are counted.
 func TestLabelsTopic(t *testing.T) {
 	exs := genExamples(rand.New(rand.NewPCG(3, 3)), 2000)
-	d, err := stream.NewDriver(pipeline(t, true, 500), t.TempDir(), 2*time.Second)
+	p := pipeline(t, true, 500)
+	d, err := streamtest.NewDriver(p, streamtest.Config{StateDir: t.TempDir(), MaxOutOfOrderness: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,7 +315,7 @@ func TestLabelsTopic(t *testing.T) {
 	if err := d.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	v := modelView(t, d)
+	v := p.Operators[1].(*Operator).Registry().View()
 	joined, unmatched, expired := v.Labels["joined"], v.Labels["unmatched"], v.Labels["expired"]
 	wantJoined := 0
 	for j := 0; j < len(exs)-20; j++ {

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamd/streamd/internal/units"
 )
 
 // Config holds the runtime's settings. The zero value of every field means its default, which
@@ -34,7 +37,7 @@ type Config struct {
 	// RebalanceTimeout bounds how long members may take to rejoin in a rebalance. Default 30s.
 	RebalanceTimeout time.Duration
 	// ShutdownTimeout bounds the final commit when Run's context is cancelled; past it the open
-	// transaction is abandoned to the broker's transaction timeout. Default 10s.
+	// transaction is abandoned to the broker's transaction timeout. Default 10s; at most 10m.
 	ShutdownTimeout time.Duration
 	// LeaveGroupOnShutdown makes a clean shutdown leave the consumer group, so that the instance's
 	// partitions move at once. Static members (InstanceID) do not leave by default, so that a
@@ -43,16 +46,18 @@ type Config struct {
 	// CreateTopics creates missing output topics with the source topic's partition count.
 	CreateTopics bool
 	// ReplicationFactor for created topics; -1 (the default) takes the broker's default.
+	// Otherwise at least 1.
 	ReplicationFactor int16
 	// MaxRecordBytes is the largest record the runtime produces or fetches. Default 1MiB.
 	MaxRecordBytes int
 	// DeadLetterMaxBytes truncates larger dead-letter values (the streamd-original-bytes header keeps
-	// the size; the source offset header points at the full record). Default 256KiB.
+	// the size; the source offset header points at the full record). Default 256KiB, or
+	// MaxRecordBytes when that is smaller.
 	DeadLetterMaxBytes int
 	// StateDir is where tasks keep their Pebble state: <StateDir>/<pipeline>/<topic>-<partition>.
 	// Required when an operator is stateful.
 	StateDir string
-	// StateCacheBytes is the Pebble block cache shared by every task. Default 16MiB.
+	// StateCacheBytes is the Pebble block cache shared by every task. Default 32MiB; at least 1MiB.
 	StateCacheBytes int64
 	// RecordCacheBytes is the memory for caches of committed state values in front of Pebble, for
 	// the whole instance: each task gets its share (by the source's partition count). Default 16MiB;
@@ -73,6 +78,23 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+// Defaults that EnsureDefaults fills in. They are the defaults of the YAML file too: config/
+// compiles the file into a Config and lets EnsureDefaults fill what the file left unset.
+const (
+	DefaultCommitInterval     = 100 * time.Millisecond
+	DefaultCommitRecords      = 20000
+	DefaultTransactionTimeout = 15 * time.Second
+	DefaultSessionTimeout     = 15 * time.Second
+	DefaultRebalanceTimeout   = 30 * time.Second
+	DefaultShutdownTimeout    = 10 * time.Second
+	DefaultMaxRecordBytes     = 1 << 20
+	DefaultDeadLetterMaxBytes = 256 << 10
+	DefaultStateCacheBytes    = 32 << 20
+	DefaultRecordCacheBytes   = 16 << 20
+	DefaultMaxOutOfOrderness  = 5 * time.Second
+	DefaultIdleTimeout        = 30 * time.Second
+)
+
 // EnsureDefaults fills in every unset field.
 func (c *Config) EnsureDefaults() {
 	if c.InstanceID == "" {
@@ -82,43 +104,43 @@ func (c *Config) EnsureDefaults() {
 		}
 	}
 	if c.CommitInterval == 0 {
-		c.CommitInterval = 100 * time.Millisecond
+		c.CommitInterval = DefaultCommitInterval
 	}
 	if c.CommitRecords == 0 {
-		c.CommitRecords = 20000
+		c.CommitRecords = DefaultCommitRecords
 	}
 	if c.TransactionTimeout == 0 {
-		c.TransactionTimeout = 15 * time.Second
+		c.TransactionTimeout = DefaultTransactionTimeout
 	}
 	if c.SessionTimeout == 0 {
-		c.SessionTimeout = 15 * time.Second
+		c.SessionTimeout = DefaultSessionTimeout
 	}
 	if c.RebalanceTimeout == 0 {
-		c.RebalanceTimeout = 30 * time.Second
+		c.RebalanceTimeout = DefaultRebalanceTimeout
 	}
 	if c.ShutdownTimeout == 0 {
-		c.ShutdownTimeout = 10 * time.Second
+		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
 	if c.ReplicationFactor == 0 {
 		c.ReplicationFactor = -1
 	}
 	if c.MaxRecordBytes == 0 {
-		c.MaxRecordBytes = 1 << 20
+		c.MaxRecordBytes = DefaultMaxRecordBytes
 	}
 	if c.DeadLetterMaxBytes == 0 {
-		c.DeadLetterMaxBytes = 256 << 10
+		c.DeadLetterMaxBytes = min(DefaultDeadLetterMaxBytes, c.MaxRecordBytes)
 	}
 	if c.StateCacheBytes == 0 {
-		c.StateCacheBytes = 16 << 20
+		c.StateCacheBytes = DefaultStateCacheBytes
 	}
 	if c.RecordCacheBytes == 0 {
-		c.RecordCacheBytes = 16 << 20
+		c.RecordCacheBytes = DefaultRecordCacheBytes
 	}
 	if c.MaxOutOfOrderness == 0 {
-		c.MaxOutOfOrderness = 5 * time.Second
+		c.MaxOutOfOrderness = DefaultMaxOutOfOrderness
 	}
 	if c.IdleTimeout == 0 {
-		c.IdleTimeout = 30 * time.Second
+		c.IdleTimeout = DefaultIdleTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -128,45 +150,77 @@ func (c *Config) EnsureDefaults() {
 	}
 }
 
-// Validate reports every out-of-bounds field at once. Call EnsureDefaults first.
+// FieldError is one field of a Config that Validate refuses. Validate joins one per problem, so
+// that a caller that compiles its own configuration into a Config (config/ for the YAML file) can
+// find each one with errors.As and name the bad setting in its own words.
+type FieldError struct {
+	// Field is the Config field's name, e.g. "CommitInterval".
+	Field string
+	// Value is the field's value as people write it: durations like 100ms, sizes like 1MiB.
+	Value string
+	// Rule is the bound the value breaks, e.g. "is outside [1ms, 1m]". Other fields it names appear
+	// by their Config names, which are listed in Refs.
+	Rule string
+	// Refs are the other Config fields Rule names, e.g. ["CommitInterval"] for a transaction
+	// timeout that must be longer than the commit interval.
+	Refs []string
+}
+
+func (e *FieldError) Error() string {
+	if e.Value == "" {
+		return "stream: Config." + e.Field + ": " + e.Rule
+	}
+	return "stream: Config." + e.Field + ": " + e.Value + " " + e.Rule
+}
+
+// Validate reports every out-of-bounds field at once, as one *FieldError each. Call EnsureDefaults
+// first.
 func (c *Config) Validate() error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf("stream: "+format, args...)) }
+	bad := func(field, value, rule string, refs ...string) {
+		errs = append(errs, &FieldError{Field: field, Value: value, Rule: rule, Refs: refs})
+	}
+	dur, size := units.FormatDuration, func(n int) string { return units.FormatBytes(int64(n)) }
+	between := func(field string, d, lo, hi time.Duration) {
+		if d < lo || d > hi {
+			bad(field, dur(d), fmt.Sprintf("is outside [%s, %s]", dur(lo), dur(hi)))
+		}
+	}
 	if len(c.Brokers) == 0 {
-		bad("no brokers")
+		bad("Brokers", "", "at least one broker is required (host:port)")
 	}
 	if !nameRE.MatchString(c.InstanceID) {
-		bad("instance id %q: use 1 to 200 letters, digits, '.', '_' or '-'", c.InstanceID)
+		bad("InstanceID", fmt.Sprintf("%q", c.InstanceID), "is not 1 to 200 letters, digits, '.', '_' or '-'")
 	}
-	if c.CommitInterval < time.Millisecond || c.CommitInterval > time.Minute {
-		bad("commit interval %s is outside [1ms, 1m]", c.CommitInterval)
-	}
+	between("CommitInterval", c.CommitInterval, time.Millisecond, time.Minute)
 	if c.CommitRecords < 1 {
-		bad("commit records %d must be at least 1", c.CommitRecords)
+		bad("CommitRecords", strconv.Itoa(c.CommitRecords), "must be at least 1")
 	}
-	if c.TransactionTimeout < time.Second || c.TransactionTimeout > 15*time.Minute {
-		bad("transaction timeout %s is outside [1s, 15m] (the broker's default transaction.max.timeout.ms)", c.TransactionTimeout)
-	}
+	// 15m is the broker's default transaction.max.timeout.ms.
+	between("TransactionTimeout", c.TransactionTimeout, time.Second, 15*time.Minute)
 	if c.TransactionTimeout <= c.CommitInterval {
-		bad("transaction timeout %s must be longer than the commit interval %s", c.TransactionTimeout, c.CommitInterval)
+		bad("TransactionTimeout", dur(c.TransactionTimeout), fmt.Sprintf("must be longer than CommitInterval (%s)", dur(c.CommitInterval)), "CommitInterval")
 	}
-	if c.SessionTimeout < 6*time.Second || c.SessionTimeout > 30*time.Minute {
-		bad("session timeout %s is outside [6s, 30m] (the broker's default group session bounds)", c.SessionTimeout)
-	}
+	// The broker's default group.min.session.timeout.ms and group.max.session.timeout.ms.
+	between("SessionTimeout", c.SessionTimeout, 6*time.Second, 30*time.Minute)
 	if c.RebalanceTimeout < time.Second {
-		bad("rebalance timeout %s is under 1s", c.RebalanceTimeout)
+		bad("RebalanceTimeout", dur(c.RebalanceTimeout), "is under 1s")
 	}
-	if c.ShutdownTimeout < 0 {
-		bad("shutdown timeout %s is negative", c.ShutdownTimeout)
+	between("ShutdownTimeout", c.ShutdownTimeout, 0, 10*time.Minute)
+	if c.ReplicationFactor != -1 && c.ReplicationFactor < 1 {
+		bad("ReplicationFactor", strconv.Itoa(int(c.ReplicationFactor)), "must be -1 (the broker's default) or a count from 1")
 	}
 	if c.MaxRecordBytes < 1<<10 || c.MaxRecordBytes > 64<<20 {
-		bad("max record bytes %d is outside [1KiB, 64MiB]", c.MaxRecordBytes)
+		bad("MaxRecordBytes", size(c.MaxRecordBytes), "is outside [1KiB, 64MiB]")
 	}
 	if c.DeadLetterMaxBytes < 1<<10 || c.DeadLetterMaxBytes > c.MaxRecordBytes {
-		bad("dead letter max bytes %d is outside [1KiB, max record bytes %d]", c.DeadLetterMaxBytes, c.MaxRecordBytes)
+		bad("DeadLetterMaxBytes", size(c.DeadLetterMaxBytes), fmt.Sprintf("is outside [1KiB, MaxRecordBytes = %s]", size(c.MaxRecordBytes)), "MaxRecordBytes")
+	}
+	if c.StateCacheBytes < 1<<20 {
+		bad("StateCacheBytes", units.FormatBytes(c.StateCacheBytes), "is under 1MiB")
 	}
 	if c.MaxOutOfOrderness < 0 {
-		bad("max out-of-orderness %s is negative", c.MaxOutOfOrderness)
+		bad("MaxOutOfOrderness", dur(c.MaxOutOfOrderness), "is negative")
 	}
 	return errors.Join(errs...)
 }

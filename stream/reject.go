@@ -27,9 +27,14 @@ const (
 	ReasonLabelOutOfRange    Reason = "label_out_of_range"     // a label that a model cannot learn (0.5 for a binary model)
 )
 
-// Reasons lists every Reason streamd gives, for metrics that should show zero before the first.
-var Reasons = []Reason{ReasonMalformedJSON, ReasonNotAnObject, ReasonTooLarge, ReasonMissingKey, ReasonMissingField,
-	ReasonWrongType, ReasonOutOfRange, ReasonNotFinite, ReasonBadEventTime, ReasonEventTimeOutOfSpan, ReasonOperator, ReasonLate, ReasonLabelOutOfRange}
+// reasons lists every Reason streamd gives.
+var reasons = [...]Reason{ReasonMalformedJSON, ReasonNotAnObject, ReasonTooLarge, ReasonMissingKey, ReasonMissingField,
+	ReasonWrongType, ReasonOutOfRange, ReasonNotFinite, ReasonBadEventTime, ReasonEventTimeOutOfSpan, ReasonOperator, ReasonLate,
+	ReasonLabelOutOfRange}
+
+// Reasons returns every Reason streamd gives, for metrics and dashboards that should show each at
+// zero before the first. The slice is the caller's: the set itself cannot be changed.
+func Reasons() []Reason { return append([]Reason(nil), reasons[:]...) }
 
 // Rejection is the error that sends a record to the dead-letter topic instead of failing the task.
 // Decoders return it for input they cannot accept; operators return it (through Reject) for events

@@ -80,11 +80,11 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 	r.promise = r.onProduced
 	// Series that exist from the start, at zero, so that rates and alerts have data before the
 	// first dead letter or late record.
-	for _, reason := range Reasons {
+	for _, reason := range reasons {
 		m.deadLetters.WithLabelValues(string(reason))
 	}
 	for _, op := range p.Operators {
-		if _, ok := op.(interface{ ReportsLate() }); ok {
+		if _, ok := op.(LateReporter); ok {
 			m.late.WithLabelValues(op.Name())
 		}
 	}
@@ -93,8 +93,7 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 		if cfg.StateDir == "" {
 			return nil, fmt.Errorf("stream: the pipeline keeps state (stores %v) but Config.StateDir is empty", r.stores)
 		}
-		r.stores = append(r.stores, taskStore)
-		sort.Strings(r.stores)
+		r.stores = withTaskStore(r.stores)
 	}
 	return r, nil
 }

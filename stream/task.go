@@ -321,24 +321,7 @@ func (t *Task) processLabel(rec *kgo.Record) error {
 func (t *Task) close() error {
 	close(t.in)
 	<-t.done
-	var first error
-	for i, p := range t.procs {
-		if err := p.Close(); err != nil && first == nil {
-			first = fmt.Errorf("stream: close operator %s of partition %d: %w", t.ops[i].Name(), t.partition, err)
-		}
-	}
-	if t.db != nil {
-		if err := t.db.Close(); err != nil && first == nil {
-			first = fmt.Errorf("stream: close state of partition %d: %w", t.partition, err)
-		}
-	}
-	return first
+	return t.release()
 }
-
-// Operators returns the pipeline's operators, in order.
-func (t *Task) Operators() []Operator { return t.ops }
-
-// Processors returns the task's operator instances, in the order of Operators.
-func (t *Task) Processors() []Processor { return t.procs }
 
 func millisTime(ms int64) time.Time { return time.UnixMilli(ms) }

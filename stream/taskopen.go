@@ -3,78 +3,100 @@ package stream
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
+	"sort"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamd/streamd/state"
 )
 
-func (r *Runtime) openTask(ctx context.Context, topic string, partition int32) (*Task, error) {
+// RestoreFunc brings a store up to date with its changelog before its task processes: it replays
+// the changelog partition from s.ChangelogOffset() (from the start when that is negative: no local
+// state) to the changelog's end, through s.NewRestorer, and returns what it replayed. The runtime's
+// restores read Kafka (state.RestoreFromKafka); stream/streamtest replays the changelog it captured.
+type RestoreFunc func(ctx context.Context, topic string, partition int32, s *state.Store) (state.RestoreStats, error)
+
+// taskEnv is everything a task is built from that is not in the pipeline: what differs between the
+// runtime's tasks and local ones (OpenLocalTask) is where the produced records go (send), where the
+// metrics go, and how stores are restored. openTask is the one constructor of both.
+type taskEnv struct {
+	topic      string
+	partition  int32
+	partitions int32
+	log        *slog.Logger
+	lag        prometheus.Gauge
+	reg        prometheus.Registerer
+	clientOpts []kgo.Opt
+	send       func(*kgo.Record)
+
+	deadLetterMaxBytes int
+	maxOutOfOrderness  time.Duration
+
+	// State, for a stateful pipeline: the stores (sorted, with taskStore), the directory the stores'
+	// database lives in, its share of the block cache (nil: Pebble's own) and record cache, and the
+	// restore of each store.
+	stores           []string
+	dir              string
+	cache            *pebble.Cache
+	recordCacheBytes int
+	restore          RestoreFunc
+}
+
+// openTask builds a task for p: its decoders, its state restored from the changelogs, its operators
+// opened. It does not start the task's goroutine.
+func openTask(ctx context.Context, p *Pipeline, env taskEnv) (*Task, error) {
 	t := &Task{
-		topic:     topic,
-		partition: partition,
-		log:       r.log.With("topic", topic, "partition", partition),
-		dec:       r.pipeline.Source.Format.NewDecoder(),
-		ops:       r.pipeline.Operators,
-		in:        make(chan taskWork, 16),
-		done:      make(chan struct{}),
+		topic:     env.topic,
+		partition: env.partition,
+		log:       env.log,
+		dec:       p.Source.Format.NewDecoder(),
+		ops:       p.Operators,
 		cycle: cycleCounts{
 			deadLetters: map[Reason]int{},
 			produced:    map[string]int{},
 			late:        map[string]int{},
 		},
-		lag:                r.m.lagGauge(topic, partition),
-		reg:                r.cfg.Registerer,
-		clientOpts:         r.restoreOpts(),
-		partitions:         r.partitions,
-		deadLetterTopic:    r.pipeline.DeadLetterTopic,
-		deadLetterMaxBytes: r.cfg.DeadLetterMaxBytes,
-		lateTopic:          r.pipeline.LateTopic,
-		app:                r.pipeline.Name,
-		wm:                 newWatermark(r.cfg.MaxOutOfOrderness.Milliseconds()),
-		lastRecord:         time.Now(),
+		lag:                env.lag,
+		reg:                env.reg,
+		clientOpts:         env.clientOpts,
+		partitions:         env.partitions,
+		send:               env.send,
+		deadLetterTopic:    p.DeadLetterTopic,
+		deadLetterMaxBytes: env.deadLetterMaxBytes,
+		lateTopic:          p.LateTopic,
+		app:                p.Name,
+		wm:                 newWatermark(env.maxOutOfOrderness.Milliseconds()),
 	}
-	t.ev.Features = make([]float64, len(r.pipeline.Features))
-	if l := r.pipeline.Labels; l != nil {
+	t.ev.Features = make([]float64, len(p.Features))
+	if l := p.Labels; l != nil {
 		t.labelDec, t.labels = l.Format.NewDecoder(), l.Topic
 	}
-	t.send = func(rec *kgo.Record) { r.sess.Produce(r.ctx, rec, r.promise) }
-	if err := r.openState(ctx, t); err != nil {
+	if err := t.openState(ctx, env); err != nil {
 		return nil, err
 	}
-	for _, op := range r.pipeline.Operators {
-		p, err := op.Open(t)
+	for _, op := range p.Operators {
+		pr, err := op.Open(t)
 		if err != nil {
-			for _, opened := range t.procs {
-				_ = opened.Close()
-			}
-			if t.db != nil {
-				_ = t.db.Close()
-			}
-			return nil, fmt.Errorf("stream: open operator %s for partition %d: %w", op.Name(), partition, err)
+			_ = t.release()
+			return nil, fmt.Errorf("stream: open operator %s for partition %d: %w", op.Name(), t.partition, err)
 		}
-		t.procs = append(t.procs, p)
+		t.procs = append(t.procs, pr)
 	}
-	t.pub.store(t)
-	go t.run()
 	return t, nil
 }
 
 // openState opens the task's Pebble database and restores every store from its changelog: the
 // tail after the offset the local state reflects, or all of it when there is no local state.
-func (r *Runtime) openState(ctx context.Context, t *Task) error {
-	if len(r.stores) == 0 {
+func (t *Task) openState(ctx context.Context, env taskEnv) error {
+	if len(env.stores) == 0 {
 		return nil
 	}
-	dir := filepath.Join(r.cfg.StateDir, r.pipeline.Name, fmt.Sprintf("%s-%d", t.topic, t.partition))
-	recordCache := 0
-	if r.cfg.RecordCacheBytes > 0 {
-		// The operators' stores share the task's part of the budget; the task store holds one key.
-		recordCache = int(max(r.cfg.RecordCacheBytes/int64(max(r.partitions, 1))/int64(max(len(r.stores)-1, 1)), 256<<10))
-	}
-	db, err := state.OpenOrRebuild(state.Options{Dir: dir, Cache: r.cache, Logger: t.log, RecordCacheBytes: recordCache})
+	db, err := state.OpenOrRebuild(state.Options{Dir: env.dir, Cache: env.cache, Logger: t.log, RecordCacheBytes: env.recordCacheBytes})
 	if err != nil {
 		return err
 	}
@@ -82,15 +104,12 @@ func (r *Runtime) openState(ctx context.Context, t *Task) error {
 	t.stores = map[string]*state.Store{}
 	t.changelogs = map[string]string{}
 	t.lastChangelog = map[string]*kgo.Record{}
-	for _, name := range r.stores {
+	for _, name := range env.stores {
+		topic := state.ChangelogTopic(t.app, name)
 		s, err := db.Store(name)
-		if err == nil {
-			start := time.Now()
+		if err == nil && env.restore != nil {
 			var st state.RestoreStats
-			st, err = state.RestoreFromKafka(ctx, r.restoreOpts(), state.ChangelogTopic(r.pipeline.Name, name), t.partition, s)
-			r.m.restoreDuration.Observe(time.Since(start).Seconds())
-			r.m.restoredRecords.Add(float64(st.Records))
-			r.m.restoredBytes.Add(float64(st.Bytes))
+			st, err = env.restore(ctx, topic, t.partition, s)
 			if err == nil && st.Records > 0 {
 				t.log.Info("state restored", "store", name, "full", st.Full, "from", st.From, "to", st.To,
 					"records", st.Records, "bytes", st.Bytes, "seconds", st.Duration.Seconds())
@@ -98,6 +117,7 @@ func (r *Runtime) openState(ctx context.Context, t *Task) error {
 		}
 		if err != nil {
 			_ = db.Close()
+			t.db = nil
 			return fmt.Errorf("stream: restore store %s of partition %d: %w", name, t.partition, err)
 		}
 		if name == taskStore {
@@ -105,20 +125,92 @@ func (r *Runtime) openState(ctx context.Context, t *Task) error {
 		}
 		t.stores[name] = s
 		t.storeOrder = append(t.storeOrder, s)
-		t.changelogs[name] = state.ChangelogTopic(r.pipeline.Name, name)
+		t.changelogs[name] = topic
 	}
 	v, ok, err := t.stores[taskStore].Get(watermarkKey)
+	if err == nil && ok {
+		err = t.wm.decode(v)
+	}
 	if err != nil {
 		_ = db.Close()
+		t.db = nil
 		return err
 	}
-	if ok {
-		if err := t.wm.decode(v); err != nil {
-			_ = db.Close()
-			return err
+	return nil
+}
+
+// withTaskStore returns the operators' stores and the task's own, sorted: the stores of every
+// stateful task.
+func withTaskStore(names []string) []string {
+	names = append(names, taskStore)
+	sort.Strings(names)
+	return names
+}
+
+// release closes the task's processors and its state, and returns the first error. The task's
+// goroutine, if it has one, must have stopped.
+func (t *Task) release() error {
+	var first error
+	for i, p := range t.procs {
+		if err := p.Close(); err != nil && first == nil {
+			first = fmt.Errorf("stream: close operator %s of partition %d: %w", t.ops[i].Name(), t.partition, err)
 		}
 	}
-	return nil
+	t.procs = nil
+	if t.db != nil {
+		if err := t.db.Close(); err != nil && first == nil {
+			first = fmt.Errorf("stream: close state of partition %d: %w", t.partition, err)
+		}
+	}
+	return first
+}
+
+// openTask opens the task of one assigned source partition and starts its goroutine.
+func (r *Runtime) openTask(ctx context.Context, topic string, partition int32) (*Task, error) {
+	env := taskEnv{
+		topic:              topic,
+		partition:          partition,
+		partitions:         r.partitions,
+		log:                r.log.With("topic", topic, "partition", partition),
+		lag:                r.m.lagGauge(topic, partition),
+		reg:                r.cfg.Registerer,
+		clientOpts:         r.restoreOpts(),
+		send:               func(rec *kgo.Record) { r.sess.Produce(r.ctx, rec, r.promise) },
+		deadLetterMaxBytes: r.cfg.DeadLetterMaxBytes,
+		maxOutOfOrderness:  r.cfg.MaxOutOfOrderness,
+	}
+	if len(r.stores) > 0 {
+		env.stores = r.stores
+		env.dir = filepath.Join(r.cfg.StateDir, r.pipeline.Name, fmt.Sprintf("%s-%d", topic, partition))
+		env.cache = r.cache
+		if r.cfg.RecordCacheBytes > 0 {
+			// The operators' stores share the task's part of the budget; the task store holds one key.
+			env.recordCacheBytes = int(max(r.cfg.RecordCacheBytes/int64(max(r.partitions, 1))/int64(max(len(r.stores)-1, 1)), 256<<10))
+		}
+		env.restore = r.restoreFromKafka
+	}
+	opened := time.Now() // a partition is silent from its assignment on, restore included
+	t, err := openTask(ctx, r.pipeline, env)
+	if err != nil {
+		return nil, err
+	}
+	t.in = make(chan taskWork, 16)
+	t.done = make(chan struct{})
+	t.lastRecord = opened
+	t.pub.store(t)
+	go t.run()
+	return t, nil
+}
+
+// restoreFromKafka is the runtime's RestoreFunc: it replays the changelog from the brokers and
+// counts the restore in the metrics.
+func (r *Runtime) restoreFromKafka(ctx context.Context, topic string, partition int32, s *state.Store) (state.RestoreStats, error) {
+	start := time.Now()
+	st, err := state.RestoreFromKafka(ctx, r.restoreOpts(), topic, partition, s)
+	r.m.restoreDuration.Observe(time.Since(start).Seconds())
+	r.m.restoredRecords.Add(float64(st.Records))
+	r.m.restoredBytes.Add(float64(st.Bytes))
+	return st, err
 }
 
 // restoreOpts are the client options of the consumers that replay changelogs.

@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamd/streamd/stream"
+	"github.com/streamd/streamd/stream/streamtest"
 	"github.com/streamd/streamd/window/agg"
 )
 
@@ -28,7 +29,7 @@ func benchRecords(n int) []*kgo.Record {
 	return recs
 }
 
-func benchPipeline(b *testing.B, spec Spec) *stream.Driver {
+func benchPipeline(b *testing.B, spec Spec) *streamtest.Driver {
 	f := &stream.JSONFormat{
 		KeyField: "card_id", IDField: "event_id",
 		Time:   stream.EventTimeSpec{Field: "event_time", Format: stream.TimeEpochMillis},
@@ -41,12 +42,12 @@ func benchPipeline(b *testing.B, spec Spec) *stream.Driver {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d, err := stream.NewDriver(&stream.Pipeline{Name: "bench", Source: stream.Source{Topic: "tx", Format: f},
-		Operators: []stream.Operator{op}, DeadLetterTopic: "dlq", LateTopic: "late"}, b.TempDir(), 5*time.Second)
+	d, err := streamtest.NewDriver(&stream.Pipeline{Name: "bench", Source: stream.Source{Topic: "tx", Format: f},
+		Operators: []stream.Operator{op}, DeadLetterTopic: "dlq", LateTopic: "late"},
+		streamtest.Config{StateDir: b.TempDir(), MaxOutOfOrderness: 5 * time.Second, Discard: true})
 	if err != nil {
 		b.Fatal(err)
 	}
-	d.Discard = true
 	b.Cleanup(func() { d.Close() })
 	return d
 }

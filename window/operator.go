@@ -56,8 +56,8 @@ func New(spec Spec, format stream.Format) (*Operator, error) {
 // Name implements stream.Operator.
 func (o *Operator) Name() string { return o.spec.Name }
 
-// ReportsLate marks the operator as a source of late records, so the runtime's late-record counter
-// for it exists from the start.
+// ReportsLate implements stream.LateReporter: the operator routes late records (Task.Late), so the
+// runtime's late-record counter for it exists from the start.
 func (o *Operator) ReportsLate() {}
 
 // Stores implements stream.Stateful.

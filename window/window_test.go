@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamd/streamd/stream"
+	"github.com/streamd/streamd/stream/streamtest"
 	"github.com/streamd/streamd/window/agg"
 )
 
@@ -363,8 +364,8 @@ func run(t *testing.T, spec Spec, evs []event, maxOOO time.Duration, commitEvery
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := stream.NewDriver(&stream.Pipeline{Name: "app", Source: stream.Source{Topic: "in", Format: f},
-		Operators: []stream.Operator{op}, DeadLetterTopic: "dlq", LateTopic: "late"}, t.TempDir(), maxOOO)
+	d, err := streamtest.NewDriver(&stream.Pipeline{Name: "app", Source: stream.Source{Topic: "in", Format: f},
+		Operators: []stream.Operator{op}, DeadLetterTopic: "dlq", LateTopic: "late"}, streamtest.Config{StateDir: t.TempDir(), MaxOutOfOrderness: maxOOO})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,6 +102,8 @@ func (k ValueKind) String() string {
 // Value is one value a wire decoder found, before the schema's rules are applied.
 type Value struct {
 	Kind ValueKind
+	// Bool is a ValueBool's value. (It sits by Kind so that a Value is five words, not six.)
+	Bool bool
 	// Raw: for ValueString the decoded bytes; for ValueNumber the number's text in JSON number
 	// syntax (a text encoding passes its literal as written; a binary one writes integers with
 	// strconv.AppendInt into its scratch, so that they can be keys and ids exactly), or nil when the
@@ -110,8 +112,6 @@ type Value struct {
 	// Num is a ValueNumber's value when Raw is nil: a binary float (NaN and ±Inf included, which
 	// the schema rejects as not finite).
 	Num float64
-	// Bool is a ValueBool's value.
-	Bool bool
 }
 
 // SchemaFormat is a Format made of a Schema and a Wire: the wire decoder reads the declared paths,

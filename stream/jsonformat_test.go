@@ -264,3 +264,46 @@ func BenchmarkJSONDecode(b *testing.B) {
 		}
 	}
 }
+
+// FuzzJSONFormat: whatever the bytes, Decode either accepts the record with every rule met, or
+// refuses it with a *Rejection whose reason streamd declares; it never fails otherwise or panics.
+func FuzzJSONFormat(f *testing.F) {
+	f.Add([]byte(`{"card_id":"c1","event_id":"e1","ts":"2026-03-01T11:00:00Z","amount":12.5,"country":"DE","channel":"pos","flag":true}`))
+	f.Add([]byte(`{"card_id":7,"event_id":1e3,"ts":"2026-03-01T11:00:00Z","amount":-1}`))
+	f.Add([]byte(`{"card_id":"\ud800","event_id":"e","ts":"2026-03-01T11:00:00.123456789+14:00","amount":1000,"channel":"online"}`))
+	f.Add([]byte(`[{"a":1}]`))
+	f.Add([]byte(`{"amount":1e999`))
+	format := decodeCaseFormat(TimeRFC3339)
+	if err := format.Init(); err != nil {
+		f.Fatal(err)
+	}
+	dec := format.NewDecoder()
+	known := map[Reason]bool{}
+	for _, r := range Reasons {
+		known[r] = true
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		var ev Event
+		err := dec.Decode(&kgo.Record{Topic: "tx", Value: value, Timestamp: decodeNow}, &ev)
+		if err != nil {
+			r, ok := AsRejection(err)
+			if !ok || !known[r.Reason] {
+				t.Fatalf("Decode(%q) = %v, want a rejection with a known reason", value, err)
+			}
+			return
+		}
+		amount, ok := ev.Number(0)
+		if !ok || amount < 0 || amount > 1000 || len(ev.Key) == 0 || len(ev.ID) == 0 {
+			t.Fatalf("Decode(%q) accepted amount %v (%v) key %q id %q", value, amount, ok, ev.Key, ev.ID)
+		}
+		if c, ok := ev.String(1); ok && len(c) > 2 {
+			t.Fatalf("Decode(%q) accepted country %q", value, c)
+		}
+		if ch, ok := ev.String(2); ok && string(ch) != "pos" && string(ch) != "online" {
+			t.Fatalf("Decode(%q) accepted channel %q", value, ch)
+		}
+		if ev.Time < time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli() || ev.Time > decodeNow.Add(time.Hour).UnixMilli() {
+			t.Fatalf("Decode(%q) accepted time %d", value, ev.Time)
+		}
+	})
+}

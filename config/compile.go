@@ -26,7 +26,7 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	f := &stream.JSONFormat{
+	schema := stream.Schema{
 		KeyField: s.Key,
 		IDField:  s.EventID,
 		Time: stream.EventTimeSpec{
@@ -55,9 +55,10 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 		case "bool":
 			spec.Type = stream.Bool
 		}
-		f.Fields = append(f.Fields, spec)
+		schema.Fields = append(schema.Fields, spec)
 	}
-	if err := f.Init(); err != nil {
+	f, err := c.format(s.Format, schema)
+	if err != nil {
 		return nil, err
 	}
 	p := &stream.Pipeline{

@@ -265,7 +265,7 @@ func featureWindowName(w *FeatureWindow) string {
 
 // modelOperators compiles the features (sliding windows that write Event.Features) and the scoring
 // operator. It returns them and the pipeline's feature names.
-func (c *Config) modelOperators(f *stream.JSONFormat, labels *stream.JSONFormat) ([]stream.Operator, []string, error) {
+func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream.Operator, []string, error) {
 	if !c.hasModels() {
 		return nil, nil, nil
 	}
@@ -343,19 +343,18 @@ func (c *Config) modelOperators(f *stream.JSONFormat, labels *stream.JSONFormat)
 	return append(ops, op), featNames, nil
 }
 
-// labelsFormat is the JSON format of the labels topic: keyed like the source, joined by event id,
-// the label a number.
-func (c *Config) labelsFormat() (*stream.JSONFormat, error) {
+// labelsFormat is the format of the labels topic (nil without one): keyed like the source, joined by
+// event id, the label a number.
+func (c *Config) labelsFormat() (stream.Format, error) {
 	l := &c.Labels
 	if l.Topic == "" {
 		return nil, nil
 	}
-	f := &stream.JSONFormat{
+	return c.format(labelsWire, stream.Schema{
 		KeyField:       l.Key,
 		IDField:        l.EventID,
 		Time:           stream.EventTimeSpec{Format: stream.TimeKafka},
 		Fields:         []stream.FieldSpec{{Name: l.Field, Type: stream.Number, Required: true}},
 		MaxRecordBytes: int(c.Source.MaxRecordBytes),
-	}
-	return f, f.Init()
+	})
 }

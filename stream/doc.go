@@ -18,6 +18,32 @@
 // processed again; tasks keep nothing of an aborted cycle. Rebalance callbacks run only between
 // cycles (BlockRebalanceOnPoll), so a partition never changes owner in the middle of one.
 //
+// # Formats
+//
+// A Format turns a source record into an Event. The one streamd builds is a SchemaFormat, in two
+// layers, so that what a pipeline requires of its input does not depend on how the input is encoded:
+//
+//   - a Wire (format.go) knows the encoding. Given the list of declared paths once (Wire.Init), its
+//     per-task WireDecoder fills one Value per path for each record: a kind (missing, null, number,
+//     string, bool, object, array) and the raw bytes or number. JSONWire (jsonformat.go, over
+//     internal/jsonscan) is the model: it allocates nothing and points into the record.
+//   - a Schema (fields.go, eventtime.go) is applied after it, the same for every encoding: the size
+//     limit before decoding, then each field's type, required, min, max, max_length and allowed
+//     values, then the entity key, the event id and the event time with its not_before and
+//     max_future limits. The reasons and details of rejected records therefore read the same
+//     whatever the encoding.
+//
+// JSONFormat is the shorthand for a SchemaFormat over a JSONWire, with the schema's declarations
+// written in place. The config compiler looks source.format up in config/formats.go.
+//
+// Adding an encoding (Avro or Protobuf behind a schema registry, say) is one file in this package
+// with its Wire and WireDecoder, an entry in config/formats.go's table, and the encoding's config
+// block if it has settings. Its paths are the declared field names; dotted paths into nested records
+// are the wire's to resolve, and binary numbers come back in Value.Num (integers also as text in
+// Value.Raw, so that they can be keys and ids exactly). Values that are not in the record body,
+// such as Kafka headers as fields, belong in SchemaFormat's decoder, which has the record and can
+// fill their slots before or after the wire, so that every encoding gets them.
+//
 // # Bad input
 //
 // A record the format cannot accept (malformed JSON, a missing key, a value out of range, an event

@@ -10,7 +10,7 @@ import (
 type FieldKind uint8
 
 const (
-	// Absent: the record did not have the field (or it was JSON null).
+	// Absent: the record did not have the field (or it was null).
 	Absent FieldKind = iota
 	// Number: Field.Num holds a finite float64.
 	Number

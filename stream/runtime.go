@@ -132,13 +132,15 @@ func (r *Runtime) balancer() kgo.GroupBalancer {
 	return kgo.CooperativeStickyBalancer()
 }
 
-// initFormats prepares the pipeline's JSON formats.
+// initFormats prepares the pipeline's formats (a format the config compiler prepared is left as it
+// is: Format.Init does nothing the second time).
 func initFormats(p *Pipeline) error {
 	for _, f := range []Format{p.Source.Format, labelsFormat(p)} {
-		if jf, ok := f.(*JSONFormat); ok && jf.schema == nil {
-			if err := jf.Init(); err != nil {
-				return err
-			}
+		if f == nil {
+			continue
+		}
+		if err := f.Init(); err != nil {
+			return err
 		}
 	}
 	return nil

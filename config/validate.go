@@ -60,8 +60,8 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 
 	s := &c.Source
 	v.name("source.topic", s.Topic, true)
-	if s.Format != "json" {
-		v.bad("source.format", "%q: the supported format is json", s.Format)
+	if _, ok := wires[s.Format]; !ok {
+		v.bad("source.format", "%q: the supported formats are %s", s.Format, strings.Join(formatNames(), ", "))
 	}
 	switch s.EventTime.Format {
 	case "rfc3339", "epoch_ms", "epoch_s":

@@ -279,7 +279,7 @@ func FuzzJSONFormat(f *testing.F) {
 	}
 	dec := format.NewDecoder()
 	known := map[Reason]bool{}
-	for _, r := range Reasons {
+	for _, r := range Reasons() {
 		known[r] = true
 	}
 	f.Fuzz(func(t *testing.T, value []byte) {

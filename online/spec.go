@@ -109,8 +109,8 @@ func defInt(f *int, v int) {
 }
 
 // appendSpec writes the spec that starts every learner's state: its kind's code, then the kind's
-// own encoding.
-func appendSpec(dst []byte, s Spec) []byte {
+// own encoding. It is generic so that a learner's concrete spec is not boxed (an allocation).
+func appendSpec[S Spec](dst []byte, s S) []byte {
 	dst = wire.AppendUvarint(dst, lookupKind(s.Kind()).code)
 	return s.appendParams(dst)
 }

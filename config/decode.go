@@ -67,6 +67,16 @@ type nodeParser interface {
 
 var nodeParserType = reflect.TypeFor[nodeParser]()
 
+// kindParser is implemented by config types that are one of several structs, chosen by the value
+// of their "kind" key (a model's learner). chooseKind gets that value ("" when the key is missing)
+// and returns a pointer to the struct the mapping's other keys decode into, or nil when the kind is
+// unknown: validation reports it, naming the kinds, and the other keys are not read.
+type kindParser interface {
+	chooseKind(kind string) any
+}
+
+var kindParserType = reflect.TypeFor[kindParser]()
+
 func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
@@ -89,6 +99,10 @@ func (d *decoder) decode(path string, n *yaml.Node, v reflect.Value) {
 			return
 		}
 		d.decode(path, n, v.Elem())
+		return
+	}
+	if v.CanAddr() && v.Addr().Type().Implements(kindParserType) {
+		d.kinded(path, n, v.Addr().Interface().(kindParser))
 		return
 	}
 	if v.CanAddr() && v.Addr().Type().Implements(nodeParserType) {
@@ -214,6 +228,34 @@ func (d *decoder) structure(path string, n *yaml.Node, v reflect.Value) {
 		}
 		seen[k.Value] = true
 		d.decode(key, val, v.Field(idx))
+	}
+}
+
+// kinded decodes a mapping whose "kind" key chooses the struct its other keys decode into.
+func (d *decoder) kinded(path string, n *yaml.Node, p kindParser) {
+	if n.Kind != yaml.MappingNode {
+		d.fail(path, n, "want a mapping of keys, got %s", nodeKind(n))
+		p.chooseKind("")
+		return
+	}
+	rest := *n
+	rest.Content = nil
+	kind, seen := "", false
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Value != "kind" {
+			rest.Content = append(rest.Content, k, val)
+			continue
+		}
+		if seen {
+			d.fail(join(path, k.Value), k, "given twice")
+			continue
+		}
+		seen = true
+		kind, _ = d.scalarText(join(path, k.Value), val)
+	}
+	if target := p.chooseKind(kind); target != nil {
+		d.decode(path, &rest, reflect.ValueOf(target))
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -108,8 +109,39 @@ type Drift struct {
 
 // ModelEntry is one model.
 type ModelEntry struct {
-	Name    string      `yaml:"name"`
-	Learner online.Spec `yaml:"learner"`
+	Name    string  `yaml:"name"`
+	Learner Learner `yaml:"learner"`
+}
+
+// Learner is a model's learner block. Its kind picks the spec type of online's registry
+// (online.NewSpec) that the block's other keys decode into, so each learner's keys, defaults and
+// checks are declared once, with the learner, in online/.
+type Learner struct {
+	// Kind is the kind as written.
+	Kind string
+	// spec points to the decoded spec; nil when the kind is unknown.
+	spec reflect.Value
+}
+
+func (l *Learner) chooseKind(kind string) any {
+	l.Kind = kind
+	s, err := online.NewSpec(kind)
+	if err != nil {
+		l.spec = reflect.Value{}
+		return nil
+	}
+	l.spec = reflect.New(reflect.TypeOf(s))
+	l.spec.Elem().Set(reflect.ValueOf(s))
+	return l.spec.Interface()
+}
+
+// Spec returns the decoded spec (defaults not applied), or an error naming the kinds when the
+// kind is unknown.
+func (l *Learner) Spec() (online.Spec, error) {
+	if !l.spec.IsValid() {
+		return online.NewSpec(l.Kind)
+	}
+	return l.spec.Elem().Interface().(online.Spec), nil
 }
 
 func (c *Config) hasModels() bool { return len(c.Models.List) > 0 }
@@ -224,9 +256,11 @@ func (c *Config) validateModels(v *validator) {
 			v.bad(key+".name", "%q is used by two models", e.Name)
 		}
 		mnames[e.Name] = true
-		spec := e.Learner
-		spec.EnsureDefaults()
-		if err := spec.Validate(); err != nil {
+		spec, err := e.Learner.Spec()
+		if err == nil {
+			err = spec.WithDefaults().Validate()
+		}
+		if err != nil {
 			v.bad(key+".learner", "%v", err)
 		}
 	}
@@ -330,7 +364,11 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 		ms.Labels = model.LabelSpec{TopicField: c.Labels.Field, TTL: c.Labels.TTL.D(), MaxWaiting: c.Labels.MaxWaiting}
 	}
 	for _, e := range c.Models.List {
-		ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Learner: e.Learner})
+		spec, err := e.Learner.Spec()
+		if err != nil {
+			return nil, nil, err
+		}
+		ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Learner: spec})
 	}
 	var lf stream.Format
 	if labels != nil {

@@ -133,6 +133,40 @@ func (a *Agg) OutputName() string {
 	return k + "_" + a.Field
 }
 
+// windowKind is what one window kind reads of a Window; validateWindows checks the config against
+// it, so that adding a window kind (a file in window/) adds one line to windowKinds and nothing
+// else here.
+type windowKind struct {
+	size, advance, gap, resolution bool
+}
+
+// windowKinds holds every kind of window.KindNames (TestWindowKindsMatch checks the two agree).
+var windowKinds = map[string]windowKind{
+	"tumbling": {size: true},
+	"hopping":  {size: true, advance: true},
+	"sliding":  {size: true, resolution: true},
+	"session":  {gap: true},
+}
+
+// windowKindsWith lists, in window.KindNames order, the kinds that read a key.
+func windowKindsWith(reads func(windowKind) bool) string {
+	var names []string
+	for _, n := range window.KindNames() {
+		if reads(windowKinds[n]) {
+			names = append(names, n)
+		}
+	}
+	return orList(names)
+}
+
+// orList writes names as "a", "a or b", "a, b or c".
+func orList(names []string) string {
+	if len(names) <= 1 {
+		return strings.Join(names, "")
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
+}
+
 // windowSpec compiles a window's config.
 func (w *Window) spec() window.Spec {
 	kind, _ := window.ParseKind(w.Kind)
@@ -158,34 +192,37 @@ func (c *Config) validateWindows(v *validator) {
 			v.bad(key+".name", "%q is used by two windows", w.Name)
 		}
 		names[w.Name] = true
-		kind, ok := window.ParseKind(w.Kind)
-		if !ok {
-			v.bad(key+".kind", "%q: use tumbling, hopping, sliding or session", w.Kind)
+		kind, known := windowKinds[w.Kind]
+		if _, ok := window.ParseKind(w.Kind); !ok || !known {
+			known = false
+			v.bad(key+".kind", "%q: use %s", w.Kind, orList(window.KindNames()))
 		}
-		switch kind {
-		case window.Tumbling, window.Sliding, window.Hopping:
-			if w.Size <= 0 {
+		if known {
+			if kind.size && w.Size <= 0 {
 				v.bad(key+".size", "required for %s windows", w.Kind)
 			}
-			if w.Gap != 0 {
-				v.bad(key+".gap", "only session windows have a gap")
+			if kind.gap && w.Gap <= 0 {
+				v.bad(key+".gap", "required for %s windows", w.Kind)
 			}
-		case window.Session:
-			if w.Gap <= 0 {
-				v.bad(key+".gap", "required for session windows")
+			if !kind.gap && w.Gap != 0 {
+				v.bad(key+".gap", "only %s windows have a gap", windowKindsWith(func(k windowKind) bool { return k.gap }))
 			}
-			if w.Size != 0 {
-				v.bad(key+".size", "session windows have a gap, not a size")
+			if !kind.size && w.Size != 0 {
+				if kind.gap {
+					v.bad(key+".size", "%s windows have a gap, not a size", w.Kind)
+				} else {
+					v.bad(key+".size", "only %s windows have a size", windowKindsWith(func(k windowKind) bool { return k.size }))
+				}
 			}
 		}
-		if kind == window.Hopping && (w.Advance <= 0 || w.Advance > w.Size || (w.Size > 0 && w.Advance > 0 && w.Size%w.Advance != 0)) {
-			v.bad(key+".advance", "hopping windows need an advance that divides size (%s)", w.Size)
+		if kind.advance && (w.Advance <= 0 || w.Advance > w.Size || (w.Size > 0 && w.Advance > 0 && w.Size%w.Advance != 0)) {
+			v.bad(key+".advance", "%s windows need an advance that divides size (%s)", w.Kind, w.Size)
 		}
-		if kind != window.Hopping && w.Advance != 0 {
-			v.bad(key+".advance", "only hopping windows advance")
+		if !kind.advance && w.Advance != 0 {
+			v.bad(key+".advance", "only %s windows advance", windowKindsWith(func(k windowKind) bool { return k.advance }))
 		}
-		if kind != window.Sliding && w.Resolution != 0 {
-			v.bad(key+".resolution", "only sliding windows have a resolution")
+		if !kind.resolution && w.Resolution != 0 {
+			v.bad(key+".resolution", "only %s windows have a resolution", windowKindsWith(func(k windowKind) bool { return k.resolution }))
 		}
 		if w.AllowedLateness < 0 {
 			v.bad(key+".allowed_lateness", "%s is negative", w.AllowedLateness)

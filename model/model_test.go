@@ -99,8 +99,8 @@ func pipeline(t *testing.T, topicLabels bool, snapshotEvery int) *stream.Pipelin
 			{Name: "tx_count_1m", Window: 0, Transforms: []Transform{{Kind: "log1p"}}},
 		},
 		Models: []ModelSpec{
-			{Name: "ftrl", Learner: online.Spec{Kind: online.KindFTRL}},
-			{Name: "tree", Learner: online.Spec{Kind: online.KindHoeffdingTree}},
+			{Name: "ftrl", Learner: online.FTRLSpec{}},
+			{Name: "tree", Learner: online.TreeSpec{}},
 		},
 		Drift:         DriftSpec{Detector: "adwin", Action: "alert"},
 		Output:        "predictions",

@@ -103,9 +103,11 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 			errs = append(errs, fmt.Errorf("model: model name %q is empty or repeated", m.Name))
 		}
 		names[m.Name] = true
-		m.Learner.Dim = max(m.Learner.Dim, l.dim)
-		if m.Learner.Dim < l.dim {
-			errs = append(errs, fmt.Errorf("model: %s has dim %d; the features need %d", m.Name, m.Learner.Dim, l.dim))
+		if m.Learner != nil {
+			m.Learner = m.Learner.WithInputDim(max(m.Learner.InputDim(), l.dim))
+			if m.Learner.InputDim() < l.dim {
+				errs = append(errs, fmt.Errorf("model: %s has dim %d; the features need %d", m.Name, m.Learner.InputDim(), l.dim))
+			}
 		}
 		if l, err := online.New(m.Learner); err != nil {
 			errs = append(errs, fmt.Errorf("model: %s: %w", m.Name, err))

@@ -202,7 +202,7 @@ func (r *registry) view() View {
 	sort.Slice(v.Partitions, func(i, j int) bool { return v.Partitions[i] < v.Partitions[j] })
 	championVotes := make([]int, len(r.spec.Models))
 	for i, ms := range r.spec.Models {
-		mv := ModelView{Name: ms.Name, Kind: ms.Learner.Kind, Predictions: r.predictions[i]}
+		mv := ModelView{Name: ms.Name, Kind: ms.Learner.Kind(), Predictions: r.predictions[i]}
 		sums := map[string]*MetricView{}
 		var names []string
 		for _, p := range v.Partitions {

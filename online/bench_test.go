@@ -10,19 +10,19 @@ import (
 
 func benchSpecs() []online.Spec {
 	return []online.Spec{
-		{Kind: online.KindFTRL},
-		{Kind: online.KindLinear},
-		{Kind: online.KindSoftmax, Classes: 4},
-		{Kind: online.KindKMeans, K: 8},
-		{Kind: online.KindHoeffdingTree},
+		online.FTRLSpec{},
+		online.LinearSpec{},
+		online.SoftmaxSpec{Classes: 4},
+		online.KMeansSpec{K: 8},
+		online.TreeSpec{},
 	}
 }
 
 func labelFor(spec online.Spec, s stream, i int) float64 {
-	switch spec.Kind {
-	case online.KindSoftmax:
+	switch spec := spec.(type) {
+	case online.SoftmaxSpec:
 		return float64(i % spec.Classes)
-	case online.KindLinear:
+	case online.LinearSpec:
 		return s.P[i]
 	}
 	return s.Y[i]
@@ -33,7 +33,7 @@ func labelFor(spec online.Spec, s stream, i int) float64 {
 func BenchmarkPredictLearn(b *testing.B) {
 	s := genStream(1, 4096, online.DefaultDim, noDrift)
 	for _, spec := range benchSpecs() {
-		b.Run(spec.Kind, func(b *testing.B) {
+		b.Run(spec.Kind(), func(b *testing.B) {
 			l, err := online.New(spec)
 			if err != nil {
 				b.Fatal(err)
@@ -58,7 +58,7 @@ func BenchmarkPredictLearn(b *testing.B) {
 func BenchmarkAppendState(b *testing.B) {
 	s := genStream(1, 4096, online.DefaultDim, noDrift)
 	for _, spec := range benchSpecs() {
-		b.Run(spec.Kind, func(b *testing.B) {
+		b.Run(spec.Kind(), func(b *testing.B) {
 			l, _ := online.New(spec)
 			for i := range s.X {
 				l.Learn(s.X[i], labelFor(spec, s, i))
@@ -78,7 +78,7 @@ func BenchmarkAppendState(b *testing.B) {
 func TestZeroAllocs(t *testing.T) {
 	s := genStream(2, 1024, online.DefaultDim, noDrift)
 	for _, spec := range benchSpecs() {
-		t.Run(spec.Kind, func(t *testing.T) {
+		t.Run(spec.Kind(), func(t *testing.T) {
 			l, err := online.New(spec)
 			if err != nil {
 				t.Fatal(err)
@@ -97,7 +97,7 @@ func TestZeroAllocs(t *testing.T) {
 				i++
 			})
 			if allocs != 0 {
-				t.Errorf("%s: %v allocs per Predict+Learn, want 0", spec.Kind, allocs)
+				t.Errorf("%s: %v allocs per Predict+Learn, want 0", spec.Kind(), allocs)
 			}
 		})
 	}
@@ -121,7 +121,7 @@ func BenchmarkFTRLScattered(b *testing.B) {
 			}
 		}
 	}
-	l, _ := online.New(online.Spec{Kind: online.KindFTRL})
+	l, _ := online.New(online.FTRLSpec{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

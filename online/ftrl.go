@@ -16,7 +16,7 @@ import (
 // is not penalized by L1 or L2: shrinking the base rate towards 1/2 only hurts
 // calibration.
 type FTRL struct {
-	spec  Spec
+	spec  FTRLSpec
 	alpha float64
 	beta  float64
 	l1    float64
@@ -33,13 +33,68 @@ const (
 	versionFTRL = 1
 )
 
-func newFTRL(s Spec) *FTRL {
+// KindFTRL is FTRL-Proximal logistic regression (FTRLSpec, FTRL).
+const KindFTRL = "ftrl_logistic"
+
+var ftrlKind = &kindInfo{
+	name: KindFTRL, code: 1,
+	zero: func() Spec { return FTRLSpec{} },
+	read: func(r *wire.Reader) Spec {
+		v := readV1Spec(r)
+		return FTRLSpec{Dim: v.Dim, Alpha: v.Alpha, Beta: v.Beta, L1: v.L1, L2: v.L2}
+	},
+}
+
+// FTRLSpec configures FTRL-Proximal (McMahan et al. 2013). Defaults alpha 0.1, beta 1, l1 1, l2 1:
+// alpha 0.1 is the paper's typical per-coordinate base rate for unscaled 0/1 features; beta 1
+// makes the first step of a coordinate alpha/(beta+|g|) instead of unbounded; l1 1 drops
+// coordinates whose cumulative gradient never exceeds 1, which is what keeps hashed click and
+// fraud models sparse; l2 1 keeps rare coordinates from swinging. Since 0 means default, a
+// negative L1 or L2 means no penalty.
+type FTRLSpec struct {
+	// Dim is the size of the feature space (hash buckets). Default 1<<18, at most MaxDim.
+	Dim   int     `yaml:"dim"`
+	Alpha float64 `yaml:"alpha"`
+	Beta  float64 `yaml:"beta"`
+	L1    float64 `yaml:"l1"`
+	L2    float64 `yaml:"l2"`
+}
+
+func (s FTRLSpec) Kind() string              { return KindFTRL }
+func (s FTRLSpec) Task() Task                { return Binary }
+func (s FTRLSpec) InputDim() int             { return s.Dim }
+func (s FTRLSpec) WithInputDim(dim int) Spec { s.Dim = dim; return s }
+func (s FTRLSpec) newLearner() Learner       { return newFTRL(s) }
+func (s FTRLSpec) appendParams(dst []byte) []byte {
+	return v1Spec{Dim: s.Dim, Alpha: s.Alpha, Beta: s.Beta, L1: s.L1, L2: s.L2}.append(dst)
+}
+
+func (s FTRLSpec) WithDefaults() Spec {
+	defInt(&s.Dim, DefaultDim)
+	def(&s.Alpha, 0.1)
+	def(&s.Beta, 1)
+	def(&s.L1, 1)
+	def(&s.L2, 1)
+	return s
+}
+
+func (s FTRLSpec) Validate() error {
+	var c specCheck
+	c.dim(s.Dim)
+	c.pos("alpha", s.Alpha)
+	c.pos("beta", s.Beta)
+	c.penalty("l1", s.L1)
+	c.penalty("l2", s.L2)
+	return c.err()
+}
+
+func newFTRL(s FTRLSpec) *FTRL {
 	m := &FTRL{zn: make([]float64, 2*(s.Dim+1))}
 	m.setSpec(s)
 	return m
 }
 
-func (m *FTRL) setSpec(s Spec) {
+func (m *FTRL) setSpec(s FTRLSpec) {
 	m.spec = s
 	m.alpha, m.beta = s.Alpha, s.Beta
 	m.l1, m.l2 = max(s.L1, 0), max(s.L2, 0)
@@ -163,10 +218,7 @@ func (m *FTRL) AppendState(dst []byte) []byte {
 func (m *FTRL) DecodeState(b []byte) error {
 	r := wire.NewReader(b)
 	r.Header(magicFTRL, "ftrl")
-	s := readSpec(r)
-	if r.Err() == nil && s.Kind != KindFTRL {
-		r.Fail("ftrl: state of kind %q", s.Kind)
-	}
+	s := readSpecOf[FTRLSpec](r, "ftrl")
 	updates := r.Int("ftrl updates", 0, math.MaxInt64)
 	idx, vals := readSparsePairs(r, s.Dim+1, "ftrl")
 	for k := range idx {
@@ -192,7 +244,7 @@ func (m *FTRL) DecodeState(b []byte) error {
 // 0 in every replica stays 0, so merging keeps the model sparse. Averaging z
 // directly would not have that property: the weight is not linear in (z, n).
 func (m *FTRL) Merge(replicas []Learner, weights []float64) error {
-	rs, a, err := mergeWeights(m, replicas, weights, func(x, y *FTRL) bool { return sameShape(x.spec, y.spec) })
+	rs, a, err := mergeWeights(m, replicas, weights, func(x, y *FTRL) bool { return x.spec.Dim == y.spec.Dim })
 	if err != nil {
 		return err
 	}

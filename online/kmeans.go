@@ -1,6 +1,7 @@
 package online
 
 import (
+	"fmt"
 	"math"
 	"slices"
 
@@ -22,7 +23,7 @@ import (
 // O(1) instead of O(Dim), and its squared norm is kept so that a distance
 // costs O(len(x)): ||x-c||² = ||x||² - 2x·c + ||c||².
 type KMeans struct {
-	spec    Spec
+	spec    KMeansSpec
 	decay   float64
 	k       int
 	active  int // initialized centroids, the first active of k
@@ -49,7 +50,60 @@ const (
 	tinyWeight  = 1e-300
 )
 
-func newKMeans(s Spec) *KMeans {
+// KindKMeans is streaming k-means anomaly scoring (KMeansSpec, KMeans).
+const KindKMeans = "kmeans"
+
+var kmeansKind = &kindInfo{
+	name: KindKMeans, code: 4,
+	zero: func() Spec { return KMeansSpec{} },
+	read: func(r *wire.Reader) Spec {
+		v := readV1Spec(r)
+		return KMeansSpec{Dim: v.Dim, K: v.K, Decay: v.Decay}
+	},
+}
+
+// KMeansSpec configures kmeans. K is the number of clusters (default 8). Decay multiplies every
+// cluster's weight at each example (default 0.999, a half-life of about 700 examples; 1 means no
+// forgetting). With 0.99 the half-life is 69 examples and centroids chase noise.
+type KMeansSpec struct {
+	// Dim is the size of the feature space (hash buckets). Default 1<<18, at most MaxDim; Dim*K at
+	// most MaxParams.
+	Dim   int     `yaml:"dim"`
+	K     int     `yaml:"k"`
+	Decay float64 `yaml:"decay"`
+}
+
+func (s KMeansSpec) Kind() string              { return KindKMeans }
+func (s KMeansSpec) Task() Task                { return Anomaly }
+func (s KMeansSpec) InputDim() int             { return s.Dim }
+func (s KMeansSpec) WithInputDim(dim int) Spec { s.Dim = dim; return s }
+func (s KMeansSpec) newLearner() Learner       { return newKMeans(s) }
+func (s KMeansSpec) appendParams(dst []byte) []byte {
+	return v1Spec{Dim: s.Dim, K: s.K, Decay: s.Decay}.append(dst)
+}
+
+func (s KMeansSpec) WithDefaults() Spec {
+	defInt(&s.Dim, DefaultDim)
+	defInt(&s.K, 8)
+	def(&s.Decay, 0.999)
+	return s
+}
+
+func (s KMeansSpec) Validate() error {
+	var c specCheck
+	c.dim(s.Dim)
+	if s.K < 1 || s.K > MaxK {
+		c.bad("k", s.K, fmt.Sprintf("in [1, %d]", MaxK))
+	} else if s.Dim >= 1 && s.Dim*s.K > MaxParams {
+		c.bad("dim*k", s.Dim*s.K, fmt.Sprintf("<= %d", MaxParams))
+	}
+	if !(s.Decay > 0 && s.Decay <= 1) {
+		c.bad("decay", s.Decay, "in (0, 1]")
+	}
+	return c.err()
+}
+
+func newKMeans(s KMeansSpec) *KMeans {
 	m := &KMeans{}
 	m.setSpec(s)
 	m.c = make([]centroid, s.K)
@@ -59,7 +113,7 @@ func newKMeans(s Spec) *KMeans {
 	return m
 }
 
-func (m *KMeans) setSpec(s Spec) {
+func (m *KMeans) setSpec(s KMeansSpec) {
 	m.spec = s
 	m.decay = s.Decay
 	m.k = s.K
@@ -235,10 +289,7 @@ type sparseCentroid struct {
 func (m *KMeans) DecodeState(b []byte) error {
 	r := wire.NewReader(b)
 	r.Header(magicKMeans, "kmeans")
-	s := readSpec(r)
-	if r.Err() == nil && s.Kind != KindKMeans {
-		r.Fail("kmeans: state of kind %q", s.Kind)
-	}
+	s := readSpecOf[KMeansSpec](r, "kmeans")
 	updates := r.Int("kmeans updates", 0, math.MaxInt64)
 	active := r.Count("kmeans active", s.K, 25)
 	cs := make([]sparseCentroid, active)
@@ -298,7 +349,7 @@ func (m *KMeans) DecodeState(b []byte) error {
 // slot no replica has filled yet if there is one and is dropped otherwise. Cluster
 // weights become the merge-weighted mean of the matched weights.
 func (m *KMeans) Merge(replicas []Learner, weights []float64) error {
-	rs, a, err := mergeWeights(m, replicas, weights, func(x, y *KMeans) bool { return sameShape(x.spec, y.spec) })
+	rs, a, err := mergeWeights(m, replicas, weights, func(x, y *KMeans) bool { return x.spec.Dim == y.spec.Dim && x.spec.K == y.spec.K })
 	if err != nil {
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 // per-coordinate rates. L2 (if > 0) is applied lazily, only to coordinates
 // present in the example, which keeps Learn O(len(x)).
 type Linear struct {
-	spec Spec
+	spec LinearSpec
 	lr   float64
 	l2   float64
 	// wg interleaves weight and sum of squared gradients; index Dim is the
@@ -28,13 +28,58 @@ const (
 	adagradEps    = 1e-8
 )
 
-func newLinear(s Spec) *Linear {
+// KindLinear is AdaGrad linear regression (LinearSpec, Linear); "linear" is accepted as an alias.
+const KindLinear = "adagrad_linear"
+
+var linearKind = &kindInfo{
+	name: KindLinear, aliases: []string{"linear"}, code: 2,
+	zero: func() Spec { return LinearSpec{} },
+	read: func(r *wire.Reader) Spec {
+		v := readV1Spec(r)
+		return LinearSpec{Dim: v.Dim, LearningRate: v.LearningRate, L2: v.L2}
+	},
+}
+
+// LinearSpec configures adagrad_linear.
+type LinearSpec struct {
+	// Dim is the size of the feature space (hash buckets). Default 1<<18, at most MaxDim.
+	Dim int `yaml:"dim"`
+	// LearningRate is AdaGrad's base rate. Default 0.1.
+	LearningRate float64 `yaml:"learning_rate"`
+	// L2 is the penalty applied to the coordinates of each example; default (and negative) none.
+	L2 float64 `yaml:"l2"`
+}
+
+func (s LinearSpec) Kind() string              { return KindLinear }
+func (s LinearSpec) Task() Task                { return Regression }
+func (s LinearSpec) InputDim() int             { return s.Dim }
+func (s LinearSpec) WithInputDim(dim int) Spec { s.Dim = dim; return s }
+func (s LinearSpec) newLearner() Learner       { return newLinear(s) }
+func (s LinearSpec) appendParams(dst []byte) []byte {
+	return v1Spec{Dim: s.Dim, LearningRate: s.LearningRate, L2: s.L2}.append(dst)
+}
+
+func (s LinearSpec) WithDefaults() Spec {
+	defInt(&s.Dim, DefaultDim)
+	def(&s.LearningRate, 0.1)
+	return s
+}
+
+func (s LinearSpec) Validate() error {
+	var c specCheck
+	c.dim(s.Dim)
+	c.pos("learning_rate", s.LearningRate)
+	c.penalty("l2", s.L2)
+	return c.err()
+}
+
+func newLinear(s LinearSpec) *Linear {
 	m := &Linear{wg: make([]float64, 2*(s.Dim+1))}
 	m.setSpec(s)
 	return m
 }
 
-func (m *Linear) setSpec(s Spec) {
+func (m *Linear) setSpec(s LinearSpec) {
 	m.spec = s
 	m.lr = s.LearningRate
 	m.l2 = max(s.L2, 0)
@@ -105,10 +150,7 @@ func (m *Linear) AppendState(dst []byte) []byte {
 func (m *Linear) DecodeState(b []byte) error {
 	r := wire.NewReader(b)
 	r.Header(magicLinear, "linear")
-	s := readSpec(r)
-	if r.Err() == nil && s.Kind != KindLinear {
-		r.Fail("linear: state of kind %q", s.Kind)
-	}
+	s := readSpecOf[LinearSpec](r, "linear")
 	updates := r.Int("linear updates", 0, math.MaxInt64)
 	idx, vals := readSparsePairs(r, s.Dim+1, "linear")
 	for k := range idx {
@@ -130,18 +172,14 @@ func (m *Linear) DecodeState(b []byte) error {
 // of the replicas'. Predictions are linear in the weights, so the merged
 // prediction is the weighted mean of the replicas' predictions.
 func (m *Linear) Merge(replicas []Learner, weights []float64) error {
-	return mergeDense(m, replicas, weights, func(x *Linear) (*Spec, []float64, *int64) { return &x.spec, x.wg, &x.updates })
+	return mergeDense(m, replicas, weights, func(x, y *Linear) bool { return x.spec.Dim == y.spec.Dim },
+		func(x *Linear) ([]float64, *int64) { return x.wg, &x.updates })
 }
 
 // mergeDense is the Merge of the learners whose state is one dense array of interleaved weights
 // and accumulators (adagrad_linear, softmax): every entry becomes the weighted mean of the
 // replicas', and the update count the largest replica's.
-func mergeDense[T Learner](m T, replicas []Learner, weights []float64, parts func(T) (*Spec, []float64, *int64)) error {
-	same := func(x, y T) bool {
-		sx, _, _ := parts(x)
-		sy, _, _ := parts(y)
-		return sameShape(*sx, *sy)
-	}
+func mergeDense[T Learner](m T, replicas []Learner, weights []float64, same func(x, y T) bool, parts func(T) ([]float64, *int64)) error {
 	rs, a, err := mergeWeights(m, replicas, weights, same)
 	if err != nil {
 		return err
@@ -149,9 +187,9 @@ func mergeDense[T Learner](m T, replicas []Learner, weights []float64, parts fun
 	updates := maxUpdates(rs)
 	srcs := make([][]float64, len(rs))
 	for i, r := range rs {
-		_, srcs[i], _ = parts(r)
+		srcs[i], _ = parts(r)
 	}
-	_, dst, n := parts(m)
+	dst, n := parts(m)
 	averageInto(dst, srcs, a)
 	*n = updates
 	return nil

@@ -14,7 +14,7 @@ import (
 func TestMergeIdentical(t *testing.T) {
 	s := genStream(21, 3000, 1<<10, noDrift)
 	for _, spec := range smallSpecs() {
-		t.Run(spec.Kind, func(t *testing.T) {
+		t.Run(spec.Kind(), func(t *testing.T) {
 			a := train(t, spec, s, 0, 2000)
 			b, _ := online.Decode(a.AppendState(nil))
 			c, _ := online.Decode(a.AppendState(nil))
@@ -71,7 +71,10 @@ func TestMergeHalves(t *testing.T) {
 			for _, seed := range seeds {
 				const n, holdout = 20000, 20000
 				s := genStream(seed, n+holdout, online.DefaultDim, noDrift)
-				spec := online.Spec{Kind: kind}
+				spec, err := online.NewSpec(kind)
+				if err != nil {
+					t.Fatal(err)
+				}
 				// The linear target is the true log-odds plus unit noise.
 				y := func(i int) float64 { return s.Y[i] }
 				loss := func(pred, i int, l online.Learner) float64 {
@@ -131,7 +134,7 @@ func TestMergeHalves(t *testing.T) {
 func TestMergeRejects(t *testing.T) {
 	specs := smallSpecs()
 	a, _ := online.New(specs[0])
-	other, _ := online.New(online.Spec{Kind: online.KindFTRL, Dim: 1 << 11})
+	other, _ := online.New(online.FTRLSpec{Dim: 1 << 11})
 	lin, _ := online.New(specs[1])
 	for _, c := range []struct {
 		name string
@@ -155,7 +158,7 @@ func TestMergeRejects(t *testing.T) {
 // TestMergeKMeans: replicas whose centroids are listed in different orders
 // merge to the matched means.
 func TestMergeKMeans(t *testing.T) {
-	spec := online.Spec{Kind: online.KindKMeans, Dim: 4, K: 2, Decay: 1}
+	spec := online.KMeansSpec{Dim: 4, K: 2, Decay: 1}
 	a, _ := online.New(spec)
 	b, _ := online.New(spec)
 	for i := 0; i < 10; i++ {

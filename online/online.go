@@ -108,23 +108,14 @@ var (
 
 // New returns an empty learner for spec, after applying defaults.
 func New(spec Spec) (Learner, error) {
-	spec.EnsureDefaults()
+	if spec == nil {
+		return nil, fmt.Errorf("%w: no spec", ErrInvalidSpec)
+	}
+	spec = spec.WithDefaults()
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
-	switch spec.Kind {
-	case KindFTRL:
-		return newFTRL(spec), nil
-	case KindLinear:
-		return newLinear(spec), nil
-	case KindSoftmax:
-		return newSoftmax(spec), nil
-	case KindKMeans:
-		return newKMeans(spec), nil
-	case KindHoeffdingTree:
-		return newTree(spec), nil
-	}
-	panic("unreachable: Validate accepted kind " + spec.Kind)
+	return spec.newLearner(), nil
 }
 
 // Decode builds a learner from AppendState bytes of any kind: what a task

@@ -131,7 +131,7 @@ func TestFTRLQuality(t *testing.T) {
 				s := genStream(seed, qualityN, online.DefaultDim, c.kind)
 				w, col := batchLogistic(t, s, 1)
 				batch := batchLogLoss(s, w, col)
-				l, err := online.New(online.Spec{Kind: online.KindFTRL})
+				l, err := online.New(online.FTRLSpec{})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -187,7 +187,7 @@ func TestDriftDetection(t *testing.T) {
 			for _, seed := range seeds {
 				for _, kind := range []driftKind{noDrift, abrupt} {
 					s := genStream(seed, qualityN, online.DefaultDim, kind)
-					l, _ := online.New(online.Spec{Kind: online.KindFTRL})
+					l, _ := online.New(online.FTRLSpec{})
 					_, losses := progressive(l, s)
 					d := det.new()
 					var fired []int

@@ -127,9 +127,9 @@ func TestRiverPhishing(t *testing.T) {
 		minAUC float64
 		maxLL  float64
 	}{
-		{"ftrl (alpha .05, beta 1, l1 0, l2 1) + scaler", online.Spec{Kind: online.KindFTRL, Dim: 16, Alpha: 0.05, Beta: 1, L1: -1, L2: 1}, true, 0.85, 0.93, 0.40},
-		{"ftrl (alpha .1, beta 1, l1 1, l2 1) + scaler", online.Spec{Kind: online.KindFTRL, Dim: 16}, true, 0.85, 0.93, 0.40},
-		{"hoeffding tree (defaults)", online.Spec{Kind: online.KindHoeffdingTree, Dim: 16}, false, 0.80, 0.85, 0.60},
+		{"ftrl (alpha .05, beta 1, l1 0, l2 1) + scaler", online.FTRLSpec{Dim: 16, Alpha: 0.05, Beta: 1, L1: -1, L2: 1}, true, 0.85, 0.93, 0.40},
+		{"ftrl (alpha .1, beta 1, l1 1, l2 1) + scaler", online.FTRLSpec{Dim: 16}, true, 0.85, 0.93, 0.40},
+		{"hoeffding tree (defaults)", online.TreeSpec{Dim: 16}, false, 0.80, 0.85, 0.60},
 	}
 	t.Logf("Phishing: %d examples, majority-class accuracy %.4f", len(ys), baseline)
 	recordf("phishing: %d examples, majority-class accuracy %.4f", len(ys), baseline)

@@ -1,6 +1,7 @@
 package online
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/streamd/streamd/online/internal/wire"
@@ -9,7 +10,7 @@ import (
 // Softmax is multinomial logistic regression trained by AdaGrad, one weight
 // per (coordinate, class) plus one intercept per class.
 type Softmax struct {
-	spec    Spec
+	spec    SoftmaxSpec
 	lr      float64
 	l2      float64
 	classes int
@@ -26,13 +27,66 @@ const (
 	versionSoftmax = 1
 )
 
-func newSoftmax(s Spec) *Softmax {
+// KindSoftmax is multinomial logistic regression trained by AdaGrad (SoftmaxSpec, Softmax).
+const KindSoftmax = "softmax"
+
+var softmaxKind = &kindInfo{
+	name: KindSoftmax, code: 3,
+	zero: func() Spec { return SoftmaxSpec{} },
+	read: func(r *wire.Reader) Spec {
+		v := readV1Spec(r)
+		return SoftmaxSpec{Dim: v.Dim, Classes: v.Classes, LearningRate: v.LearningRate, L2: v.L2}
+	},
+}
+
+// SoftmaxSpec configures softmax.
+type SoftmaxSpec struct {
+	// Dim is the size of the feature space (hash buckets). Default 1<<18, at most MaxDim;
+	// Dim*Classes at most MaxParams.
+	Dim int `yaml:"dim"`
+	// Classes is the number of classes: required, in [2, MaxClasses].
+	Classes int `yaml:"classes"`
+	// LearningRate is AdaGrad's base rate. Default 0.1.
+	LearningRate float64 `yaml:"learning_rate"`
+	// L2 is the penalty applied to the coordinates of each example; default (and negative) none.
+	L2 float64 `yaml:"l2"`
+}
+
+func (s SoftmaxSpec) Kind() string              { return KindSoftmax }
+func (s SoftmaxSpec) Task() Task                { return Multiclass }
+func (s SoftmaxSpec) InputDim() int             { return s.Dim }
+func (s SoftmaxSpec) WithInputDim(dim int) Spec { s.Dim = dim; return s }
+func (s SoftmaxSpec) newLearner() Learner       { return newSoftmax(s) }
+func (s SoftmaxSpec) appendParams(dst []byte) []byte {
+	return v1Spec{Dim: s.Dim, Classes: s.Classes, LearningRate: s.LearningRate, L2: s.L2}.append(dst)
+}
+
+func (s SoftmaxSpec) WithDefaults() Spec {
+	defInt(&s.Dim, DefaultDim)
+	def(&s.LearningRate, 0.1)
+	return s
+}
+
+func (s SoftmaxSpec) Validate() error {
+	var c specCheck
+	c.dim(s.Dim)
+	c.pos("learning_rate", s.LearningRate)
+	c.penalty("l2", s.L2)
+	if s.Classes < 2 || s.Classes > MaxClasses {
+		c.bad("classes", s.Classes, fmt.Sprintf("in [2, %d]", MaxClasses))
+	} else if s.Dim >= 1 && s.Dim*s.Classes > MaxParams {
+		c.bad("dim*classes", s.Dim*s.Classes, fmt.Sprintf("<= %d", MaxParams))
+	}
+	return c.err()
+}
+
+func newSoftmax(s SoftmaxSpec) *Softmax {
 	m := &Softmax{wg: make([]float64, 2*(s.Dim+1)*s.Classes)}
 	m.setSpec(s)
 	return m
 }
 
-func (m *Softmax) setSpec(s Spec) {
+func (m *Softmax) setSpec(s SoftmaxSpec) {
 	m.spec = s
 	m.lr = s.LearningRate
 	m.l2 = max(s.L2, 0)
@@ -133,10 +187,7 @@ func (m *Softmax) AppendState(dst []byte) []byte {
 func (m *Softmax) DecodeState(b []byte) error {
 	r := wire.NewReader(b)
 	r.Header(magicSoftmax, "softmax")
-	s := readSpec(r)
-	if r.Err() == nil && s.Kind != KindSoftmax {
-		r.Fail("softmax: state of kind %q", s.Kind)
-	}
+	s := readSpecOf[SoftmaxSpec](r, "softmax")
 	updates := r.Int("softmax updates", 0, math.MaxInt64)
 	size := (s.Dim + 1) * s.Classes
 	idx, vals := readSparsePairs(r, size, "softmax")
@@ -158,5 +209,6 @@ func (m *Softmax) DecodeState(b []byte) error {
 // Merge averages weights and accumulators like Linear.Merge: the merged
 // logits are the weighted mean of the replicas' logits.
 func (m *Softmax) Merge(replicas []Learner, weights []float64) error {
-	return mergeDense(m, replicas, weights, func(x *Softmax) (*Spec, []float64, *int64) { return &x.spec, x.wg, &x.updates })
+	return mergeDense(m, replicas, weights, func(x, y *Softmax) bool { return x.spec.Dim == y.spec.Dim && x.spec.Classes == y.spec.Classes },
+		func(x *Softmax) ([]float64, *int64) { return x.wg, &x.updates })
 }

@@ -4,18 +4,38 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/streamd/streamd/online/internal/wire"
 )
 
-// Learner kinds accepted in Spec.Kind.
-const (
-	KindFTRL          = "ftrl_logistic"
-	KindLinear        = "adagrad_linear" // "linear" is accepted as an alias
-	KindSoftmax       = "softmax"
-	KindKMeans        = "kmeans"
-	KindHoeffdingTree = "hoeffding_tree"
-)
+// Spec is a learner's configuration: one struct per kind (FTRLSpec, LinearSpec, SoftmaxSpec,
+// KMeansSpec, TreeSpec), with the YAML tags of its keys. The zero value of a field means its
+// default (WithDefaults). A spec is a plain value: copying it copies the configuration.
+//
+// Only this package implements Spec: adding a learner is one file declaring its spec, its learner
+// and its kindInfo, plus its line in kinds (registry.go).
+type Spec interface {
+	// Kind returns the kind's name (never an alias).
+	Kind() string
+	// WithDefaults returns the spec with its zero fields set to their defaults. It is idempotent.
+	WithDefaults() Spec
+	// Validate reports every field out of bounds, each naming the field's key, its value and the
+	// bound; the errors wrap ErrInvalidSpec. Call it after WithDefaults: zero values are checked as
+	// they are.
+	Validate() error
+	// Task returns what a learner of this spec predicts.
+	Task() Task
+	// InputDim returns the size of the feature space the learner reads (Dim).
+	InputDim() int
+	// WithInputDim returns the spec with its feature space size set to dim.
+	WithInputDim(dim int) Spec
+
+	// newLearner returns an empty learner of a validated spec.
+	newLearner() Learner
+	// appendParams appends the spec's encoding after its kind code (see appendSpec).
+	appendParams(dst []byte) []byte
+}
 
 // Bounds enforced by Validate. They keep one model's memory bounded: the
 // dense learners hold 16 bytes per parameter.
@@ -29,89 +49,52 @@ const (
 	MaxDepth   = 64
 )
 
-// Spec describes a learner: its kind, shape and hyperparameters. The zero
-// value of a field means its default (EnsureDefaults); only the fields of
-// the chosen Kind are read and checked.
-type Spec struct {
-	Kind string `yaml:"kind"`
-	// Dim is the size of the feature space (hash buckets). Default 1<<18,
-	// at most MaxDim.
-	Dim int `yaml:"dim"`
-	// Classes is the number of classes of softmax (required, >= 2) and of the
-	// Hoeffding tree (default 2).
-	Classes int `yaml:"classes"`
-
-	// FTRL-Proximal (McMahan et al. 2013). Defaults alpha 0.1, beta 1, l1 1,
-	// l2 1: alpha 0.1 is the paper's typical per-coordinate base rate for
-	// unscaled 0/1 features; beta 1 makes the first step of a coordinate
-	// alpha/(beta+|g|) instead of unbounded; l1 1 drops coordinates whose
-	// cumulative gradient never exceeds 1, which is what keeps hashed click
-	// and fraud models sparse; l2 1 keeps rare coordinates from swinging.
-	// Since 0 means default, a negative L1 or L2 means no penalty.
-	Alpha float64 `yaml:"alpha"`
-	Beta  float64 `yaml:"beta"`
-	L1    float64 `yaml:"l1"`
-	// L2 also applies to adagrad_linear and softmax (default none there).
-	L2 float64 `yaml:"l2"`
-
-	// LearningRate is AdaGrad's base rate for adagrad_linear and softmax.
-	// Default 0.1.
-	LearningRate float64 `yaml:"learning_rate"`
-
-	// K is the number of k-means clusters (default 8). Decay multiplies every
-	// cluster's weight at each example (default 0.999, a half-life of about
-	// 700 examples; 1 means no forgetting). With 0.99 the half-life is 69
-	// examples and centroids chase noise.
-	K     int     `yaml:"k"`
-	Decay float64 `yaml:"decay"`
-
-	// Hoeffding tree: GracePeriod examples at a leaf between split attempts
-	// (default 200), Delta the split confidence (default 1e-7), Tau the tie
-	// threshold (default 0.05), MaxDepth (default 20, at most 64). These are
-	// River's defaults except MaxDepth, which River leaves unbounded; a bound
-	// keeps state size and decode recursion bounded.
-	GracePeriod int     `yaml:"grace_period"`
-	Delta       float64 `yaml:"delta"`
-	Tau         float64 `yaml:"tau"`
-	MaxDepth    int     `yaml:"max_depth"`
+// NewSpec returns the empty spec (every field its default) of a kind, given by name or alias:
+// what a config decoder fills with the learner block's other keys. An unknown kind is an error
+// wrapping ErrInvalidSpec that lists the kinds.
+func NewSpec(kind string) (Spec, error) {
+	if k := lookupKind(kind); k != nil {
+		return k.zero(), nil
+	}
+	var names []string
+	for _, k := range kinds {
+		n := fmt.Sprintf("%q", k.name)
+		for _, a := range k.aliases {
+			n += fmt.Sprintf(" (%q)", a)
+		}
+		names = append(names, n)
+	}
+	return nil, fmt.Errorf("%w: kind = %q, want one of %s", ErrInvalidSpec, kind, strings.Join(names, ", "))
 }
 
-// EnsureDefaults fills the zero fields of the spec's kind with their
-// defaults. It is idempotent.
-func (s *Spec) EnsureDefaults() {
-	if s.Kind == "linear" {
-		s.Kind = KindLinear
-	}
-	if s.Dim == 0 {
-		s.Dim = DefaultDim
-	}
-	switch s.Kind {
-	case KindFTRL:
-		def(&s.Alpha, 0.1)
-		def(&s.Beta, 1)
-		def(&s.L1, 1)
-		def(&s.L2, 1)
-	case KindLinear, KindSoftmax:
-		def(&s.LearningRate, 0.1)
-	case KindKMeans:
-		if s.K == 0 {
-			s.K = 8
-		}
-		def(&s.Decay, 0.999)
-	case KindHoeffdingTree:
-		if s.Classes == 0 {
-			s.Classes = 2
-		}
-		if s.GracePeriod == 0 {
-			s.GracePeriod = 200
-		}
-		def(&s.Delta, 1e-7)
-		def(&s.Tau, 0.05)
-		if s.MaxDepth == 0 {
-			s.MaxDepth = 20
-		}
+// specCheck collects the problems of one spec for Validate.
+type specCheck struct{ errs []error }
+
+func (c *specCheck) bad(field string, v any, want string) {
+	c.errs = append(c.errs, fmt.Errorf("%w: %s = %v, want %s", ErrInvalidSpec, field, v, want))
+}
+
+// pos requires a finite v > 0.
+func (c *specCheck) pos(field string, v float64) {
+	if !(v > 0) || math.IsInf(v, 0) {
+		c.bad(field, v, "> 0 and finite")
 	}
 }
+
+// penalty requires a finite v; a negative penalty means none.
+func (c *specCheck) penalty(field string, v float64) {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		c.bad(field, v, "finite (negative means none)")
+	}
+}
+
+func (c *specCheck) dim(d int) {
+	if d < 1 || d > MaxDim {
+		c.bad("dim", d, fmt.Sprintf("in [1, %d]", MaxDim))
+	}
+}
+
+func (c *specCheck) err() error { return errors.Join(c.errs...) }
 
 func def(f *float64, v float64) {
 	if *f == 0 {
@@ -119,105 +102,65 @@ func def(f *float64, v float64) {
 	}
 }
 
-// Validate reports every field out of bounds for the spec's kind, each
-// naming the field, its value and the bound; the errors wrap ErrInvalidSpec.
-// Call EnsureDefaults first: zero values are checked as they are.
-func (s Spec) Validate() error {
-	var errs []error
-	bad := func(field string, v any, want string) {
-		errs = append(errs, fmt.Errorf("%w: %s = %v, want %s", ErrInvalidSpec, field, v, want))
+func defInt(f *int, v int) {
+	if *f == 0 {
+		*f = v
 	}
-	pos := func(field string, v float64) {
-		if !(v > 0) || math.IsInf(v, 0) {
-			bad(field, v, "> 0 and finite")
-		}
-	}
-	penalty := func(field string, v float64) {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			bad(field, v, "finite (negative means none)")
-		}
-	}
-	if s.Dim < 1 || s.Dim > MaxDim {
-		bad("dim", s.Dim, fmt.Sprintf("in [1, %d]", MaxDim))
-	}
-	switch s.Kind {
-	case KindFTRL:
-		pos("alpha", s.Alpha)
-		pos("beta", s.Beta)
-		penalty("l1", s.L1)
-		penalty("l2", s.L2)
-	case KindLinear:
-		pos("learning_rate", s.LearningRate)
-		penalty("l2", s.L2)
-	case KindSoftmax:
-		pos("learning_rate", s.LearningRate)
-		penalty("l2", s.L2)
-		if s.Classes < 2 || s.Classes > MaxClasses {
-			bad("classes", s.Classes, fmt.Sprintf("in [2, %d]", MaxClasses))
-		} else if s.Dim >= 1 && s.Dim*s.Classes > MaxParams {
-			bad("dim*classes", s.Dim*s.Classes, fmt.Sprintf("<= %d", MaxParams))
-		}
-	case KindKMeans:
-		if s.K < 1 || s.K > MaxK {
-			bad("k", s.K, fmt.Sprintf("in [1, %d]", MaxK))
-		} else if s.Dim >= 1 && s.Dim*s.K > MaxParams {
-			bad("dim*k", s.Dim*s.K, fmt.Sprintf("<= %d", MaxParams))
-		}
-		if !(s.Decay > 0 && s.Decay <= 1) {
-			bad("decay", s.Decay, "in (0, 1]")
-		}
-	case KindHoeffdingTree:
-		if s.Classes < 2 || s.Classes > MaxClasses {
-			bad("classes", s.Classes, fmt.Sprintf("in [2, %d]", MaxClasses))
-		}
-		if s.GracePeriod < 1 {
-			bad("grace_period", s.GracePeriod, ">= 1")
-		}
-		if !(s.Delta > 0 && s.Delta < 1) {
-			bad("delta", s.Delta, "in (0, 1)")
-		}
-		if !(s.Tau >= 0 && s.Tau <= 1) {
-			bad("tau", s.Tau, "in [0, 1]")
-		}
-		if s.MaxDepth < 1 || s.MaxDepth > MaxDepth {
-			bad("max_depth", s.MaxDepth, fmt.Sprintf("in [1, %d]", MaxDepth))
-		}
-	default:
-		bad("kind", fmt.Sprintf("%q", s.Kind), `one of "ftrl_logistic", "adagrad_linear" ("linear"), "softmax", "kmeans", "hoeffding_tree"`)
-	}
-	return errors.Join(errs...)
 }
 
-// Task returns what a learner of this spec predicts.
-func (s Spec) Task() Task {
-	switch s.Kind {
-	case KindFTRL:
-		return Binary
-	case KindLinear, "linear":
-		return Regression
-	case KindSoftmax:
-		return Multiclass
-	case KindKMeans:
-		return Anomaly
-	case KindHoeffdingTree:
-		if s.Classes > 2 {
-			return Multiclass
-		}
-		return Binary
-	}
-	return 0
+// appendSpec writes the spec that starts every learner's state: its kind's code, then the kind's
+// own encoding. It is generic so that a learner's concrete spec is not boxed (an allocation).
+func appendSpec[S Spec](dst []byte, s S) []byte {
+	dst = wire.AppendUvarint(dst, lookupKind(s.Kind()).code)
+	return s.appendParams(dst)
 }
 
-var kindCodes = []string{KindFTRL, KindLinear, KindSoftmax, KindKMeans, KindHoeffdingTree}
-
-func appendSpec(dst []byte, s Spec) []byte {
-	code := 0
-	for i, k := range kindCodes {
-		if k == s.Kind {
-			code = i + 1
+// readSpec reads and validates a spec; defaults are not applied, so a
+// decoded learner keeps exactly the spec it was encoded with.
+func readSpec(r *wire.Reader) Spec {
+	code := r.Uvarint()
+	if r.Err() != nil {
+		return nil
+	}
+	var kind *kindInfo
+	for _, k := range kinds {
+		if k.code == code {
+			kind = k
 		}
 	}
-	dst = wire.AppendUvarint(dst, uint64(code))
+	if kind == nil {
+		r.Fail("spec: kind code %d", code)
+		return nil
+	}
+	s := kind.read(r)
+	if r.Err() == nil {
+		if err := s.Validate(); err != nil {
+			r.Fail("spec: %v", err)
+		}
+	}
+	return s
+}
+
+// readSpecOf reads the spec of a learner's own state (name is the learner's, for messages): a
+// spec of another kind fails the reader.
+func readSpecOf[S Spec](r *wire.Reader, name string) S {
+	s := readSpec(r)
+	own, ok := s.(S)
+	if r.Err() == nil && !ok {
+		r.Fail("%s: state of kind %q", name, s.Kind())
+	}
+	return own
+}
+
+// v1Spec is the spec layout of the first five kinds (ftrl_logistic, adagrad_linear, softmax,
+// kmeans, hoeffding_tree): one record with the fields of all of them, unused ones 0. Those kinds
+// keep writing it so that existing changelogs stay readable; a new kind writes its own fields.
+type v1Spec struct {
+	Dim, Classes, K, GracePeriod, MaxDepth               int
+	Alpha, Beta, L1, L2, LearningRate, Decay, Delta, Tau float64
+}
+
+func (s v1Spec) append(dst []byte) []byte {
 	dst = wire.AppendVarint(dst, int64(s.Dim))
 	dst = wire.AppendVarint(dst, int64(s.Classes))
 	for _, f := range [...]float64{s.Alpha, s.Beta, s.L1, s.L2, s.LearningRate, s.Decay, s.Delta, s.Tau} {
@@ -229,19 +172,8 @@ func appendSpec(dst []byte, s Spec) []byte {
 	return dst
 }
 
-// readSpec reads and validates a spec; defaults are not applied, so a
-// decoded learner keeps exactly the spec it was encoded with.
-func readSpec(r *wire.Reader) Spec {
-	var s Spec
-	code := r.Uvarint()
-	if r.Err() == nil && (code < 1 || code > uint64(len(kindCodes))) {
-		r.Fail("spec: kind code %d", code)
-		return s
-	}
-	if r.Err() != nil {
-		return s
-	}
-	s.Kind = kindCodes[code-1]
+func readV1Spec(r *wire.Reader) v1Spec {
+	var s v1Spec
 	s.Dim = int(r.Int("spec dim", 1, MaxDim))
 	s.Classes = int(r.Int("spec classes", 0, MaxClasses))
 	for _, f := range [...]*float64{&s.Alpha, &s.Beta, &s.L1, &s.L2, &s.LearningRate, &s.Decay, &s.Delta, &s.Tau} {
@@ -250,16 +182,5 @@ func readSpec(r *wire.Reader) Spec {
 	s.K = int(r.Int("spec k", 0, MaxK))
 	s.GracePeriod = int(r.Int("spec grace_period", 0, math.MaxInt32))
 	s.MaxDepth = int(r.Int("spec max_depth", 0, MaxDepth))
-	if r.Err() == nil {
-		if err := s.Validate(); err != nil {
-			r.Fail("spec: %v", err)
-		}
-	}
 	return s
-}
-
-// sameShape reports whether two specs describe parameters that can be
-// averaged coordinate by coordinate.
-func sameShape(a, b Spec) bool {
-	return a.Kind == b.Kind && a.Dim == b.Dim && a.Classes == b.Classes && a.K == b.K
 }

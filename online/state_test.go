@@ -13,11 +13,11 @@ import (
 // that dense state stays cheap; quality and speed use DefaultDim.
 func smallSpecs() []online.Spec {
 	return []online.Spec{
-		{Kind: online.KindFTRL, Dim: 1 << 10},
-		{Kind: online.KindLinear, Dim: 1 << 10, L2: 0.01},
-		{Kind: online.KindSoftmax, Dim: 1 << 10, Classes: 3},
-		{Kind: online.KindKMeans, Dim: 1 << 10, K: 4},
-		{Kind: online.KindHoeffdingTree, Dim: 1 << 10, GracePeriod: 50},
+		online.FTRLSpec{Dim: 1 << 10},
+		online.LinearSpec{Dim: 1 << 10, L2: 0.01},
+		online.SoftmaxSpec{Dim: 1 << 10, Classes: 3},
+		online.KMeansSpec{Dim: 1 << 10, K: 4},
+		online.TreeSpec{Dim: 1 << 10, GracePeriod: 50},
 	}
 }
 
@@ -36,13 +36,13 @@ func train(t testing.TB, spec online.Spec, s stream, from, to int) online.Learne
 func TestDeterminism(t *testing.T) {
 	s := genStream(11, 5000, 1<<10, gradual)
 	for _, spec := range smallSpecs() {
-		t.Run(spec.Kind, func(t *testing.T) {
+		t.Run(spec.Kind(), func(t *testing.T) {
 			a := train(t, spec, s, 0, len(s.X)).AppendState(nil)
 			b := train(t, spec, s, 0, len(s.X)).AppendState(nil)
 			if !bytes.Equal(a, b) {
 				t.Fatalf("two runs over the same stream encode differently (%d vs %d bytes)", len(a), len(b))
 			}
-			t.Logf("%s: %d bytes of state after %d examples", spec.Kind, len(a), len(s.X))
+			t.Logf("%s: %d bytes of state after %d examples", spec.Kind(), len(a), len(s.X))
 		})
 	}
 }
@@ -53,7 +53,7 @@ func TestRoundTripContinue(t *testing.T) {
 	s := genStream(12, 6000, 1<<10, abrupt)
 	half := len(s.X) / 2
 	for _, spec := range smallSpecs() {
-		t.Run(spec.Kind, func(t *testing.T) {
+		t.Run(spec.Kind(), func(t *testing.T) {
 			ref := train(t, spec, s, 0, half)
 			state := ref.AppendState(nil)
 			restored, err := online.Decode(state)
@@ -84,7 +84,7 @@ func TestRoundTripContinue(t *testing.T) {
 			if !bytes.Equal(ref.AppendState(nil), restored.AppendState(nil)) || !bytes.Equal(ref.AppendState(nil), other.AppendState(nil)) {
 				t.Fatal("states diverge after continuing")
 			}
-			if ref.Updates() != int64(len(s.X)) && spec.Kind != online.KindSoftmax {
+			if ref.Updates() != int64(len(s.X)) && spec.Kind() != online.KindSoftmax {
 				t.Errorf("Updates() = %d, want %d", ref.Updates(), len(s.X))
 			}
 		})
@@ -94,7 +94,7 @@ func TestRoundTripContinue(t *testing.T) {
 func TestResetEqualsFresh(t *testing.T) {
 	s := genStream(13, 2000, 1<<10, noDrift)
 	for _, spec := range smallSpecs() {
-		t.Run(spec.Kind, func(t *testing.T) {
+		t.Run(spec.Kind(), func(t *testing.T) {
 			l := train(t, spec, s, 0, len(s.X))
 			l.Reset()
 			fresh, _ := online.New(spec)
@@ -108,7 +108,7 @@ func TestResetEqualsFresh(t *testing.T) {
 func TestDecodeRejects(t *testing.T) {
 	s := genStream(14, 500, 1<<10, noDrift)
 	for _, spec := range smallSpecs() {
-		t.Run(spec.Kind, func(t *testing.T) {
+		t.Run(spec.Kind(), func(t *testing.T) {
 			l := train(t, spec, s, 0, len(s.X))
 			good := l.AppendState(nil)
 			before := l.AppendState(nil)
@@ -142,7 +142,7 @@ func TestDecodeRejects(t *testing.T) {
 }
 
 func TestSpecValidate(t *testing.T) {
-	bad := online.Spec{Kind: online.KindFTRL, Dim: -1, Alpha: -1, Beta: math.NaN()}
+	bad := online.FTRLSpec{Dim: -1, Alpha: -1, Beta: math.NaN()}
 	err := bad.Validate()
 	if !errors.Is(err, online.ErrInvalidSpec) {
 		t.Fatalf("err = %v", err)
@@ -152,26 +152,29 @@ func TestSpecValidate(t *testing.T) {
 			t.Errorf("error %q does not name %q", err, want)
 		}
 	}
+	if _, err := online.NewSpec("nope"); !errors.Is(err, online.ErrInvalidSpec) {
+		t.Errorf("NewSpec(nope) err = %v, want ErrInvalidSpec", err)
+	}
 	for _, s := range []online.Spec{
-		{Kind: "nope"},
-		{Kind: online.KindSoftmax},
-		{Kind: online.KindSoftmax, Classes: 2, Dim: online.MaxDim},
-		{Kind: online.KindKMeans, Decay: 1.5},
-		{Kind: online.KindHoeffdingTree, MaxDepth: 100},
+		online.SoftmaxSpec{},
+		online.SoftmaxSpec{Classes: 2, Dim: online.MaxDim},
+		online.KMeansSpec{Decay: 1.5},
+		online.TreeSpec{MaxDepth: 100},
 	} {
 		if _, err := online.New(s); !errors.Is(err, online.ErrInvalidSpec) {
 			t.Errorf("New(%+v) err = %v, want ErrInvalidSpec", s, err)
 		}
 	}
-	s := online.Spec{Kind: "linear"}
-	s.EnsureDefaults()
-	s2 := s
-	s2.EnsureDefaults()
-	if s != s2 || s.Kind != online.KindLinear || s.Dim != online.DefaultDim || s.LearningRate != 0.1 {
-		t.Errorf("EnsureDefaults: %+v then %+v", s, s2)
+	alias, err := online.NewSpec("linear")
+	if err != nil {
+		t.Fatal(err)
 	}
-	ft := online.Spec{Kind: online.KindFTRL, L1: -1}
-	ft.EnsureDefaults()
+	s := alias.WithDefaults()
+	s2 := s.WithDefaults()
+	if ls, ok := s.(online.LinearSpec); s != s2 || s.Kind() != online.KindLinear || !ok || ls.Dim != online.DefaultDim || ls.LearningRate != 0.1 {
+		t.Errorf("WithDefaults: %+v then %+v", s, s2)
+	}
+	ft := online.FTRLSpec{L1: -1}.WithDefaults().(online.FTRLSpec)
 	if ft.L1 != -1 || ft.Validate() != nil {
 		t.Errorf("negative l1 (no penalty) not kept: %+v %v", ft, ft.Validate())
 	}
@@ -181,7 +184,7 @@ func TestSpecValidate(t *testing.T) {
 // labels neither panic nor change the state.
 func TestBadInputIgnored(t *testing.T) {
 	for _, spec := range smallSpecs() {
-		t.Run(spec.Kind, func(t *testing.T) {
+		t.Run(spec.Kind(), func(t *testing.T) {
 			l, _ := online.New(spec)
 			x := online.Vector{{Index: 1 << 20, Value: 1}, {Index: 3, Value: math.NaN()}, {Index: 4, Value: math.Inf(1)}}
 			l.Predict(x, nil)
@@ -190,7 +193,7 @@ func TestBadInputIgnored(t *testing.T) {
 			for _, y := range []float64{math.NaN(), math.Inf(1)} {
 				l.Learn(online.Vector{{Index: 1, Value: 1}}, y)
 			}
-			if spec.Kind != online.KindKMeans && !bytes.Equal(before, l.AppendState(nil)) {
+			if spec.Kind() != online.KindKMeans && !bytes.Equal(before, l.AppendState(nil)) {
 				t.Error("an invalid label changed the state")
 			}
 		})
@@ -208,7 +211,7 @@ func FuzzDecodeTree(f *testing.F)    { fuzzDecode(f, smallSpecs()[4]) }
 // refused, leaving the learner as it was, or decodes to a learner that
 // re-encodes canonically and can predict and learn without panicking.
 func fuzzDecode(f *testing.F, spec online.Spec) {
-	spec.Dim = 32
+	spec = spec.WithInputDim(32)
 	s := genStream(15, 600, 32, noDrift)
 	for _, n := range []int{0, 1, 5, 100, 600} {
 		f.Add(train(f, spec, s, 0, n).AppendState(nil))

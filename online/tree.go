@@ -1,6 +1,7 @@
 package online
 
 import (
+	"fmt"
 	"math"
 	"slices"
 
@@ -28,7 +29,7 @@ import (
 // its parent), a leaf where "no split" wins keeps learning instead of being
 // deactivated, and depth is bounded (MaxDepth).
 type Tree struct {
-	spec    Spec
+	spec    TreeSpec
 	classes int
 	root    *treeNode
 	updates int64
@@ -79,14 +80,87 @@ const (
 	minBranch   = 0.01 // a split must send more than this fraction to two branches
 )
 
-func newTree(s Spec) *Tree {
+// KindHoeffdingTree is a Hoeffding tree classifier (TreeSpec, Tree).
+const KindHoeffdingTree = "hoeffding_tree"
+
+var treeKind = &kindInfo{
+	name: KindHoeffdingTree, code: 5,
+	zero: func() Spec { return TreeSpec{} },
+	read: func(r *wire.Reader) Spec {
+		v := readV1Spec(r)
+		return TreeSpec{Dim: v.Dim, Classes: v.Classes, GracePeriod: v.GracePeriod, Delta: v.Delta, Tau: v.Tau, MaxDepth: v.MaxDepth}
+	},
+}
+
+// TreeSpec configures hoeffding_tree: GracePeriod examples at a leaf between split attempts
+// (default 200), Delta the split confidence (default 1e-7), Tau the tie threshold (default 0.05),
+// MaxDepth (default 20, at most 64). These are River's defaults except MaxDepth, which River leaves
+// unbounded; a bound keeps state size and decode recursion bounded.
+type TreeSpec struct {
+	// Dim is the size of the feature space (hash buckets). Default 1<<18, at most MaxDim.
+	Dim int `yaml:"dim"`
+	// Classes is the number of classes (default 2, at most MaxClasses).
+	Classes     int     `yaml:"classes"`
+	GracePeriod int     `yaml:"grace_period"`
+	Delta       float64 `yaml:"delta"`
+	Tau         float64 `yaml:"tau"`
+	MaxDepth    int     `yaml:"max_depth"`
+}
+
+func (s TreeSpec) Kind() string              { return KindHoeffdingTree }
+func (s TreeSpec) InputDim() int             { return s.Dim }
+func (s TreeSpec) WithInputDim(dim int) Spec { s.Dim = dim; return s }
+func (s TreeSpec) newLearner() Learner       { return newTree(s) }
+func (s TreeSpec) appendParams(dst []byte) []byte {
+	return v1Spec{Dim: s.Dim, Classes: s.Classes, GracePeriod: s.GracePeriod, Delta: s.Delta, Tau: s.Tau, MaxDepth: s.MaxDepth}.append(dst)
+}
+
+func (s TreeSpec) Task() Task {
+	if s.Classes > 2 {
+		return Multiclass
+	}
+	return Binary
+}
+
+func (s TreeSpec) WithDefaults() Spec {
+	defInt(&s.Dim, DefaultDim)
+	defInt(&s.Classes, 2)
+	defInt(&s.GracePeriod, 200)
+	def(&s.Delta, 1e-7)
+	def(&s.Tau, 0.05)
+	defInt(&s.MaxDepth, 20)
+	return s
+}
+
+func (s TreeSpec) Validate() error {
+	var c specCheck
+	c.dim(s.Dim)
+	if s.Classes < 2 || s.Classes > MaxClasses {
+		c.bad("classes", s.Classes, fmt.Sprintf("in [2, %d]", MaxClasses))
+	}
+	if s.GracePeriod < 1 {
+		c.bad("grace_period", s.GracePeriod, ">= 1")
+	}
+	if !(s.Delta > 0 && s.Delta < 1) {
+		c.bad("delta", s.Delta, "in (0, 1)")
+	}
+	if !(s.Tau >= 0 && s.Tau <= 1) {
+		c.bad("tau", s.Tau, "in [0, 1]")
+	}
+	if s.MaxDepth < 1 || s.MaxDepth > MaxDepth {
+		c.bad("max_depth", s.MaxDepth, fmt.Sprintf("in [1, %d]", MaxDepth))
+	}
+	return c.err()
+}
+
+func newTree(s TreeSpec) *Tree {
 	m := &Tree{}
 	m.setSpec(s)
 	m.Reset()
 	return m
 }
 
-func (m *Tree) setSpec(s Spec) {
+func (m *Tree) setSpec(s TreeSpec) {
 	m.spec = s
 	m.classes = s.Classes
 	m.votes = make([]float64, s.Classes)
@@ -511,10 +585,7 @@ func (m *Tree) appendNode(dst []byte, n *treeNode) []byte {
 func (m *Tree) DecodeState(b []byte) error {
 	r := wire.NewReader(b)
 	r.Header(magicTree, "tree")
-	s := readSpec(r)
-	if r.Err() == nil && s.Kind != KindHoeffdingTree {
-		r.Fail("tree: state of kind %q", s.Kind)
-	}
+	s := readSpecOf[TreeSpec](r, "tree")
 	updates := r.Int("tree updates", 0, math.MaxInt64)
 	if r.Err() != nil {
 		return r.Err()
@@ -613,7 +684,7 @@ func readNonNegs(r *wire.Reader, n int, name string) []float64 {
 // would describe neither tree's partition of the feature space. Merging
 // therefore only spreads the best-informed replica to the others.
 func (m *Tree) Merge(replicas []Learner, weights []float64) error {
-	rs, a, err := mergeWeights(m, replicas, weights, func(x, y *Tree) bool { return sameShape(x.spec, y.spec) })
+	rs, a, err := mergeWeights(m, replicas, weights, func(x, y *Tree) bool { return x.spec.Dim == y.spec.Dim && x.spec.Classes == y.spec.Classes })
 	if err != nil {
 		return err
 	}

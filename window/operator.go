@@ -1,7 +1,6 @@
 package window
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,12 +18,8 @@ import (
 type Operator struct {
 	spec   Spec
 	layout *agg.Layout
-	fields []int // agg input i reads event field fields[i]
-	size   int64 // ms
-	adv    int64
-	gap    int64
-	res    int64
-	late   int64
+	fields []int    // agg input i reads event field fields[i]
+	asg    assigner // the kind's work: see kind.go
 	// Pre-encoded JSON: `{"window":"<name>","key":` and `"<agg name>":` for each aggregation.
 	head     []byte
 	aggNames [][]byte
@@ -41,9 +36,7 @@ func New(spec Spec, format stream.Format) (*Operator, error) {
 		return nil, fmt.Errorf("window %q: %w", spec.Name, err)
 	}
 	o := &Operator{
-		spec: spec, layout: layout, fields: fields,
-		size: spec.Size.Milliseconds(), adv: spec.Advance.Milliseconds(), gap: spec.Gap.Milliseconds(),
-		res: spec.Resolution.Milliseconds(), late: spec.AllowedLateness.Milliseconds(),
+		spec: spec, layout: layout, fields: fields, asg: lookupKind(spec.Kind).newAssigner(&spec),
 	}
 	o.head = jsonscan.AppendString([]byte(`{"window":`), []byte(spec.Name))
 	o.head = append(o.head, `,"key":`...)
@@ -145,57 +138,30 @@ func (p *processor) addOpen(d int64) {
 // OpenWindows implements stream.OpenWindowCounter.
 func (p *processor) OpenWindows() int64 { return p.open }
 
-// item is one session (start, last event time) or one pane (start, unused) with its encoded state.
-type item struct {
-	start, last int64
-	state       []byte
-}
-
-// Rewind implements stream.Rewinder: it finds the earliest timer in the store, and forgets the key
-// filters: after an aborted cycle the store may again hold windows whose filters were dropped when
-// they fired, so only window ends newer than everything stored can have authoritative filters.
+// Rewind implements stream.Rewinder: it reloads the open count and lets the kind's assigner find
+// its earliest timer and reset what it keeps in memory (after an aborted cycle, or at open).
 func (p *processor) Rewind(*stream.Task) error {
-	if p.op.spec.Kind == Tumbling || p.op.spec.Kind == Hopping {
-		clear(p.filters)
-		p.filterFrom = math.MinInt64
-		it, err := p.store.NewIter([]byte{prefixWindow}, []byte{prefixWindow + 1})
-		if err != nil {
-			return err
-		}
-		if it.Last(); it.Valid() && len(it.Key()) >= 9 {
-			p.filterFrom = getTime(it.Key()[1:9])
-		}
-		if err := it.Close(); err != nil {
-			return err
-		}
-	}
 	p.open = 0
 	if v, ok, err := p.store.Get(openKey); err != nil {
 		return err
 	} else if ok && len(v) == 8 {
 		p.open = int64(binary.BigEndian.Uint64(v))
 	}
+	return p.op.asg.rewind(p)
+}
+
+// firstTimer sets nextFire from the first key under prefix, whose bytes 1..9 hold a time: the fire
+// time itself (timers) or a window end that fires offset later.
+func (p *processor) firstTimer(prefix byte, offset int64) error {
 	p.nextFire = math.MaxInt64
-	prefix := byte(prefixTimer)
-	if p.op.spec.Kind == Tumbling || p.op.spec.Kind == Hopping {
-		prefix = prefixWindow
-	}
 	it, err := p.store.NewIter([]byte{prefix}, []byte{prefix + 1})
 	if err != nil {
 		return err
 	}
 	if it.Valid() && len(it.Key()) >= 9 {
-		p.nextFire = p.fireTime(prefix, it.Key())
+		p.nextFire = getTime(it.Key()[1:9]) + offset
 	}
 	return it.Close()
-}
-
-func (p *processor) fireTime(prefix byte, key []byte) int64 {
-	t := getTime(key[1:9])
-	if prefix == prefixWindow {
-		return t + p.op.late // key holds the window end
-	}
-	return t // timer keys hold the fire time
 }
 
 // Close implements stream.Processor.
@@ -218,17 +184,7 @@ func (p *processor) inputs(ev *stream.Event) {
 // Process implements stream.Processor.
 func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 	p.inputs(ev)
-	wm := t.Watermark()
-	var used bool
-	var err error
-	switch p.op.spec.Kind {
-	case Tumbling, Hopping:
-		used, err = p.processFixed(t, ev, wm)
-	case Session:
-		used, err = p.processSession(t, ev, wm)
-	case Sliding:
-		used, err = p.processSliding(t, ev, wm)
-	}
+	used, err := p.op.asg.process(p, t, ev, t.Watermark())
 	if err != nil {
 		return err
 	}
@@ -243,388 +199,8 @@ func (p *processor) OnWatermark(t *stream.Task, wm int64) error {
 	if wm < p.nextFire {
 		return nil
 	}
-	if p.op.spec.Kind == Tumbling || p.op.spec.Kind == Hopping {
-		return p.fireFixed(t, wm)
-	}
-	return p.fireTimers(t, wm)
+	return p.op.asg.fire(p, t, wm)
 }
-
-// --- tumbling and hopping ---
-
-func (p *processor) processFixed(t *stream.Task, ev *stream.Event, wm int64) (bool, error) {
-	o := p.op
-	adv := o.adv
-	if o.spec.Kind == Tumbling {
-		adv = o.size
-	}
-	used := false
-	hash := keyHash(ev.Key)
-	// The windows holding ev.Time start at multiples of adv in (ev.Time-size, ev.Time].
-	last := floorDiv(ev.Time, adv) * adv
-	for start := last; start > ev.Time-o.size; start -= adv {
-		end := start + o.size
-		if end+o.late <= wm {
-			continue // closed
-		}
-		used = true
-		p.keyBuf = append(putTime(append(p.keyBuf[:0], prefixWindow), end), ev.Key...)
-		var v []byte
-		var ok bool
-		f := p.filter(end)
-		if f == nil || f.mayContain(hash) {
-			var err error
-			if v, ok, err = p.store.Get(p.keyBuf); err != nil {
-				return false, err
-			}
-		}
-		if !ok && f != nil {
-			f.add(hash)
-		}
-		if ok {
-			if err := p.acc.Decode(v); err != nil {
-				return false, fmt.Errorf("%w: %v", errCorrupt, err)
-			}
-		} else {
-			p.acc.Reset()
-			p.nextFire = min(p.nextFire, end+o.late)
-			p.addOpen(1)
-		}
-		p.acc.Add(p.in)
-		p.valBuf = p.acc.AppendEncoded(p.valBuf[:0])
-		p.store.Set(p.keyBuf, p.valBuf)
-		if o.spec.Emit == EmitUpdate {
-			p.emit(t, ev.Key, start, end, p.acc, "update")
-		}
-	}
-	return used, nil
-}
-
-// filter returns the key filter of a window end, nil when the end is not one a filter can know.
-func (p *processor) filter(end int64) *endFilter {
-	if end <= p.filterFrom {
-		return nil
-	}
-	f := p.filters[end]
-	if f == nil {
-		f = newEndFilter()
-		p.filters[end] = f
-	}
-	return f
-}
-
-func (p *processor) fireFixed(t *stream.Task, wm int64) error {
-	o := p.op
-	it, err := p.store.NewIter([]byte{prefixWindow}, []byte{prefixWindow + 1})
-	if err != nil {
-		return err
-	}
-	p.nextFire = math.MaxInt64
-	for ; it.Valid(); it.Next() {
-		k := it.Key()
-		if len(k) < 9 {
-			continue
-		}
-		end := getTime(k[1:9])
-		if end+o.late > wm {
-			p.nextFire = end + o.late
-			break
-		}
-		if o.spec.Emit == EmitFinal {
-			if err := p.acc.Decode(it.Value()); err != nil {
-				it.Close()
-				return fmt.Errorf("%w: %v", errCorrupt, err)
-			}
-			p.emit(t, k[9:], end-o.size, end, p.acc, "final")
-		}
-		p.store.Delete(k)
-		p.addOpen(-1)
-	}
-	for end := range p.filters {
-		if end+o.late <= wm {
-			delete(p.filters, end)
-		}
-	}
-	return it.Close()
-}
-
-// --- sessions ---
-
-// A key's open sessions are one value: count, then per session start, last event time, state.
-func (p *processor) decodeList(v []byte) error {
-	p.list = p.list[:0]
-	n, k := binary.Uvarint(v)
-	if k <= 0 {
-		return errCorrupt
-	}
-	v = v[k:]
-	for range n {
-		if len(v) < 16 {
-			return errCorrupt
-		}
-		it := item{start: getTime(v), last: getTime(v[8:])}
-		v = v[16:]
-		l, k := binary.Uvarint(v)
-		if k <= 0 || uint64(len(v)-k) < l {
-			return errCorrupt
-		}
-		it.state = v[k : k+int(l)]
-		v = v[k+int(l):]
-		p.list = append(p.list, it)
-	}
-	return nil
-}
-
-// loadList reads a key's session or pane list into p.list (empty when the key has none), leaving
-// the key (prefix + key) in p.keyBuf for the write that usually follows. The items alias the
-// store's value: valid until the next store read.
-func (p *processor) loadList(prefix byte, key []byte) (bool, error) {
-	p.keyBuf = append(append(p.keyBuf[:0], prefix), key...)
-	p.list = p.list[:0]
-	v, ok, err := p.store.Get(p.keyBuf)
-	if err != nil || !ok {
-		return false, err
-	}
-	return true, p.decodeList(v)
-}
-
-func (p *processor) encodeList(dst []byte) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(p.list)))
-	for _, it := range p.list {
-		dst = putTime(putTime(dst, it.start), it.last)
-		dst = binary.AppendUvarint(dst, uint64(len(it.state)))
-		dst = append(dst, it.state...)
-	}
-	return dst
-}
-
-// scratch returns a reusable buffer for the i-th item's re-encoded state: list items alias the
-// store's value, which the next store write invalidates, so new states are built here.
-func (p *processor) scratch(i int) []byte {
-	for len(p.spare) <= i {
-		p.spare = append(p.spare, nil)
-	}
-	return p.spare[i][:0]
-}
-
-func (p *processor) timerKey(fire, start int64, key []byte) []byte {
-	p.key2 = append(putTime(putTime(append(p.key2[:0], prefixTimer), fire), start), key...)
-	return p.key2
-}
-
-func (p *processor) processSession(t *stream.Task, ev *stream.Event, wm int64) (bool, error) {
-	o := p.op
-	if _, err := p.loadList(prefixSession, ev.Key); err != nil {
-		return false, err
-	}
-	// The event's own session is [ts, ts+gap); it merges with every session it overlaps.
-	start, last := ev.Time, ev.Time
-	p.acc.Reset()
-	p.acc.Add(p.in)
-	keep := p.list[:0]
-	dropped := p.dropped[:0]
-	for _, s := range p.list {
-		if s.start < ev.Time+o.gap && ev.Time < s.last+o.gap {
-			dropped = append(dropped, s)
-			continue
-		}
-		keep = append(keep, s)
-	}
-	p.dropped = dropped
-	for _, s := range dropped {
-		start, last = min(start, s.start), max(last, s.last)
-	}
-	if last+o.gap+o.late <= wm {
-		return false, nil // the merged session has closed already: late
-	}
-	for _, s := range dropped {
-		if err := p.tmp.Decode(s.state); err != nil {
-			return false, fmt.Errorf("%w: %v", errCorrupt, err)
-		}
-		p.acc.Merge(p.tmp)
-		p.store.Delete(p.timerKey(s.last+o.gap+o.late, s.start, ev.Key))
-	}
-	p.addOpen(1 - int64(len(dropped)))
-	newState := p.acc.AppendEncoded(p.scratch(0))
-	p.spare[0] = newState
-	// Rebuild the list: sessions kept (their states still alias v, which is intact until the Set
-	// below copies everything), plus the merged one, in start order.
-	p.list = append(keep, item{start: start, last: last, state: newState})
-	sortItems(p.list)
-	p.valBuf = p.encodeList(p.valBuf[:0])
-	p.keyBuf = append(append(p.keyBuf[:0], prefixSession), ev.Key...)
-	p.store.Set(p.keyBuf, p.valBuf)
-	fire := last + o.gap + o.late
-	p.store.Set(p.timerKey(fire, start, ev.Key), nil)
-	p.nextFire = min(p.nextFire, fire)
-	if o.spec.Emit == EmitUpdate {
-		p.emit(t, ev.Key, start, last+o.gap, p.acc, "update")
-	}
-	return true, nil
-}
-
-func sortItems(list []item) {
-	for i := 1; i < len(list); i++ {
-		for j := i; j > 0 && list[j].start < list[j-1].start; j-- {
-			list[j], list[j-1] = list[j-1], list[j]
-		}
-	}
-}
-
-// fireTimers handles due timers of sessions (emit and remove the session) and sliding panes
-// (remove a key whose panes have all expired).
-func (p *processor) fireTimers(t *stream.Task, wm int64) error {
-	o := p.op
-	it, err := p.store.NewIter([]byte{prefixTimer}, []byte{prefixTimer + 1})
-	if err != nil {
-		return err
-	}
-	p.nextFire = math.MaxInt64
-	var timerKeys [][]byte
-	for ; it.Valid(); it.Next() {
-		k := it.Key()
-		if len(k) < 17 {
-			continue
-		}
-		fire := getTime(k[1:9])
-		if fire > wm {
-			p.nextFire = fire
-			break
-		}
-		timerKeys = append(timerKeys, bytes.Clone(k))
-	}
-	if err := it.Close(); err != nil {
-		return err
-	}
-	for _, k := range timerKeys {
-		start, key := getTime(k[9:17]), k[17:]
-		p.store.Delete(k)
-		if o.spec.Kind == Session {
-			if err := p.closeSession(t, key, start); err != nil {
-				return err
-			}
-		} else {
-			p.keyBuf = append(append(p.keyBuf[:0], prefixPanes), key...)
-			p.store.Delete(p.keyBuf)
-			p.addOpen(-1)
-		}
-	}
-	return nil
-}
-
-func (p *processor) closeSession(t *stream.Task, key []byte, start int64) error {
-	o := p.op
-	if ok, err := p.loadList(prefixSession, key); err != nil || !ok {
-		return err
-	}
-	keep := p.list[:0]
-	for _, s := range p.list {
-		if s.start == start {
-			if o.spec.Emit == EmitFinal {
-				if err := p.acc.Decode(s.state); err != nil {
-					return fmt.Errorf("%w: %v", errCorrupt, err)
-				}
-				p.emit(t, key, s.start, s.last+o.gap, p.acc, "final")
-			}
-			p.addOpen(-1)
-			continue
-		}
-		keep = append(keep, s)
-	}
-	p.list = keep
-	p.keyBuf = append(append(p.keyBuf[:0], prefixSession), key...)
-	if len(p.list) == 0 {
-		p.store.Delete(p.keyBuf)
-		return nil
-	}
-	p.valBuf = p.encodeList(p.valBuf[:0])
-	p.store.Set(p.keyBuf, p.valBuf)
-	return nil
-}
-
-// --- sliding ---
-
-// A key's panes are one value, in the session list format: start = pane start, last unused.
-func (p *processor) processSliding(t *stream.Task, ev *stream.Event, wm int64) (bool, error) {
-	o := p.op
-	if ev.Time+1+o.late <= wm {
-		return false, nil // the event's own window (…, ts] has closed
-	}
-	pane := floorDiv(ev.Time, o.res) * o.res
-	if _, err := p.loadList(prefixPanes, ev.Key); err != nil {
-		return false, err
-	}
-	oldLast := int64(math.MinInt64)
-	if len(p.list) > 0 {
-		oldLast = p.list[len(p.list)-1].start
-	}
-	// Panes that no on-time event can need any more: older than wm - lateness - size.
-	keep := p.list[:0]
-	found := -1
-	for _, it := range p.list {
-		if it.start+o.res <= wm-o.late-o.size {
-			continue
-		}
-		if it.start == pane {
-			found = len(keep)
-		}
-		keep = append(keep, it)
-	}
-	p.list = keep
-	if found >= 0 {
-		if err := p.acc.Decode(p.list[found].state); err != nil {
-			return false, fmt.Errorf("%w: %v", errCorrupt, err)
-		}
-	} else {
-		p.acc.Reset()
-	}
-	p.acc.Add(p.in)
-	buf := p.acc.AppendEncoded(p.scratch(0))
-	p.spare[0] = buf
-	if found >= 0 {
-		p.list[found].state = buf
-	} else {
-		p.list = append(p.list, item{start: pane, state: buf})
-		sortItems(p.list)
-	}
-	// The result as of the event: panes [pane-size+res, pane].
-	p.tmp.Reset()
-	for _, it := range p.list {
-		if it.start > pane-o.size && it.start <= pane {
-			if err := p.acc.Decode(it.state); err != nil {
-				return false, fmt.Errorf("%w: %v", errCorrupt, err)
-			}
-			p.tmp.Merge(p.acc)
-		}
-	}
-	for i, slot := range o.spec.FeatureSlots {
-		if slot >= 0 && slot < len(ev.Features) {
-			if v, ok := p.tmp.Result(i); ok {
-				ev.Features[slot] = v
-			}
-		}
-	}
-	p.valBuf = p.encodeList(p.valBuf[:0])
-	p.store.Set(p.keyBuf, p.valBuf)
-	// One cleanup timer per key, at the time its newest pane stops mattering.
-	newLast := p.list[len(p.list)-1].start
-	if newLast != oldLast {
-		if oldLast != math.MinInt64 {
-			p.store.Delete(p.timerKey(p.expiry(oldLast), 0, ev.Key))
-		} else {
-			p.addOpen(1)
-		}
-		p.store.Set(p.timerKey(p.expiry(newLast), 0, ev.Key), nil)
-		p.nextFire = min(p.nextFire, p.expiry(newLast))
-	}
-	p.emit(t, ev.Key, pane-o.size+o.res, pane+o.res, p.tmp, "update")
-	return true, nil
-}
-
-// expiry is the watermark at which a key whose newest pane starts at last has nothing left that an
-// on-time event could need.
-func (p *processor) expiry(last int64) int64 { return last + p.op.res + p.op.late + p.op.size }
-
-// --- results ---
 
 // emit produces a window result to the output topic. The JSON schema is documented in docs/config.md
 // (window results).

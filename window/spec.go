@@ -9,52 +9,6 @@ import (
 	"github.com/streamd/streamd/window/agg"
 )
 
-// Kind is a window assigner.
-type Kind uint8
-
-const (
-	// Tumbling windows are fixed, adjacent and non-overlapping: [k·size, (k+1)·size).
-	Tumbling Kind = iota + 1
-	// Hopping windows have a fixed size and start every Advance; an event belongs to size/advance
-	// of them.
-	Hopping
-	// Sliding windows are computed as of each event: the key's events in the last Size up to and
-	// including the event, at a resolution of Resolution (see the package doc).
-	Sliding
-	// Session windows group a key's events separated by less than Gap; they grow and merge as
-	// events arrive.
-	Session
-)
-
-// ParseKind maps tumbling, hopping, sliding and session to a Kind.
-func ParseKind(s string) (Kind, bool) {
-	switch s {
-	case "tumbling":
-		return Tumbling, true
-	case "hopping":
-		return Hopping, true
-	case "sliding":
-		return Sliding, true
-	case "session":
-		return Session, true
-	}
-	return 0, false
-}
-
-func (k Kind) String() string {
-	switch k {
-	case Tumbling:
-		return "tumbling"
-	case Hopping:
-		return "hopping"
-	case Sliding:
-		return "sliding"
-	case Session:
-		return "session"
-	}
-	return fmt.Sprintf("Kind(%d)", uint8(k))
-}
-
 // EmitMode says when results are produced.
 type EmitMode uint8
 
@@ -105,38 +59,11 @@ func (s *Spec) validate(format stream.Format) (fields []int, specs []agg.Spec, e
 	if s.Name == "" {
 		bad("no name")
 	}
-	switch s.Kind {
-	case Tumbling:
-		if s.Size < time.Millisecond {
-			bad("size %s is under 1ms", s.Size)
-		}
-	case Hopping:
-		if s.Size < time.Millisecond || s.Advance < time.Millisecond || s.Advance > s.Size {
-			bad("hopping needs 1ms <= advance (%s) <= size (%s)", s.Advance, s.Size)
-		} else if s.Size%s.Advance != 0 {
-			bad("size %s is not a multiple of advance %s", s.Size, s.Advance)
-		}
-	case Sliding:
-		if s.Size < time.Millisecond {
-			bad("size %s is under 1ms", s.Size)
-		}
-		if s.Resolution == 0 {
-			s.Resolution = max(s.Size/60, time.Millisecond)
-			for s.Size%s.Resolution != 0 && s.Resolution > time.Millisecond {
-				s.Resolution -= time.Millisecond
-			}
-		}
-		if s.Resolution < time.Millisecond || s.Resolution > s.Size || s.Size%s.Resolution != 0 {
-			bad("resolution %s must divide size %s", s.Resolution, s.Size)
-		} else if s.Size/s.Resolution > 10000 {
-			bad("size/resolution = %d panes; at most 10000", s.Size/s.Resolution)
-		}
-	case Session:
-		if s.Gap < time.Millisecond {
-			bad("gap %s is under 1ms", s.Gap)
-		}
-	default:
+	ki := lookupKind(s.Kind)
+	if ki == nil {
 		bad("unknown kind")
+	} else {
+		ki.validate(s, bad)
 	}
 	if s.AllowedLateness < 0 {
 		bad("allowed lateness %s is negative", s.AllowedLateness)
@@ -144,7 +71,7 @@ func (s *Spec) validate(format stream.Format) (fields []int, specs []agg.Spec, e
 	if len(s.Aggs) == 0 {
 		bad("no aggregations")
 	}
-	if len(s.FeatureSlots) > 0 && s.Kind != Sliding {
+	if len(s.FeatureSlots) > 0 && (ki == nil || !ki.features) {
 		bad("only sliding windows give features (the key's aggregates as of each event)")
 	}
 	names := map[string]bool{}

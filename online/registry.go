@@ -1,0 +1,42 @@
+package online
+
+import "github.com/streamd/streamd/online/internal/wire"
+
+// kinds is the registry of learners, in the order messages list them. Adding a learner is a file
+// (its Spec, its Learner and its kindInfo) plus its line here.
+var kinds = []*kindInfo{ftrlKind, linearKind, softmaxKind, kmeansKind, treeKind}
+
+// kindInfo describes one learner kind.
+type kindInfo struct {
+	name    string
+	aliases []string // other names accepted in configs
+	// code identifies the kind in encoded state; it is never reused nor changed.
+	code uint64
+	// zero returns the kind's empty spec.
+	zero func() Spec
+	// read decodes what the spec's appendParams wrote (Validate is called after it).
+	read func(r *wire.Reader) Spec
+}
+
+func lookupKind(name string) *kindInfo {
+	for _, k := range kinds {
+		if k.name == name {
+			return k
+		}
+		for _, a := range k.aliases {
+			if a == name {
+				return k
+			}
+		}
+	}
+	return nil
+}
+
+// Kinds returns the names of the learner kinds, in the registry's order.
+func Kinds() []string {
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = k.name
+	}
+	return names
+}

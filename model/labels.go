@@ -24,7 +24,11 @@ type labelRule struct {
 }
 
 func newLabelRule(name string, l online.Learner) labelRule {
-	return labelRule{model: name, task: l.Task(), classes: l.Spec().Classes}
+	r := labelRule{model: name, task: l.Task()}
+	if cc, ok := l.Spec().(online.ClassCounter); ok {
+		r.classes = cc.NumClasses()
+	}
+	return r
 }
 
 // accepts reports whether y is a label the model can learn. Binary: 0 or 1 (a soft label such as

@@ -26,11 +26,11 @@ func TestLabelRules(t *testing.T) {
 		}
 		return newLabelRule("m", l)
 	}
-	binary := mk(online.Spec{Kind: online.KindFTRL, Dim: 4})
-	multi := mk(online.Spec{Kind: online.KindSoftmax, Dim: 4, Classes: 3})
-	tree3 := mk(online.Spec{Kind: online.KindHoeffdingTree, Dim: 4, Classes: 3})
-	reg := mk(online.Spec{Kind: online.KindLinear, Dim: 4})
-	anomaly := mk(online.Spec{Kind: online.KindKMeans, Dim: 4})
+	binary := mk(online.FTRLSpec{Dim: 4})
+	multi := mk(online.SoftmaxSpec{Dim: 4, Classes: 3})
+	tree3 := mk(online.TreeSpec{Dim: 4, Classes: 3})
+	reg := mk(online.LinearSpec{Dim: 4})
+	anomaly := mk(online.KMeansSpec{Dim: 4})
 	inf, nan := math.Inf(1), math.NaN()
 	for _, c := range []struct {
 		name string

@@ -40,3 +40,15 @@ func Kinds() []string {
 	}
 	return names
 }
+
+// ClassCounter is implemented by the specs of classifiers: NumClasses is the number of classes K,
+// and a label is a class index 0..K-1.
+type ClassCounter interface {
+	NumClasses() int
+}
+
+// NumClasses implements ClassCounter.
+func (s SoftmaxSpec) NumClasses() int { return s.Classes }
+
+// NumClasses implements ClassCounter.
+func (s TreeSpec) NumClasses() int { return s.Classes }

@@ -3,6 +3,7 @@
 #
 #   scripts/kafka.sh up     fetch the jars (cached), format a fresh log dir, start, wait until it answers
 #   scripts/kafka.sh down   stop the broker started by "up" and remove its data
+#   scripts/kafka.sh restart  kill the broker started by "up" and start it again on the same data
 #   scripts/kafka.sh env    print the KAFKA_BROKERS line for the running broker
 #
 # Settings (environment): KAFKA_VERSION (4.1.1), KAFKA_PORT (9092), KAFKA_CONTROLLER_PORT (19093),
@@ -97,14 +98,19 @@ logger.kafka.level = warn
 logger.apache.name = org.apache.kafka
 logger.apache.level = warn
 EOF
-  local jopts=(-Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
-    -Djava.awt.headless=true -Dlog4j2.configurationFile="$DIR/log4j2.properties" -cp "$LIBS/*")
   local id
   id=$(java -cp "$LIBS/*" -Dlog4j2.configurationFile="$DIR/log4j2.properties" kafka.tools.StorageTool random-uuid)
   java -cp "$LIBS/*" -Dlog4j2.configurationFile="$DIR/log4j2.properties" \
     kafka.tools.StorageTool format -t "$id" -c "$DIR/server.properties" >"$DIR/format.log" 2>&1 \
     || { log "formatting the log dir failed:"; cat "$DIR/format.log" >&2; exit 1; }
-  nohup java "${jopts[@]}" kafka.Kafka "$DIR/server.properties" >"$DIR/stdout.log" 2>&1 &
+  launch
+}
+
+# launch starts the broker on the formatted log dir in $DIR and waits until it listens.
+launch() {
+  local jopts=(-Xms"$KAFKA_HEAP" -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20
+    -Djava.awt.headless=true -Dlog4j2.configurationFile="$DIR/log4j2.properties" -cp "$LIBS/*")
+  nohup java "${jopts[@]}" kafka.Kafka "$DIR/server.properties" >>"$DIR/stdout.log" 2>&1 &
   echo $! >"$DIR/pid"
   local deadline=$((SECONDS + 90))
   until port_open "$KAFKA_PORT"; do
@@ -134,12 +140,24 @@ down() {
   log "stopped"
 }
 
+# restart kills the broker (SIGKILL: a crash, not a clean stop) and starts it again on the same data
+# after $KAFKA_DOWN_SECONDS (default 0), as a broker that crashed and came back does.
+restart() {
+  [ -f "$DIR/pid" ] || { log "no broker started by 'up' in $DIR"; exit 1; }
+  local pid; pid=$(cat "$DIR/pid")
+  kill -9 "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  sleep "${KAFKA_DOWN_SECONDS:-0}"
+  launch
+}
+
 env_line() { echo "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"; }
 
 case "${1:-}" in
   up) up ;;
   down) down ;;
+  restart) restart ;;
   env) env_line ;;
   fetch) fetch_jars ;;
-  *) echo "usage: $0 up|down|env|fetch" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|restart|env|fetch" >&2; exit 2 ;;
 esac

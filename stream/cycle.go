@@ -25,8 +25,9 @@ type cycle struct {
 
 func (r *Runtime) loop(ctx context.Context) error {
 	var (
-		c cycle
-		o outage
+		c      cycle
+		o      outage
+		budget = newCycleBudget(r.cfg.CommitRecords)
 	)
 	for {
 		wait := r.cfg.CommitInterval
@@ -34,7 +35,7 @@ func (r *Runtime) loop(ctx context.Context) error {
 			wait = max(time.Until(c.started.Add(r.cfg.CommitInterval)), 0)
 		}
 		pollCtx, cancel := context.WithTimeout(ctx, wait)
-		fetches := r.sess.PollRecords(pollCtx, r.cfg.CommitRecords-c.records)
+		fetches := r.sess.PollRecords(pollCtx, budget.n-c.records)
 		cancel()
 
 		if ctx.Err() != nil {
@@ -51,7 +52,7 @@ func (r *Runtime) loop(ctx context.Context) error {
 				if err := r.sess.Begin(); err != nil {
 					return r.fail(&c, fmt.Errorf("stream: begin transaction: %w", err))
 				}
-				c = cycle{open: true, started: time.Now()}
+				r.openCycle(&c)
 			}
 			c.records += r.dispatch(fetches)
 		}
@@ -60,11 +61,12 @@ func (r *Runtime) loop(ctx context.Context) error {
 				return r.fail(&c, err)
 			}
 		}
-		if c.open && (time.Since(c.started) >= r.cfg.CommitInterval || c.records >= r.cfg.CommitRecords) {
+		if c.open && (time.Since(c.started) >= r.cfg.CommitInterval || c.records >= budget.n) {
 			end, err := r.endCycle(&c, kgo.TryCommit)
 			if err != nil {
 				return err
 			}
+			budget.adapt(end, r.cfg.CommitInterval, r.cfg.CommitRecords)
 			r.sess.AllowRebalance()
 			if err := r.afterEnd(ctx, end, &o); err != nil {
 				return err
@@ -76,7 +78,13 @@ func (r *Runtime) loop(ctx context.Context) error {
 	}
 }
 
-// fetchError returns the first fetch error that is fatal. Poll timeouts are not errors; errors a
+// openCycle marks the start of a commit cycle; the transaction has begun.
+func (r *Runtime) openCycle(c *cycle) {
+	*c = cycle{open: true, started: time.Now()}
+	r.cycleSince.Store(c.started.UnixNano())
+}
+
+// fetchError returns the first fetch error that ends the session. Poll timeouts are not errors; errors a
 // retry fixes are handled inside franz-go and not returned.
 func fetchError(fs kgo.Fetches) error {
 	var fatal error
@@ -88,7 +96,13 @@ func fetchError(fs kgo.Fetches) error {
 			fatal = err
 			return
 		}
-		fatal = fmt.Errorf("stream: fetch %s/%d: %w", topic, partition, err)
+		// Most often the group session could not heartbeat or rejoin (a broker that is down or
+		// stalled); Run decides whether a new session can get further (outage.go).
+		op := fmt.Sprintf("fetch %s/%d", topic, partition)
+		if topic == "" {
+			op = "group session"
+		}
+		fatal = &brokerError{op: op, err: err}
 	})
 	return fatal
 }
@@ -136,6 +150,10 @@ func (r *Runtime) barrier() {
 // cycleEnd is how a cycle ended.
 type cycleEnd struct {
 	committed bool
+	// records is how many records the cycle handed to its tasks, and busy how long from its start
+	// until they had all been processed (the barrier), before the transaction ended.
+	records int
+	busy    time.Duration
 	// missing are the output topics that did not exist, which made the cycle abort; the runtime
 	// waits for them (creating them when it may) and processes the cycle's input again.
 	missing []string
@@ -157,6 +175,7 @@ type cycleEnd struct {
 func (r *Runtime) endCycle(c *cycle, want kgo.TransactionEndTry) (cycleEnd, error) {
 	start := time.Now()
 	r.barrier()
+	records, busy := c.records, time.Since(c.started)
 	taskErr := r.checkTaskErr()
 	if taskErr != nil {
 		want = kgo.TryAbort
@@ -179,6 +198,7 @@ func (r *Runtime) endCycle(c *cycle, want kgo.TransactionEndTry) (cycleEnd, erro
 	cancel()
 	r.produce.reset()
 	*c = cycle{}
+	r.cycleSince.Store(0)
 	r.settle(committed)
 	if taskErr == nil {
 		taskErr = r.checkTaskErr() // a state commit that failed
@@ -199,7 +219,7 @@ func (r *Runtime) endCycle(c *cycle, want kgo.TransactionEndTry) (cycleEnd, erro
 		if endErr != nil {
 			r.log.Warn("aborting the transaction after a failed produce failed too", "err", endErr)
 		}
-		return cycleEnd{}, errors.Join(flushErr, prodErr)
+		return cycleEnd{}, &brokerError{op: "flush", err: errors.Join(flushErr, prodErr)}
 	case errors.Is(endErr, kerr.UnknownTopicID):
 		// A topic the transaction produced to was deleted and created again: the records the
 		// old topic acknowledged are gone, and franz-go aborted. A changelog cannot come back
@@ -211,14 +231,14 @@ func (r *Runtime) endCycle(c *cycle, want kgo.TransactionEndTry) (cycleEnd, erro
 		r.sess.Client().PurgeTopicsFromProducing(r.pipeline.outputTopics()...)
 		return cycleEnd{recreated: true}, nil
 	case endErr != nil:
-		return cycleEnd{}, fmt.Errorf("stream: end transaction: %w", endErr)
+		return cycleEnd{}, &brokerError{op: "end transaction", err: endErr}
 	case len(missing) > 0:
 		return cycleEnd{missing: missing}, nil
 	}
 	if !committed && want == kgo.TryCommit {
 		r.log.Info("transaction aborted by a rebalance; its records will be processed again")
 	}
-	return cycleEnd{committed: committed}, nil
+	return cycleEnd{committed: committed, records: records, busy: busy}, nil
 }
 
 // outage is the poll loop's memory of missing topics across cycles.
@@ -406,4 +426,33 @@ func (r *Runtime) checkTaskErr() error {
 		}
 	}
 	return nil
+}
+
+// cycleBudget bounds the records one commit cycle hands to its tasks, so that a cycle ends near
+// CommitInterval whatever the load. Records are processed on the tasks' goroutines while the loop
+// polls on, and the barrier at the end waits for all of them: a fixed count (CommitRecords) on a
+// slow or loaded machine made cycles last seconds, long enough to outlive the transaction timeout.
+// The budget is adapted to what the tasks got through: a cycle whose processing took longer than
+// 1.5 intervals cuts the budget to what would have fit in one; a cycle that used its whole budget
+// in less than an interval lets it grow by a quarter, up to CommitRecords. The commit itself (the
+// transaction end) is not counted, so that a commit-bound pipeline keeps full cycles.
+type cycleBudget struct{ n int }
+
+// minCycleRecords keeps a cycle worth its commit on a machine that is badly overloaded; the first
+// cycle's budget is firstCycleRecords (or CommitRecords, if smaller), from which it grows.
+const minCycleRecords, firstCycleRecords = 64, 1024
+
+func newCycleBudget(limit int) cycleBudget { return cycleBudget{n: min(limit, firstCycleRecords)} }
+
+func (b *cycleBudget) adapt(end cycleEnd, interval time.Duration, limit int) {
+	if end.records == 0 || end.busy <= 0 {
+		return
+	}
+	switch {
+	case end.busy > interval*3/2:
+		fit := int(float64(end.records) * float64(interval) / float64(end.busy))
+		b.n = max(min(fit, b.n), minCycleRecords)
+	case end.records >= b.n && end.busy < interval:
+		b.n = min(b.n+max(b.n/4, 1), limit)
+	}
 }

@@ -46,7 +46,7 @@ func (r *Runtime) advanceIdle(ctx context.Context, c *cycle) error {
 	if err := r.sess.Begin(); err != nil {
 		return fmt.Errorf("stream: begin transaction: %w", err)
 	}
-	*c = cycle{open: true, started: time.Now()}
+	r.openCycle(c)
 	to := now.UnixMilli() - r.cfg.MaxOutOfOrderness.Milliseconds()
 	var wg sync.WaitGroup
 	wg.Add(len(idle))

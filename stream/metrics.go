@@ -17,6 +17,8 @@ type metrics struct {
 	lag            *prometheus.GaugeVec
 	assigned       prometheus.Gauge
 	rebalances     *prometheus.CounterVec
+	// sessionRestarts counts Kafka sessions started again after a broker outage (see outage.go).
+	sessionRestarts prometheus.Counter
 
 	restoreDuration  prometheus.Histogram
 	restoredRecords  prometheus.Counter
@@ -107,6 +109,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "streamd_changelog_records_total",
 			Help: "Changelog records produced in committed transactions (one per changed key per cycle).",
 		}),
+		sessionRestarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamd_session_restarts_total",
+			Help: "Kafka sessions started again after the broker was unreachable or stalled; each abandons the open cycle, whose input is processed again.",
+		}),
 		produceFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamd_produce_failures_total",
 			Help: "Records whose produce failed, by destination topic; each failure aborts its cycle, whose input is processed again.",
@@ -115,7 +121,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, c := range []prometheus.Collector{m.consumed, m.produced, m.deadLetters, m.transactions,
 		m.commitDuration, m.lag, m.assigned, m.rebalances, m.restoreDuration, m.restoredRecords,
 		m.restoredBytes, m.changelogRecords, m.late, m.watermarkLag, m.openWindows, m.stateBytes,
-		m.arrivalLatency, m.eventLatency, m.produceFailures} {
+		m.arrivalLatency, m.eventLatency, m.produceFailures, m.sessionRestarts} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

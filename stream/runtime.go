@@ -39,15 +39,17 @@ type Runtime struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu       sync.Mutex // guards tasks and taskErr against the rebalance callbacks
-	tasks    map[int32]*Task
-	taskErr  error // a failure in a callback (opening a task), reported by the poll loop
-	ran      atomic.Bool
-	ready    atomic.Bool
-	joined   atomic.Bool
-	promise  func(*kgo.Record, error)
-	produce  produceState // what the open cycle's produces did, and whether outputs can be written
-	counters map[string]prometheus.Counter
+	mu      sync.Mutex // guards tasks and taskErr against the rebalance callbacks
+	tasks   map[int32]*Task
+	taskErr error // a failure in a callback (opening a task), reported by the poll loop
+	ran     atomic.Bool
+	ready   atomic.Bool
+	joined  atomic.Bool
+	// cycleSince is when the open commit cycle began (Unix ns), 0 between cycles: Ready reads it.
+	cycleSince atomic.Int64
+	promise    func(*kgo.Record, error)
+	produce    produceState // what the open cycle's produces did, and whether outputs can be written
+	counters   map[string]prometheus.Counter
 
 	stores        []string // every store the operators declare
 	cache         *pebble.Cache
@@ -100,7 +102,16 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 
 // Ready reports whether the runtime has joined its group, every assigned task is open, and its
 // outputs can be written (no output topic is missing). The admin server's /readyz answers with it.
-func (r *Runtime) Ready() bool { return r.ready.Load() && !r.produce.blocked.Load() }
+//
+// A cycle that has been open for more than a third of the transaction timeout (the broker stalls,
+// a flush or commit does not finish) also makes it not ready: the instance is stuck, whatever it
+// owns.
+func (r *Runtime) Ready() bool {
+	if since := r.cycleSince.Load(); since != 0 && time.Since(time.Unix(0, since)) > r.cfg.TransactionTimeout/3 {
+		return false
+	}
+	return r.ready.Load() && !r.produce.blocked.Load()
+}
 
 // Assigned returns the source partitions this instance owns, sorted.
 func (r *Runtime) Assigned() []int32 {
@@ -212,30 +223,36 @@ func (r *Runtime) Run(ctx context.Context) error {
 		r.cache = pebble.NewCache(r.cfg.StateCacheBytes)
 		defer r.cache.Unref()
 	}
-	sess, err := kgo.NewGroupTransactSession(r.clientOpts()...)
-	if err != nil {
-		return fmt.Errorf("stream: kafka client: %w", err)
-	}
-	r.sess = sess
 	r.log.Info("runtime started", "source", r.pipeline.Source.Topic, "group", r.pipeline.Name,
 		"transactional_id", r.transactionalID(), "commit_interval", r.cfg.CommitInterval)
-	if err := r.fence(ctx); err != nil {
-		sess.Close()
+	var (
+		runErr  error
+		outage  outageLog
+		backoff = 250 * time.Millisecond
+	)
+	for {
+		var memberID string
+		memberID, runErr = r.session(ctx)
 		if ctx.Err() != nil {
-			return nil // stopped before it started
+			break
 		}
-		return err
+		again, err := r.restartable(ctx, runErr, memberID)
+		if !again {
+			runErr = err
+			break
+		}
+		r.m.sessionRestarts.Inc()
+		outage.warn(r, runErr, backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		if ctx.Err() != nil {
+			runErr = nil // stopped while waiting for the broker; nothing is open
+			break
+		}
+		backoff = min(2*backoff, 10*time.Second)
 	}
-
-	runErr := r.loop(ctx)
-
-	// Shutdown order: the loop has ended the last cycle (committed or aborted); now close the tasks,
-	// then the client (which leaves the group unless membership is static).
-	r.ready.Store(false)
-	if err := r.closeTasks(); err != nil && runErr == nil {
-		runErr = err
-	}
-	sess.CloseAllowingRebalance()
 	if r.cfg.LeaveGroupOnShutdown {
 		r.leaveGroup()
 	}
@@ -245,6 +262,35 @@ func (r *Runtime) Run(ctx context.Context) error {
 		r.log.Info("runtime stopped")
 	}
 	return runErr
+}
+
+// session runs one Kafka session: a transactional consumer-group client, fenced before anything
+// else, the poll loop, then the shutdown of what it opened. It returns the loop's error and the
+// group member id the session had, for Run to decide whether to start another (see outage.go).
+func (r *Runtime) session(ctx context.Context) (memberID string, err error) {
+	sess, err := kgo.NewGroupTransactSession(r.clientOpts()...)
+	if err != nil {
+		return "", fmt.Errorf("stream: kafka client: %w", err)
+	}
+	r.sess = sess
+	if err := r.fence(ctx); err != nil {
+		sess.Close()
+		if ctx.Err() != nil {
+			return "", nil // stopped before it started
+		}
+		return "", err
+	}
+	runErr := r.loop(ctx)
+	memberID, _ = sess.Client().GroupMetadata()
+
+	// Shutdown order: the loop has ended the last cycle (committed or aborted); now close the tasks,
+	// then the client (which leaves the group unless membership is static).
+	r.ready.Store(false)
+	if err := r.closeTasks(); err != nil && runErr == nil {
+		runErr = err
+	}
+	sess.CloseAllowingRebalance()
+	return memberID, runErr
 }
 
 // leaveGroup asks the coordinator to remove this static member from the group.

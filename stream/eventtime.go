@@ -71,7 +71,7 @@ func (r *rules) eventTime(rec *kgo.Record, vals []Value) (int64, error) {
 		var err error
 		ms, err = parseEventTime(v, ts.Format)
 		if err != nil {
-			return 0, reject(ReasonBadEventTime, name, "%s: %v", v.text(), err)
+			return 0, reject(ReasonBadEventTime, name, "%s: %v", valueText(v), err)
 		}
 	}
 	if !ts.NotBefore.IsZero() && ms < ts.NotBefore.UnixMilli() {
@@ -108,7 +108,7 @@ func parseEventTime(v *Value, format TimeFormat) (int64, error) {
 		var x float64
 		switch v.Kind {
 		case ValueNumber:
-			f, err := v.float()
+			f, err := valueFloat(v)
 			if err != nil {
 				return 0, errors.New("not a finite number")
 			}

@@ -203,7 +203,7 @@ func idLike(v *Value, name string, missing Reason) ([]byte, error) {
 		return v.Raw, nil
 	case ValueNumber:
 		if v.Raw == nil {
-			return nil, reject(ReasonWrongType, name, "a number that is not an integer: %s", v.text())
+			return nil, reject(ReasonWrongType, name, "a number that is not an integer: %s", valueText(v))
 		}
 		if _, err := (jsonscan.Value{Kind: jsonscan.Number, Raw: v.Raw}).Int(); err != nil {
 			return nil, reject(ReasonWrongType, name, "a number that is not an integer: %s", clip(v.Raw))
@@ -229,9 +229,9 @@ func (r *rules) field(i int, v *Value, out *Field) error {
 		if v.Kind != ValueNumber {
 			return reject(ReasonWrongType, fs.Name, "want a number, got %s", v.Kind)
 		}
-		x, err := v.float()
+		x, err := valueFloat(v)
 		if err != nil || math.IsInf(x, 0) || math.IsNaN(x) {
-			return reject(ReasonNotFinite, fs.Name, "%s does not fit a 64-bit float", v.text())
+			return reject(ReasonNotFinite, fs.Name, "%s does not fit a 64-bit float", valueText(v))
 		}
 		if fs.Min != nil && x < *fs.Min {
 			return reject(ReasonOutOfRange, fs.Name, "%g is below the minimum %g", x, *fs.Min)
@@ -265,17 +265,18 @@ func (r *rules) field(i int, v *Value, out *Field) error {
 	return nil
 }
 
-// float returns a ValueNumber's value. Raw is parsed with the JSON number grammar (jsonscan), so a
+// valueFloat returns a ValueNumber's value. Raw is parsed with the JSON number grammar (jsonscan), so a
 // text that is not a JSON number is an error rather than Go's looser float syntax.
-func (v *Value) float() (float64, error) {
+func valueFloat(v *Value) (float64, error) {
 	if v.Raw == nil {
 		return v.Num, nil
 	}
+	// As a number whatever the kind: an epoch time may come as a string of digits.
 	return jsonscan.Value{Kind: jsonscan.Number, Raw: v.Raw}.Float()
 }
 
-// text quotes the value in a rejection detail.
-func (v *Value) text() string {
+// valueText quotes the value in a rejection detail.
+func valueText(v *Value) string {
 	if v.Kind == ValueNumber && v.Raw == nil {
 		return strconv.FormatFloat(v.Num, 'g', -1, 64)
 	}

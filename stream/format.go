@@ -3,8 +3,8 @@ package stream
 import (
 	"errors"
 	"fmt"
-	"strconv"
 
+	"github.com/streamd/streamd/internal/jsonscan"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -60,59 +60,41 @@ type WireDecoder interface {
 }
 
 // ValueKind says what a wire decoder found at a path. The names match JSON's; encodings map their
-// types onto them (an Avro record or map is an Object, a Protobuf repeated field an Array).
-type ValueKind uint8
+// types onto them (an Avro record or map is an Object, a Protobuf repeated field an Array). It is
+// the JSON scanner's kind, so that the JSON wire decodes straight into the format's values.
+type ValueKind = jsonscan.Kind
 
 const (
 	// ValueMissing: the record has no value at the path (the zero Value).
-	ValueMissing ValueKind = iota
+	ValueMissing = jsonscan.Missing
 	// ValueNull: an explicit null (JSON null, an Avro null branch).
-	ValueNull
+	ValueNull = jsonscan.Null
 	// ValueNumber: a number; see Value.Raw and Value.Num.
-	ValueNumber
+	ValueNumber = jsonscan.Number
 	// ValueString: a string; Raw holds its decoded bytes, which may not be valid UTF-8 (the schema
 	// checks).
-	ValueString
+	ValueString = jsonscan.String
 	// ValueBool: true or false; see Value.Bool.
-	ValueBool
+	ValueBool = jsonscan.Bool
 	// ValueObject: a nested object, record or map; Raw is its encoding, quoted only in details.
-	ValueObject
+	ValueObject = jsonscan.Object
 	// ValueArray: an array or repeated value; Raw is its encoding, quoted only in details.
-	ValueArray
+	ValueArray = jsonscan.Array
 )
 
-var valueKindNames = [...]string{
-	ValueMissing: "missing",
-	ValueNull:    "null",
-	ValueNumber:  "number",
-	ValueString:  "string",
-	ValueBool:    "bool",
-	ValueObject:  "object",
-	ValueArray:   "array",
-}
-
-// String returns the kind's name as rejection details write it ("want a number, got string").
-func (k ValueKind) String() string {
-	if int(k) < len(valueKindNames) {
-		return valueKindNames[k]
-	}
-	return "ValueKind(" + strconv.Itoa(int(k)) + ")"
-}
-
-// Value is one value a wire decoder found, before the schema's rules are applied.
-type Value struct {
-	Kind ValueKind
-	// Bool is a ValueBool's value. (It sits by Kind so that a Value is five words, not six.)
-	Bool bool
-	// Raw: for ValueString the decoded bytes; for ValueNumber the number's text in JSON number
-	// syntax (a text encoding passes its literal as written; a binary one writes integers with
-	// strconv.AppendInt into its scratch, so that they can be keys and ids exactly), or nil when the
-	// number is in Num; for other kinds the value's encoding, quoted in rejection details.
-	Raw []byte
-	// Num is a ValueNumber's value when Raw is nil: a binary float (NaN and ±Inf included, which
-	// the schema rejects as not finite).
-	Num float64
-}
+// Value is one value a wire decoder found, before the schema's rules are applied:
+//
+//   - Kind is what was found (ValueMissing for the zero Value).
+//   - Bool is a ValueBool's value.
+//   - Raw: for ValueString the decoded bytes; for ValueNumber the number's text in JSON number
+//     syntax (a text encoding passes its literal as written; a binary one writes integers with
+//     strconv.AppendInt into its scratch, so that they can be keys and ids exactly), or nil when
+//     the number is in Num; for other kinds the value's encoding, quoted in rejection details.
+//   - Num is a ValueNumber's value when Raw is nil: a binary float (NaN and ±Inf included, which
+//     the schema rejects as not finite).
+//
+// It is the JSON scanner's Value (internal/jsonscan), shared so that the JSON wire needs no copy.
+type Value = jsonscan.Value
 
 // SchemaFormat is a Format made of a Schema and a Wire: the wire decoder reads the declared paths,
 // then the schema's rules turn the values into the Event's typed fields, key, id and time. Every

@@ -24,37 +24,20 @@ func (w *JSONWire) Init(paths []string) error {
 }
 
 // NewDecoder implements Wire.
-func (w *JSONWire) NewDecoder() WireDecoder {
-	return &jsonDecoder{schema: w.schema, vals: make([]jsonscan.Value, w.schema.Len())}
-}
+func (w *JSONWire) NewDecoder() WireDecoder { return &jsonDecoder{schema: w.schema} }
 
 type jsonDecoder struct {
 	schema *jsonscan.Schema
 	sc     jsonscan.Scanner
-	vals   []jsonscan.Value
 }
 
-// jsonKinds maps the scanner's kinds onto the wire-independent ones.
-var jsonKinds = [...]ValueKind{
-	jsonscan.Missing: ValueMissing,
-	jsonscan.Null:    ValueNull,
-	jsonscan.Number:  ValueNumber,
-	jsonscan.String:  ValueString,
-	jsonscan.Bool:    ValueBool,
-	jsonscan.Object:  ValueObject,
-	jsonscan.Array:   ValueArray,
-}
-
+// Decode scans the record straight into vals: stream's Value is the scanner's.
 func (d *jsonDecoder) Decode(rec *kgo.Record, vals []Value) error {
-	if err := d.sc.Scan(rec.Value, d.schema, d.vals); err != nil {
+	if err := d.sc.Scan(rec.Value, d.schema, vals); err != nil {
 		if errors.Is(err, jsonscan.ErrNotObject) {
 			return reject(ReasonNotAnObject, "", "the value is JSON but not an object")
 		}
 		return reject(ReasonMalformedJSON, "", "%s", strings.TrimPrefix(err.Error(), "jsonscan: "))
-	}
-	for i := range d.vals {
-		v := &d.vals[i]
-		vals[i] = Value{Kind: jsonKinds[v.Kind], Raw: v.Raw, Bool: v.Bool}
 	}
 	return nil
 }

@@ -14,6 +14,15 @@ type outbox struct {
 	n    int
 	hdrs []kgo.RecordHeader
 	buf  []byte
+	// src caches the lineage header values of the source partition last seen: a task reads one
+	// partition of one or two topics, so the topic and partition values are built once and shared
+	// by every record's headers (nothing writes to a header value once produced), and only the
+	// offset is formatted per record.
+	src struct {
+		topic         string
+		partition     int32
+		topicV, partV []byte
+	}
 }
 
 func (o *outbox) record() *kgo.Record {
@@ -81,10 +90,16 @@ func (o *outbox) headers(n int) []kgo.RecordHeader {
 // lineage returns the three source headers for rec. Appending to the result allocates, which only
 // dead letters do.
 func (o *outbox) lineage(rec *kgo.Record) []kgo.RecordHeader {
+	if rec.Topic != o.src.topic || rec.Partition != o.src.partition || o.src.topicV == nil {
+		// Outside the slabs, which are reused after each cycle: these live as long as the task.
+		o.src.topic, o.src.partition = rec.Topic, rec.Partition
+		o.src.topicV = []byte(rec.Topic)
+		o.src.partV = strconv.AppendInt(nil, int64(rec.Partition), 10)
+	}
 	h := o.headers(3)
-	h[0] = kgo.RecordHeader{Key: HeaderSourceTopic, Value: o.copyString(rec.Topic)}
+	h[0] = kgo.RecordHeader{Key: HeaderSourceTopic, Value: o.src.topicV}
+	h[1] = kgo.RecordHeader{Key: HeaderSourcePartition, Value: o.src.partV}
 	var num [20]byte
-	h[1] = kgo.RecordHeader{Key: HeaderSourcePartition, Value: o.copy(strconv.AppendInt(num[:0], int64(rec.Partition), 10))}
 	h[2] = kgo.RecordHeader{Key: HeaderSourceOffset, Value: o.copy(strconv.AppendInt(num[:0], rec.Offset, 10))}
 	return h
 }

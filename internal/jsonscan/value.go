@@ -123,6 +123,11 @@ type Value struct {
 	Raw []byte
 	// Bool is the value of a Bool; false for every other Kind.
 	Bool bool
+	// Num is always 0 from the Scanner, which keeps a number's text in Raw. It is here because this
+	// Value is also the wire-independent value of streamd's source formats (stream.Value is this
+	// type), where a binary encoding gives a float without text: Raw nil, the float in Num. Sharing
+	// the type lets the JSON decoder scan straight into the format's values, with no copy per field.
+	Num float64
 }
 
 var (

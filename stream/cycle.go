@@ -26,7 +26,7 @@ type cycle struct {
 func (r *Runtime) loop(ctx context.Context) error {
 	var (
 		c      cycle
-		o      outage
+		o      missingTopics
 		budget = newCycleBudget(r.cfg.CommitRecords)
 	)
 	for {
@@ -241,78 +241,6 @@ func (r *Runtime) endCycle(c *cycle, want kgo.TransactionEndTry) (cycleEnd, erro
 	return cycleEnd{committed: committed, records: records, busy: busy}, nil
 }
 
-// outage is the poll loop's memory of missing topics across cycles.
-type outage struct {
-	attempts int
-	since    time.Time
-}
-
-// afterEnd acts on a cycle that aborted because topics it produced to do not exist. A missing
-// changelog stops the runtime (ErrChangelogLost). A missing output topic is created again when
-// Config.CreateTopics allows it (safe: the aborted cycle's outputs are produced again, and nothing
-// was committed without them), else waited for; either way the runtime is not ready, logs a warning
-// naming the topics, and backs off before it processes the cycle's input again (the session has
-// rewound the consumer to the last commit). The first commit after an outage ends it.
-func (r *Runtime) afterEnd(ctx context.Context, end cycleEnd, o *outage) error {
-	if len(end.missing) == 0 && !end.recreated {
-		if end.committed && o.attempts > 0 {
-			r.log.Info("outputs are written again", "after", time.Since(o.since).Round(time.Millisecond), "aborted_cycles", o.attempts)
-			*o = outage{}
-			r.produce.blocked.Store(false)
-		}
-		return nil
-	}
-	var outputs, changelogs []string
-	for _, t := range end.missing {
-		if _, ok := r.changelogIDs[t]; ok {
-			changelogs = append(changelogs, t)
-		} else {
-			outputs = append(outputs, t)
-		}
-	}
-	adm := kadm.NewClient(r.sess.Client())
-	if len(changelogs) > 0 {
-		// The producer says they are unknown; the brokers' metadata decides (a changelog being
-		// moved between brokers can be unknown for a moment).
-		if err := r.changelogsIntact(ctx, adm); err != nil {
-			return err
-		}
-	}
-	if o.attempts == 0 {
-		o.since = time.Now()
-	}
-	o.attempts++
-	r.produce.blocked.Store(true)
-	backoff := min(250*time.Millisecond<<min(o.attempts-1, 6), 10*time.Second)
-	switch {
-	case end.recreated:
-		// Logged by endCycle; the topic exists.
-	case len(outputs) == 0:
-		r.log.Warn("changelog topics were unknown to the producer but exist; processing the aborted cycle again",
-			"topics", strings.Join(changelogs, ","), "retry_in", backoff)
-	case r.cfg.CreateTopics:
-		if err := r.createOutputTopics(ctx, adm, outputs); err != nil {
-			r.log.Warn("output topics are missing and creating them failed; retrying", "topics", strings.Join(outputs, ","), "err", err, "retry_in", backoff)
-		} else {
-			r.log.Warn("output topics were missing (deleted while streamd ran?); created them again, the aborted cycle is processed again",
-				"topics", strings.Join(outputs, ","), "retry_in", backoff)
-		}
-	default:
-		r.log.Warn("output topics do not exist; nothing commits until they do (create them, or set kafka.create_topics)",
-			"topics", strings.Join(outputs, ","), "retry_in", backoff, "aborted_cycles", o.attempts)
-	}
-	// The producer keeps what it knew of a topic, its id included, and fails records to a topic
-	// that came back under a new id until it forgets it; nothing of the ended cycle is buffered.
-	r.sess.Client().PurgeTopicsFromProducing(outputs...)
-	t := time.NewTimer(backoff)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-	return nil
-}
-
 // settle moves the tasks past the ended cycle: each task commits (or rewinds) its state on its own
 // goroutine, in parallel; then, on commit, their counts reach the metrics; either way their outboxes
 // are reused.
@@ -426,33 +354,4 @@ func (r *Runtime) checkTaskErr() error {
 		}
 	}
 	return nil
-}
-
-// cycleBudget bounds the records one commit cycle hands to its tasks, so that a cycle ends near
-// CommitInterval whatever the load. Records are processed on the tasks' goroutines while the loop
-// polls on, and the barrier at the end waits for all of them: a fixed count (CommitRecords) on a
-// slow or loaded machine made cycles last seconds, long enough to outlive the transaction timeout.
-// The budget is adapted to what the tasks got through: a cycle whose processing took longer than
-// 1.5 intervals cuts the budget to what would have fit in one; a cycle that used its whole budget
-// in less than an interval lets it grow by a quarter, up to CommitRecords. The commit itself (the
-// transaction end) is not counted, so that a commit-bound pipeline keeps full cycles.
-type cycleBudget struct{ n int }
-
-// minCycleRecords keeps a cycle worth its commit on a machine that is badly overloaded; the first
-// cycle's budget is firstCycleRecords (or CommitRecords, if smaller), from which it grows.
-const minCycleRecords, firstCycleRecords = 64, 1024
-
-func newCycleBudget(limit int) cycleBudget { return cycleBudget{n: min(limit, firstCycleRecords)} }
-
-func (b *cycleBudget) adapt(end cycleEnd, interval time.Duration, limit int) {
-	if end.records == 0 || end.busy <= 0 {
-		return
-	}
-	switch {
-	case end.busy > interval*3/2:
-		fit := int(float64(end.records) * float64(interval) / float64(end.busy))
-		b.n = max(min(fit, b.n), minCycleRecords)
-	case end.records >= b.n && end.busy < interval:
-		b.n = min(b.n+max(b.n/4, 1), limit)
-	}
 }

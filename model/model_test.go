@@ -141,15 +141,7 @@ type prediction struct {
 // abortEvery-th cycle and replaying it, or restarting (a crash) every restartEvery-th cycle.
 func run(t *testing.T, exs []example, commitEvery, abortEvery, restartEvery, snapshotEvery int) (*driven, []*kgo.Record) {
 	t.Helper()
-	p := pipeline(t, false, snapshotEvery)
-	op := &captured{Operator: p.Operators[1].(*Operator)}
-	p.Operators[1] = op
-	sd, err := streamtest.NewDriver(p, streamtest.Config{StateDir: t.TempDir(), MaxOutOfOrderness: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := &driven{Driver: sd, op: op}
-	t.Cleanup(func() { d.Close() })
+	d := newDriver(t, pipeline(t, false, snapshotEvery))
 	cycle := 0
 	for i := 0; i < len(exs); i += commitEvery {
 		chunk := exs[i:min(i+commitEvery, len(exs))]

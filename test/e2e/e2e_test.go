@@ -233,6 +233,23 @@ func (p *process) exited() error {
 	}
 }
 
+// stop ends the process with SIGTERM, as an operator does, and fails the test unless it exits
+// cleanly within 30 s (a clean exit commits the open transaction first).
+func (p *process) stop(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Errorf("streamd did not exit cleanly on SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("streamd did not exit within 30 s of SIGTERM")
+		p.kill(t)
+	}
+}
+
 func (p *process) kill(t *testing.T) {
 	t.Helper()
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
@@ -357,16 +374,7 @@ func TestExactlyOnceUnderSIGKILL(t *testing.T) {
 		t.Fatalf("producing the input: %v", err)
 	}
 	b.WaitCaughtUp(t, app, src, 2*time.Minute, proc.exited)
-	_ = proc.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-proc.done:
-		if err != nil {
-			t.Errorf("streamd did not exit cleanly on SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("streamd did not exit within 30 s of SIGTERM")
-		proc.kill(t)
-	}
+	proc.stop(t)
 	if midTxn < 3 {
 		t.Errorf("only %d of %d kills landed inside an open transaction; the test proves little", midTxn, kills)
 	}

@@ -155,16 +155,7 @@ func TestBrokerOutages(t *testing.T) {
 		t.Fatalf("producing the input: %v", err)
 	}
 	b.WaitCaughtUp(t, app, src, 3*time.Minute, proc.exited)
-	_ = proc.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-proc.done:
-		if err != nil {
-			t.Errorf("streamd did not exit cleanly on SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("streamd did not exit within 30 s of SIGTERM")
-		proc.kill(t)
-	}
+	proc.stop(t)
 	logData, _ := os.ReadFile(logPath)
 	warnings := map[string]int{}
 	for _, line := range strings.Split(string(logData), "\n") {

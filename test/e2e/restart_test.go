@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -90,14 +89,5 @@ func TestRestartDoesNotWaitForTheTransactionTimeout(t *testing.T) {
 	}
 	t.Logf("first commit %s after the start (the dead transaction's timeout: %s)", time.Since(started).Round(10*time.Millisecond), txnTimeout)
 	w.b.WaitCaughtUp(t, w.app, w.src, 2*time.Minute, proc.exited)
-	_ = proc.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-proc.done:
-		if err != nil {
-			t.Errorf("streamd did not exit cleanly on SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("streamd did not exit within 30 s of SIGTERM")
-		proc.kill(t)
-	}
+	proc.stop(t)
 }

@@ -414,6 +414,8 @@ func TestOutOfRangeLabelsInEventRecoveryIsExact(t *testing.T) {
 	}
 }
 
+// newDriver runs p on a stream/streamtest driver, with its model operator wrapped so that the
+// tests can look inside the processor it opened last.
 func newDriver(t *testing.T, p *stream.Pipeline) *driven {
 	t.Helper()
 	var op *captured

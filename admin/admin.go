@@ -3,10 +3,12 @@ package admin
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +25,20 @@ type Options struct {
 	Ready func() bool
 	// Logger receives the server's own errors. Default slog.Default().
 	Logger *slog.Logger
+	// BindTimeout bounds how long Start keeps trying while Listen is in use. Default
+	// DefaultBindTimeout; a negative value means one try. A restarted daemon meets the address in
+	// use for a moment when its killed predecessor's port is not yet released; a port held by
+	// another live process is still refused after this long.
+	BindTimeout time.Duration
 }
+
+// DefaultBindTimeout is the default Options.BindTimeout: long enough for the few hundred
+// milliseconds a killed process takes to release its port, short enough that a port held by
+// another program fails the start-up promptly.
+const DefaultBindTimeout = 3 * time.Second
+
+// ErrAddrInUse is matched by Start's error when Listen was still in use after BindTimeout.
+var ErrAddrInUse = errors.New("admin: address in use")
 
 // Server is the admin HTTP server. Register extra endpoints with Handle before Start.
 type Server struct {
@@ -38,6 +53,9 @@ type Server struct {
 func New(opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.BindTimeout == 0 {
+		opts.BindTimeout = DefaultBindTimeout
 	}
 	s := &Server{opts: opts, mux: http.NewServeMux()}
 	if opts.Gatherer != nil {
@@ -65,9 +83,12 @@ func New(opts Options) *Server {
 // Handle registers an extra endpoint. Call it before Start.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-// Start listens and serves in the background until Close.
+// Start listens and serves in the background until Close. While the address is in use it tries
+// again with a short backoff for up to Options.BindTimeout, logging one warning; then it fails
+// with an error that matches ErrAddrInUse and names the address. Other listen errors (a bad
+// address, no permission) fail at once.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.opts.Listen)
+	ln, err := s.listen()
 	if err != nil {
 		return err
 	}
@@ -81,6 +102,34 @@ func (s *Server) Start() error {
 		}
 	}()
 	return nil
+}
+
+// listen binds Options.Listen, trying again while the address is in use (see Start).
+func (s *Server) listen() (net.Listener, error) {
+	deadline := time.Now().Add(s.opts.BindTimeout)
+	backoff := 25 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		ln, err := net.Listen("tcp", s.opts.Listen)
+		if err == nil {
+			if attempt > 1 {
+				s.opts.Logger.Info("admin address bound", "addr", s.opts.Listen, "attempts", attempt)
+			}
+			return ln, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, err
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, fmt.Errorf("%w: %s, still after trying for %s: %w", ErrAddrInUse, s.opts.Listen, max(s.opts.BindTimeout, 0), err)
+		}
+		if attempt == 1 {
+			s.opts.Logger.Warn("admin address in use; retrying (a restarted daemon's predecessor may still hold it)",
+				"addr", s.opts.Listen, "for", s.opts.BindTimeout)
+		}
+		time.Sleep(min(backoff, left))
+		backoff = min(2*backoff, 100*time.Millisecond)
+	}
 }
 
 // Addr returns the address the server listens on, once started.

@@ -74,25 +74,57 @@ func (r *Runtime) restartable(ctx context.Context, err error, memberID string) (
 		// Either the broker timed out our transaction during an outage and bumped the epoch, or
 		// another instance with our id started. The group tells: such an instance is a member
 		// with our instance id and another member id.
-		if other, ok := r.otherInstance(ctx, memberID); ok {
+		if other, ok := r.awaitOtherInstance(ctx, memberID); ok {
 			return false, fmt.Errorf("%w %q (member %s): %w", ErrInstanceFenced, r.cfg.InstanceID, other, err)
 		}
 	}
 	return true, nil
 }
 
-// otherInstance looks for another group member with this instance's id. It answers false when the
-// broker cannot tell (it is still unreachable): an outage is then the likelier cause.
-func (r *Runtime) otherInstance(ctx context.Context, memberID string) (string, bool) {
+// otherInstanceWindow bounds how long a fenced producer waits for another instance with its id to
+// show up in the group before it takes the fence for an outage's epoch bump.
+//
+// Why wait at all: another instance fences our producer (its start-up InitProducerId) and joins
+// the group independently, so its join may come after we have noticed the fence. Looking once,
+// too early, we would restart, and our restart's fence would end its transaction; it would then
+// look too early in turn, and the two would fence each other for ever, neither making progress.
+// Looking for a few seconds, the one fenced first sees the other's join and stops. After a real
+// outage the cost is a restart later by this much.
+const otherInstanceWindow = 5 * time.Second
+
+// awaitOtherInstance asks the broker, every 250 ms for up to otherInstanceWindow, whether another
+// group member has this instance's id (see otherInstance).
+func (r *Runtime) awaitOtherInstance(ctx context.Context, memberID string) (string, bool) {
+	if memberID == "" {
+		return "", false // this session never joined: no member of ours to tell another from
+	}
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.WithLogger(kgoLogger{r.log.With("component", "kafka-admin")})}, r.cfg.ClientOpts...)...)
 	if err != nil {
 		return "", false
 	}
 	defer cl.Close()
-	reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	adm := kadm.NewClient(cl)
+	wctx, cancel := context.WithTimeout(ctx, otherInstanceWindow)
 	defer cancel()
-	groups, err := kadm.NewClient(cl).DescribeGroups(reqCtx, r.pipeline.Name)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if other, ok := r.otherInstance(wctx, adm, memberID); ok {
+			return other, true
+		}
+		select {
+		case <-wctx.Done():
+			return "", false
+		case <-tick.C:
+		}
+	}
+}
+
+// otherInstance looks for another group member with this instance's id. It answers false when the
+// broker cannot tell (it is still unreachable): an outage is then the likelier cause.
+func (r *Runtime) otherInstance(ctx context.Context, adm *kadm.Client, memberID string) (string, bool) {
+	groups, err := adm.DescribeGroups(ctx, r.pipeline.Name)
 	if err != nil {
 		return "", false
 	}
@@ -101,7 +133,7 @@ func (r *Runtime) otherInstance(ctx context.Context, memberID string) (string, b
 		return "", false
 	}
 	for _, m := range g.Members {
-		if m.InstanceID != nil && *m.InstanceID == r.cfg.InstanceID && m.MemberID != memberID && memberID != "" {
+		if m.InstanceID != nil && *m.InstanceID == r.cfg.InstanceID && m.MemberID != memberID {
 			return m.MemberID + " on " + m.ClientHost, true
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -142,16 +141,7 @@ func TestCorruptStateIsRebuiltFromTheChangelog(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.b.WaitCaughtUp(t, w.app, w.src, 3*time.Minute, proc.exited)
-	_ = proc.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-proc.done:
-		if err != nil {
-			t.Errorf("streamd did not exit cleanly on SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("streamd did not exit within 30 s of SIGTERM")
-		proc.kill(t)
-	}
+	proc.stop(t)
 
 	// Every broken directory was kept aside, and the log says so, naming it.
 	logData, _ := os.ReadFile(w.logPath)

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -117,16 +116,7 @@ func TestSecondInstanceWithTheSameIDFencesTheFirst(t *testing.T) {
 	if err := newer.exited(); err != nil {
 		t.Fatalf("the newer instance exited: %v", err)
 	}
-	_ = newer.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-newer.done:
-		if err != nil {
-			t.Errorf("the newer instance did not exit cleanly on SIGTERM: %v", err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("the newer instance did not exit within 30 s of SIGTERM")
-		newer.kill(t)
-	}
+	newer.stop(t)
 	newerLog, _ := os.ReadFile(logs["newer"])
 	if strings.Contains(string(newerLog), fenced) {
 		t.Errorf("the newer instance was fenced too: the two fenced each other")

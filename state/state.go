@@ -349,7 +349,8 @@ func (d *DB) DiskUsage() uint64 {
 //
 // A DB failed by a disk fault is abandoned rather than closed: Pebble's goroutines are parked
 // inside the refused operations and its close would wait for them (see faultFS). Its file lock
-// and memory are held until the process exits.
+// and memory are held until the process exits. A write refused during the close itself (the WAL's
+// last flush) is returned as the DiskError, and the instance is abandoned the same way.
 func (d *DB) Close() error {
 	if d.closed {
 		return nil
@@ -360,7 +361,15 @@ func (d *DB) Close() error {
 		return nil
 	}
 	_ = d.batch.Close()
-	err := d.pdb.Close()
+	var err error
+	if d.h.get() != nil {
+		// Corruption parks nothing: close, so that the directory can be moved aside.
+		err = d.pdb.Close()
+	} else if err = d.pebbleCall(d.pdb.Close); errors.As(err, &de) {
+		// The disk refused a write while Pebble closed (its WAL's last flush): Pebble's goroutine
+		// is parked on it, and the instance is abandoned like any other failed by a disk fault.
+		return err
+	}
 	if d.ownCache {
 		d.cache.Unref()
 	}

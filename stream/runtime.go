@@ -47,7 +47,11 @@ type Runtime struct {
 	joined  atomic.Bool
 	// cycleSince is when the open commit cycle began (Unix ns), 0 between cycles: Ready reads it.
 	cycleSince atomic.Int64
-	promise    func(*kgo.Record, error)
+	promise    func(*kgo.Record, error) // the promise of every record the session produces
+	// sessions counts the Kafka sessions Run started; sessionNow is the current one, for promises
+	// that run on franz-go's goroutines.
+	sessions   int64
+	sessionNow atomic.Int64
 	produce    produceState // what the open cycle's produces did, and whether outputs can be written
 	counters   map[string]prometheus.Counter
 
@@ -79,7 +83,6 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 		tasks:    map[int32]*Task{},
 		counters: map[string]prometheus.Counter{},
 	}
-	r.promise = r.onProduced
 	// Series that exist from the start, at zero, so that rates and alerts have data before the
 	// first dead letter or late record.
 	for _, reason := range reasons {
@@ -273,6 +276,18 @@ func (r *Runtime) session(ctx context.Context) (memberID string, err error) {
 		return "", fmt.Errorf("stream: kafka client: %w", err)
 	}
 	r.sess = sess
+	// The promises of this session's records only. Closing the previous session's client failed
+	// its buffered records (ErrClientClosed), and a promise that ran late must not fail a cycle of
+	// this one: that cycle was abandoned with its session.
+	r.produce.reset()
+	r.sessions++
+	gen := r.sessions
+	r.promise = func(rec *kgo.Record, err error) {
+		if r.sessionNow.Load() == gen {
+			r.onProduced(rec, err)
+		}
+	}
+	r.sessionNow.Store(gen)
 	if err := r.fence(ctx); err != nil {
 		sess.Close()
 		if ctx.Err() != nil {

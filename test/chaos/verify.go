@@ -115,15 +115,21 @@ type onceReport struct {
 	clean, dead                   int
 	missing, duplicated, wrongOut int
 	unexpected                    int // outputs that name no input
+	noReason                      int // dead letters without a reason header
 }
 
-func (r onceReport) ok() bool { return r.missing+r.duplicated+r.wrongOut+r.unexpected == 0 }
+func (r onceReport) ok() bool { return r.missing+r.duplicated+r.wrongOut+r.unexpected+r.noReason == 0 }
 
 // checkOnce checks that every input is exactly once among the outputs: in the clean topic when it
 // is valid, in the dead-letter topic when the generator broke it. Outputs are matched to inputs by
-// their lineage headers (source partition and offset).
+// their lineage headers (source partition and offset). Every dead letter must carry its reason.
 func checkOnce(src, clean, dead []*kgo.Record) onceReport {
 	r := onceReport{clean: len(clean), dead: len(dead)}
+	for _, rec := range dead {
+		if header(rec, stream.HeaderReason) == "" {
+			r.noReason++
+		}
+	}
 	count := func(recs []*kgo.Record) map[pos]int {
 		m := map[pos]int{}
 		for _, rec := range recs {

@@ -52,12 +52,23 @@ func main() {
 	flag.Float64Var(&o.rate, "rate", 1000, "input records per second")
 	flag.Float64Var(&o.bad, "bad", 0.025, "fraction of deliberately broken input records")
 	flag.IntVar(&o.keys, "keys", 10_000, "distinct card ids")
+	flag.StringVar(&o.faults, "faults", "kill,broker,disk,corrupt", "the kinds of fault to inject, comma-separated")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, state) even when every check passes")
 	flag.BoolVar(&o.streamdCreates, "streamd-creates-topics", false,
 		"let streamd create its output topics (max.message.bytes = max_record_bytes + 64 KiB) instead of creating them with the broker's defaults first")
 	flag.Parse()
 	if o.seed == 0 {
 		o.seed = uint64(time.Now().UnixNano())
+	}
+	for _, name := range strings.Split(o.faults, ",") {
+		known := false
+		for _, k := range faultNames {
+			known = known || k.name == name
+		}
+		if !known {
+			fmt.Fprintf(os.Stderr, "chaos: -faults: unknown kind %q (kinds: kill, broker, disk, corrupt)\n", name)
+			os.Exit(2)
+		}
 	}
 	ok, err := run(o)
 	if err != nil {
@@ -76,6 +87,7 @@ type options struct {
 	rate, bad float64
 	keys      int
 	keep      bool
+	faults    string
 
 	streamdCreates bool
 }
@@ -222,7 +234,7 @@ func run(o options) (bool, error) {
 	if once.bad == 0 || win.lateWant == 0 || win.expected == 0 {
 		c.fail("a path went untested: %d broken inputs, %d late inputs, %d closed windows", once.bad, win.lateWant, win.expected)
 	}
-	if c.kills == 0 || c.diskFaults == 0 || c.corruptions == 0 || (b.own() && c.brokerRestarts == 0) {
+	if o.faults == "kill,broker,disk,corrupt" && (c.kills == 0 || c.diskFaults == 0 || c.corruptions == 0 || (b.own() && c.brokerRestarts == 0)) {
 		c.fail("a fault kind was never injected (kills %d, broker restarts %d, disk faults %d, corruptions %d): run longer",
 			c.kills, c.brokerRestarts, c.diskFaults, c.corruptions)
 	}
@@ -293,17 +305,31 @@ const (
 	corruptState
 )
 
-// schedule returns the faults to inject, in order: one of each kind first (so that even a short run
-// has every kind), then kinds drawn by weight, as many as fit in the duration on average.
+// faultNames are the names -faults takes, and each kind's weight in the random part of the schedule.
+// Their order is part of what a -seed repeats.
+var faultNames = []struct {
+	name   string
+	f      fault
+	weight int
+}{{"kill", killDaemon, 6}, {"disk", diskFault, 1}, {"corrupt", corruptState, 1}, {"broker", restartBroker, 2}}
+
+// schedule returns the faults to inject, in order: one of each enabled kind first (so that even a
+// short run has every kind), then kinds drawn by weight, as many as fit in the duration on average.
+// A broker restart is enabled only for the run's own broker.
 func schedule(rng *rand.Rand, o options, ownBroker bool) []fault {
-	first := []fault{killDaemon, diskFault, corruptState}
-	if ownBroker {
-		first = append(first, restartBroker)
+	var first, weights []fault
+	for _, k := range faultNames {
+		if !strings.Contains(","+o.faults+",", ","+k.name+",") || (k.f == restartBroker && !ownBroker) {
+			continue
+		}
+		first = append(first, k.f)
+		for range k.weight {
+			weights = append(weights, k.f)
+		}
 	}
 	rng.Shuffle(len(first), func(i, j int) { first[i], first[j] = first[j], first[i] })
-	weights := []fault{killDaemon, killDaemon, killDaemon, killDaemon, killDaemon, killDaemon, diskFault, corruptState}
-	if ownBroker {
-		weights = append(weights, restartBroker, restartBroker)
+	if len(weights) == 0 {
+		return first
 	}
 	for range int(o.duration / (20 * time.Second)) {
 		first = append(first, weights[rng.IntN(len(weights))])

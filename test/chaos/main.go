@@ -107,6 +107,7 @@ const (
 type counts struct {
 	kills, brokerRestarts, diskFaults, corruptions int
 	unexpectedExits                                int
+	rebuilt                                        int // task directories moved aside as corrupt
 	failures                                       []string
 }
 
@@ -206,8 +207,8 @@ func run(o options) (bool, error) {
 		c.fail("streamd did not stop cleanly on SIGTERM: %v", err)
 	}
 	elapsed := time.Since(start)
-	if n := countRebuilt(stateDir, group); n != c.corruptions {
-		c.fail("%d task directories were rebuilt from the changelog, %d were corrupted", n, c.corruptions)
+	if c.rebuilt = countRebuilt(stateDir, group); c.rebuilt != c.corruptions {
+		c.fail("%d task directories were rebuilt from the changelog, %d were corrupted", c.rebuilt, c.corruptions)
 	}
 
 	logf("reading the topics read_committed")
@@ -452,8 +453,9 @@ func printSummary(o options, elapsed time.Duration, once onceReport, win windowR
 		{"bad records", fmt.Sprint(once.bad)},
 		{"streamd SIGKILLs", fmt.Sprint(c.kills)},
 		{"broker restarts (SIGKILL)", fmt.Sprint(c.brokerRestarts)},
-		{"disk faults (clean exits)", fmt.Sprint(c.diskFaults)},
-		{"corrupt states rebuilt", fmt.Sprint(c.corruptions)},
+		{"disk faults", fmt.Sprint(c.diskFaults)},
+		{"corrupt states / rebuilt from the changelog", fmt.Sprintf("%d / %d", c.corruptions, c.rebuilt)},
+		{"exits by itself (not on a disk fault)", fmt.Sprint(c.unexpectedExits)},
 		{"clean outputs", fmt.Sprint(once.clean)},
 		{"dead letters (without a reason)", fmt.Sprintf("%d (%d)", once.dead, once.noReason)},
 		{"duplicates", fmt.Sprint(once.duplicated + win.duplicated)},

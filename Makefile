@@ -36,6 +36,13 @@ lint:
 	$(GO) mod tidy -diff
 	cd test/kafkatest/container && $(GO) mod tidy -diff && $(GO) vet ./...
 
+## chaos: streamd for CHAOS_DURATION (10m) under SIGKILLs, broker restarts, disk faults and corrupt
+## state, on a broker of its own, then an exactly-once check (docs/RELIABILITY.md has the figures).
+CHAOS_DURATION ?= 10m
+.PHONY: chaos
+chaos:
+	$(GO) run ./test/chaos -duration $(CHAOS_DURATION)
+
 ## kafka-up: a single-node KRaft Apache Kafka broker on 127.0.0.1:9092 from Maven Central (cached).
 kafka-up:
 	scripts/kafka.sh up

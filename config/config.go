@@ -19,6 +19,7 @@ type Config struct {
 	// STREAMD_INSTANCE_ID environment variable, else the host name (a pod name in a StatefulSet).
 	InstanceID string    `yaml:"instance_id"`
 	Kafka      Kafka     `yaml:"kafka"`
+	Memory     Memory    `yaml:"memory"`
 	State      State     `yaml:"state"`
 	Source     Source    `yaml:"source"`
 	Windows    []Window  `yaml:"windows"`
@@ -43,6 +44,12 @@ type Kafka struct {
 	ReplicationFactor  int      `yaml:"replication_factor"`
 	TLS                *TLS     `yaml:"tls"`
 	SASL               *SASL    `yaml:"sasl"`
+}
+
+// Memory is the instance's memory budget (stream.Config.MemoryBudget), which the runtime splits
+// between its buffers and caches and keeps to by pausing fetches.
+type Memory struct {
+	Budget ByteSize `yaml:"budget"`
 }
 
 // TLS enables TLS to the brokers. Every file is PEM.
@@ -179,6 +186,9 @@ func (c *Config) runtimeDefaults() {
 	setDuration(&k.ShutdownTimeout, d.ShutdownTimeout)
 	if k.ReplicationFactor == 0 {
 		k.ReplicationFactor = int(d.ReplicationFactor)
+	}
+	if c.Memory.Budget == 0 {
+		c.Memory.Budget = ByteSize(d.MemoryBudget)
 	}
 	if c.State.CacheSize == 0 {
 		c.State.CacheSize = ByteSize(d.StateCacheBytes)

@@ -57,11 +57,19 @@ type Config struct {
 	// StateDir is where tasks keep their Pebble state: <StateDir>/<pipeline>/<topic>-<partition>.
 	// Required when an operator is stateful.
 	StateDir string
-	// StateCacheBytes is the Pebble block cache shared by every task. Default 32MiB; at least 1MiB.
+	// MemoryBudget is the memory the instance may use, for the whole process: the runtime sizes its
+	// fetch and produce buffers, Pebble's block cache and memtables and the record cache from it
+	// (memoryPlan in memory.go gives the split), and a backlog of any size is processed within it:
+	// fetching pauses while the open cycle's work is unfinished, nothing is dropped. Half of it
+	// is left to the Go runtime and the open cycle's records. Default 384MiB, which fits a 512MiB
+	// pod limit; at least 64MiB.
+	MemoryBudget int64
+	// StateCacheBytes is the Pebble block cache shared by every task. Default MemoryBudget/12
+	// (32MiB at the default budget); at least 1MiB.
 	StateCacheBytes int64
 	// RecordCacheBytes is the memory for caches of committed state values in front of Pebble, for
-	// the whole instance: each task gets its share (by the source's partition count). Default 16MiB;
-	// negative disables.
+	// the whole instance: each task gets its share (by the source's partition count). Default
+	// MemoryBudget/24 (16MiB at the default budget); negative disables.
 	RecordCacheBytes int64
 	// MaxOutOfOrderness is how far behind the latest event time an event may be and still count as
 	// on time: watermark = max event time seen - MaxOutOfOrderness. Default 5s.
@@ -89,8 +97,9 @@ const (
 	DefaultShutdownTimeout    = 10 * time.Second
 	DefaultMaxRecordBytes     = 1 << 20
 	DefaultDeadLetterMaxBytes = 256 << 10
-	DefaultStateCacheBytes    = 32 << 20
-	DefaultRecordCacheBytes   = 16 << 20
+	DefaultMemoryBudget       = 384 << 20
+	DefaultStateCacheBytes    = DefaultMemoryBudget / 12
+	DefaultRecordCacheBytes   = DefaultMemoryBudget / 24
 	DefaultMaxOutOfOrderness  = 5 * time.Second
 	DefaultIdleTimeout        = 30 * time.Second
 )
@@ -130,11 +139,14 @@ func (c *Config) EnsureDefaults() {
 	if c.DeadLetterMaxBytes == 0 {
 		c.DeadLetterMaxBytes = min(DefaultDeadLetterMaxBytes, c.MaxRecordBytes)
 	}
+	if c.MemoryBudget == 0 {
+		c.MemoryBudget = DefaultMemoryBudget
+	}
 	if c.StateCacheBytes == 0 {
-		c.StateCacheBytes = DefaultStateCacheBytes
+		c.StateCacheBytes = c.MemoryBudget / 12
 	}
 	if c.RecordCacheBytes == 0 {
-		c.RecordCacheBytes = DefaultRecordCacheBytes
+		c.RecordCacheBytes = c.MemoryBudget / 24
 	}
 	if c.MaxOutOfOrderness == 0 {
 		c.MaxOutOfOrderness = DefaultMaxOutOfOrderness
@@ -216,8 +228,18 @@ func (c *Config) Validate() error {
 	if c.DeadLetterMaxBytes < 1<<10 || c.DeadLetterMaxBytes > c.MaxRecordBytes {
 		bad("DeadLetterMaxBytes", size(c.DeadLetterMaxBytes), fmt.Sprintf("is outside [1KiB, MaxRecordBytes = %s]", size(c.MaxRecordBytes)), "MaxRecordBytes")
 	}
+	if c.MemoryBudget < 64<<20 {
+		bad("MemoryBudget", units.FormatBytes(c.MemoryBudget), "is under 64MiB")
+	}
 	if c.StateCacheBytes < 1<<20 {
 		bad("StateCacheBytes", units.FormatBytes(c.StateCacheBytes), "is under 1MiB")
+	}
+	// The caches are the parts of the budget an operator sets directly; they must leave room in it
+	// for the runtime's buffers and the Go runtime.
+	if caches := c.StateCacheBytes + max(c.RecordCacheBytes, 0); c.MemoryBudget >= 64<<20 && caches > c.MemoryBudget/2 {
+		bad("StateCacheBytes", units.FormatBytes(c.StateCacheBytes),
+			fmt.Sprintf("plus the record cache (%s) is more than half of MemoryBudget (%s)", units.FormatBytes(max(c.RecordCacheBytes, 0)), units.FormatBytes(c.MemoryBudget)),
+			"MemoryBudget")
 	}
 	if c.MaxOutOfOrderness < 0 {
 		bad("MaxOutOfOrderness", dur(c.MaxOutOfOrderness), "is negative")

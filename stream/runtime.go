@@ -170,6 +170,7 @@ func labelsFormat(p *Pipeline) Format {
 func (r *Runtime) transactionalID() string { return r.pipeline.Name + "-" + r.cfg.InstanceID }
 
 func (r *Runtime) clientOpts() []kgo.Opt {
+	mem := r.cfg.memoryPlan(r.partitions)
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.ClientID("streamd"),
@@ -190,13 +191,15 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 		kgo.RebalanceTimeout(r.cfg.RebalanceTimeout),
 		kgo.TransactionalID(r.transactionalID()),
 		kgo.TransactionTimeout(r.cfg.TransactionTimeout),
-		kgo.ProducerBatchMaxBytes(r.producerBatchMaxBytes()),
-		kgo.FetchMaxPartitionBytes(int32(max(r.cfg.MaxRecordBytes+64<<10, 1<<20))),
-		kgo.MaxBufferedRecords(1 << 20),
+		kgo.ProducerBatchMaxBytes(r.cfg.producerBatchMaxBytes()),
+		kgo.FetchMaxPartitionBytes(r.cfg.fetchMaxPartitionBytes()),
 		kgo.FetchMaxWait(250 * time.Millisecond),
-		// One fetch response is buffered per broker; franz-go's 50 MB default is most of a small
-		// instance's memory budget, and 16 MB keeps a 2-core machine busy.
-		kgo.FetchMaxBytes(16 << 20),
+		// The memory budget's shares of fetches and produces (memoryPlan). The record count is
+		// not the bound, the bytes are.
+		kgo.FetchMaxBytes(mem.fetchMaxBytes),
+		kgo.MaxConcurrentFetches(mem.concurrentFetches),
+		kgo.MaxBufferedBytes(mem.producerBytes),
+		kgo.MaxBufferedRecords(1 << 20),
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
@@ -327,18 +330,4 @@ func (r *Runtime) leaveGroup() {
 		return
 	}
 	r.log.Info("left the consumer group", "instance_id", r.cfg.InstanceID)
-}
-
-// producerBatchMaxBytes bounds the record batches the producer builds per partition. A broker
-// refuses a batch larger than the topic's max.message.bytes (1048588 by default) with
-// MESSAGE_TOO_LARGE, which fails the cycle, so at the default MaxRecordBytes batches stay at
-// franz-go's default, under that limit, however many small records a busy cycle produces. A
-// pipeline that raises MaxRecordBytes past 1MiB gets batches that fit its largest record; its
-// topics need a max.message.bytes to match (docs/config.md says so).
-func (r *Runtime) producerBatchMaxBytes() int32 {
-	const brokerSafe = 1_000_012 // franz-go's default
-	if r.cfg.MaxRecordBytes <= 1<<20 {
-		return brokerSafe
-	}
-	return int32(r.cfg.MaxRecordBytes + 64<<10)
 }

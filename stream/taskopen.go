@@ -44,6 +44,7 @@ type taskEnv struct {
 	dir              string
 	cache            *pebble.Cache
 	recordCacheBytes int
+	memTableBytes    uint64 // 0: state's default
 	restore          RestoreFunc
 }
 
@@ -96,7 +97,8 @@ func (t *Task) openState(ctx context.Context, env taskEnv) error {
 	if len(env.stores) == 0 {
 		return nil
 	}
-	db, err := state.OpenOrRebuild(state.Options{Dir: env.dir, Cache: env.cache, Logger: t.log, RecordCacheBytes: env.recordCacheBytes})
+	db, err := state.OpenOrRebuild(state.Options{Dir: env.dir, Cache: env.cache, Logger: t.log, RecordCacheBytes: env.recordCacheBytes,
+		MemTableSize: env.memTableBytes})
 	if err != nil {
 		return err
 	}
@@ -183,6 +185,7 @@ func (r *Runtime) openTask(ctx context.Context, topic string, partition int32) (
 		env.stores = r.stores
 		env.dir = filepath.Join(r.cfg.StateDir, r.pipeline.Name, fmt.Sprintf("%s-%d", topic, partition))
 		env.cache = r.cache
+		env.memTableBytes = r.cfg.memoryPlan(r.partitions).memTableBytes
 		if r.cfg.RecordCacheBytes > 0 {
 			// The operators' stores share the task's part of the budget; the task store holds one key.
 			env.recordCacheBytes = int(max(r.cfg.RecordCacheBytes/int64(max(r.partitions, 1))/int64(max(len(r.stores)-1, 1)), 256<<10))

@@ -171,10 +171,12 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 }
 
 // createOutputTopics creates output topics with the source's partition count and a
-// max.message.bytes that fits the largest record streamd produces. A topic that exists already
-// (another instance created it first) is not an error.
+// max.message.bytes that fits the largest batch streamd produces (producerBatchMaxBytes), which
+// holds the largest record: a limit sized to the record alone (MaxRecordBytes + 64KiB) refused the
+// ~1MB batches of many small records with MESSAGE_TOO_LARGE whenever MaxRecordBytes was small. A
+// topic that exists already (another instance created it first) is not an error.
 func (r *Runtime) createOutputTopics(ctx context.Context, adm *kadm.Client, topics []string) error {
-	maxBytes := strconv.Itoa(r.cfg.MaxRecordBytes + 64<<10)
+	maxBytes := strconv.Itoa(max(r.cfg.MaxRecordBytes+64<<10, int(r.cfg.producerBatchMaxBytes())))
 	resp, err := adm.CreateTopics(ctx, r.partitions, r.cfg.ReplicationFactor, map[string]*string{"max.message.bytes": &maxBytes}, topics...)
 	if err != nil {
 		return fmt.Errorf("stream: create topics %s: %w", strings.Join(topics, ", "), err)

@@ -32,6 +32,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/streamd/streamd/config"
+	"github.com/streamd/streamd/configs"
 	"github.com/streamd/streamd/internal/gen"
 	"github.com/streamd/streamd/stream"
 	"github.com/streamd/streamd/window"
@@ -46,7 +48,7 @@ func main() {
 		roundRobin = flag.Bool("round-robin", false, "use every key in turn instead of Zipf (for a state-size run: all -keys keys have state)")
 		winSize    = flag.Duration("window-size", time.Minute, "tumbling window size of the window workload")
 		partitions = flag.Int("partitions", 4, "input partitions")
-		workloads  = flag.String("workloads", "baseline,passthrough,window", "comma-separated: baseline, passthrough, window, restore (of the last window run)")
+		workloads  = flag.String("workloads", "baseline,passthrough,window", "comma-separated: baseline, passthrough, window, full (configs/fraud-pipeline.yaml), restore (of the last window run)")
 		input      = flag.String("input", "", "reuse this input topic instead of producing one")
 		profiles   = flag.String("profiles", "", "write each workload's CPU profile into this directory")
 		role       = flag.String("role", "", "internal: run one workload in this process")
@@ -141,6 +143,25 @@ func drive(addrs []string, n, keys int, partitions int32, workloads []string, in
 		if w != "restore" {
 			if _, err := adm.CreateTopic(ctx, partitions, 1, nil, outTopic); err != nil {
 				return err
+			}
+		}
+		if w == "full" {
+			// The example pipeline joins a labels topic of the source's partition count; it stays
+			// empty, so the models score every event and learn nothing.
+			labels := outTopic + "-labels"
+			if _, err := adm.CreateTopic(ctx, partitions, 1, nil, labels); err != nil {
+				return err
+			}
+			// The runtime refuses to start on a source it cannot see: wait for the metadata.
+			for i := 0; ; i++ {
+				td, err := adm.ListTopics(ctx, labels)
+				if err == nil && td.Has(labels) && td[labels].Err == nil {
+					break
+				}
+				if i == 100 {
+					return fmt.Errorf("labels topic %s did not appear", labels)
+				}
+				time.Sleep(100 * time.Millisecond)
 			}
 		}
 		if w == "restore" {
@@ -298,6 +319,8 @@ func runWorkload(name string, addrs []string, input, group, out string) error {
 		err = passthrough(ctx, addrs, input, group, out)
 	case "window":
 		err = windowed(ctx, addrs, input, group, out)
+	case "full":
+		err = full(ctx, addrs, input, group, out)
 	case "restore":
 		err = restore(addrs, input, group, out)
 	default:
@@ -385,6 +408,46 @@ func windowed(ctx context.Context, addrs []string, input, group, out string) err
 	}
 	defer os.RemoveAll(dir)
 	return runPipeline(ctx, addrs, group, p, dir)
+}
+
+// full is the example pipeline, configs/fraud-pipeline.yaml (validation, clean output, two windows,
+// windowed features, two online models), compiled by config/ as `streamd run` does, over the same
+// input, with its topics renamed after the run.
+func full(ctx context.Context, addrs []string, input, group, out string) error {
+	dir, err := os.MkdirTemp("", "streamd-bench-full-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	os.Setenv("KAFKA_BROKERS", strings.Join(addrs, ","))
+	c, err := config.Parse(configs.FraudPipeline)
+	if err != nil {
+		return err
+	}
+	c.App, c.InstanceID, c.State.Dir = group, "bench", dir
+	c.Source.Topic, c.Labels.Topic = input, out+"-labels"
+	c.Outputs.Predictions, c.Outputs.Clean = out, out+"-clean"
+	c.Outputs.DeadLetters, c.Outputs.Late = out+"-dlq", out+"-late"
+	for i := range c.Windows {
+		c.Windows[i].Output = out + "-" + c.Windows[i].Name
+	}
+	c.Source.IdleTimeout = -1
+	p, err := c.Pipeline()
+	if err != nil {
+		return err
+	}
+	rc, err := c.RuntimeConfig()
+	if err != nil {
+		return err
+	}
+	rc.LeaveGroupOnShutdown = true
+	rc.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rc.Registerer = prometheus.NewRegistry()
+	rt, err := stream.NewRuntime(p, rc)
+	if err != nil {
+		return err
+	}
+	return rt.Run(ctx)
 }
 
 func windowPipeline(input, group, out string) (*stream.Pipeline, error) {

@@ -54,7 +54,7 @@ func main() {
 	flag.IntVar(&o.keys, "keys", 10_000, "distinct card ids")
 	flag.StringVar(&o.faults, "faults", "kill,broker,disk,corrupt", "the kinds of fault to inject, comma-separated")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, state) even when every check passes")
-	flag.BoolVar(&o.streamdCreates, "streamd-creates-topics", false,
+	flag.BoolVar(&o.streamdCreates, "streamd-creates-topics", true,
 		"let streamd create its output topics (max.message.bytes = max_record_bytes + 64 KiB) instead of creating them with the broker's defaults first")
 	flag.Parse()
 	if o.seed == 0 {
@@ -150,10 +150,8 @@ func run(o options) (bool, error) {
 		"chaos-dlq-" + stamp, "chaos-win-" + stamp, "chaos-late-" + stamp}
 	create := []string{topics.src}
 	if !o.streamdCreates {
-		// Topics streamd creates get max.message.bytes = max_record_bytes + 64 KiB (128 KiB here), while
-		// its producer builds batches of up to 1 MB: a backlog after a restart then fails with
-		// MESSAGE_TOO_LARGE, every restart again. Until that is fixed, the run creates the outputs
-		// with the broker's default (1 MiB); -streamd-creates-topics shows the failure.
+		// -streamd-creates-topics=false: the run creates the outputs itself, with the broker's
+		// defaults, instead of letting streamd create them (as it does by default).
 		create = append(create, topics.clean, topics.dlq, topics.win, topics.late)
 	}
 	for _, t := range create {

@@ -55,7 +55,7 @@ func main() {
 	flag.StringVar(&o.faults, "faults", "kill,broker,disk,corrupt", "the kinds of fault to inject, comma-separated")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (logs, state) even when every check passes")
 	flag.BoolVar(&o.streamdCreates, "streamd-creates-topics", true,
-		"let streamd create its output topics (max.message.bytes = max_record_bytes + 64 KiB) instead of creating them with the broker's defaults first")
+		"let streamd create its output topics (false: create them with the broker's defaults first)")
 	flag.Parse()
 	if o.seed == 0 {
 		o.seed = uint64(time.Now().UnixNano())

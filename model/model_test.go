@@ -142,34 +142,11 @@ type prediction struct {
 func run(t *testing.T, exs []example, commitEvery, abortEvery, restartEvery, snapshotEvery int) (*driven, []*kgo.Record) {
 	t.Helper()
 	d := newDriver(t, pipeline(t, false, snapshotEvery))
-	cycle := 0
-	for i := 0; i < len(exs); i += commitEvery {
-		chunk := exs[i:min(i+commitEvery, len(exs))]
-		cycle++
-		for pass := 0; pass < 2; pass++ {
-			for _, e := range chunk {
-				if err := d.Process(e.record(true)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if pass == 0 && abortEvery > 0 && cycle%abortEvery == 0 {
-				if err := d.Abort(); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			if pass == 0 && restartEvery > 0 && cycle%restartEvery == 0 {
-				if err := d.Restart(); err != nil {
-					t.Fatal(err)
-				}
-				continue
-			}
-			if err := d.Commit(); err != nil {
-				t.Fatal(err)
-			}
-			break
-		}
+	recs := make([]*kgo.Record, len(exs))
+	for i, e := range exs {
+		recs[i] = e.record(true)
 	}
+	feed(t, d, recs, commitEvery, abortEvery, restartEvery)
 	return d, d.Outputs("predictions")
 }
 

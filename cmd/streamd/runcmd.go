@@ -120,7 +120,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, list
 	if err != nil {
 		return nil, err
 	}
-	adm := admin.New(admin.Options{Listen: listen, Gatherer: reg, Ready: rt.Ready, Logger: log})
+	adm := admin.New(admin.Options{Listen: listen, Gatherer: reg, Ready: rt.Readiness, Logger: log})
 	adm.HandleInspection(inspection(rt, p))
 	if err := adm.Start(); err != nil {
 		return nil, fmt.Errorf("admin server on %s: %w", listen, err)

@@ -87,7 +87,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		restoreRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "streamd_restore_remaining_offsets",
-			Help: "Changelog offsets still to replay, by store and partition, while a restore runs (compaction may leave fewer records than offsets).",
+			Help: "Changelog offsets still to replay, by store and owned partition: counts down while the partition restores, then 0 (compaction may leave fewer records than offsets).",
 		}, []string{"store", "partition"}),
 		restoredRecords: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "streamd_restored_records_total",
@@ -153,4 +153,5 @@ func (m *metrics) dropLag(topic string, partition int32) {
 	m.watermarkLag.DeleteLabelValues(topic, p)
 	m.openWindows.DeleteLabelValues(topic, p)
 	m.stateBytes.DeleteLabelValues(topic, p)
+	m.restoreRemaining.DeletePartialMatch(prometheus.Labels{"partition": p})
 }

@@ -218,7 +218,7 @@ func (r *Runtime) restoreFromKafka(ctx context.Context, topic string, partition 
 		remaining.Set(float64(end - next))
 		rs.remaining.Store(end - next)
 	})
-	r.m.restoreRemaining.DeleteLabelValues(s.Name(), strconv.Itoa(int(partition)))
+	remaining.Set(0) // the series stays, at 0, while the partition is owned (dropLag deletes it)
 	rs.remaining.Store(0)
 	r.m.restoreDuration.Observe(time.Since(start).Seconds())
 	r.m.restoredRecords.Add(float64(st.Records))

@@ -60,6 +60,7 @@ type Runtime struct {
 	lastIdleCheck time.Time
 	partitions    int32                   // of the source topic
 	changelogIDs  map[string]kadm.TopicID // every changelog topic's id when the runtime started
+	auth          authState               // the connection's security, and refusals of it (auth.go)
 }
 
 // NewRuntime checks the pipeline and the config and prepares a runtime; it does not connect.
@@ -82,6 +83,7 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 		m:        m,
 		tasks:    map[int32]*Task{},
 		counters: map[string]prometheus.Counter{},
+		auth:     newAuthState(),
 	}
 	// Series that exist from the start, at zero, so that rates and alerts have data before the
 	// first dead letter or late record.
@@ -203,6 +205,7 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
+		kgo.WithHooks(r.auth.watch),
 	}
 	return append(opts, r.cfg.ClientOpts...)
 }

@@ -217,7 +217,9 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 // changelog topic deleted while running: ErrChangelogLost) aborts the open transaction and is
 // returned, wrapped: the records of the aborted cycle are processed again by whichever instance owns
 // their partitions next. A missing output topic is not fatal: no cycle commits until it exists again
-// (Config.CreateTopics recreates it), and Ready reports false meanwhile.
+// (Config.CreateTopics recreates it), and Ready reports false meanwhile. Brokers that keep refusing
+// the connection's TLS or SASL, at start-up or later, end Run after Config.AuthRetryTimeout with an
+// *AuthError.
 func (r *Runtime) Run(ctx context.Context) error {
 	if r.ran.Swap(true) {
 		return ErrStopped

@@ -64,6 +64,7 @@ type Runtime struct {
 	lastIdleCheck time.Time
 	partitions    int32                   // of the source topic
 	changelogIDs  map[string]kadm.TopicID // every changelog topic's id when the runtime started
+	auth          authState               // the connection's security, and refusals of it (auth.go)
 }
 
 // NewRuntime checks the pipeline and the config and prepares a runtime; it does not connect.
@@ -87,6 +88,7 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 		tasks:     map[int32]*Task{},
 		restoring: map[int32]*restoring{},
 		counters:  map[string]prometheus.Counter{},
+		auth:      newAuthState(),
 	}
 	// Series that exist from the start, at zero, so that rates and alerts have data before the
 	// first dead letter or late record.
@@ -243,6 +245,7 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
+		kgo.WithHooks(r.auth.watch),
 	}
 	return append(opts, r.cfg.ClientOpts...)
 }
@@ -254,7 +257,9 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 // changelog topic deleted while running: ErrChangelogLost) aborts the open transaction and is
 // returned, wrapped: the records of the aborted cycle are processed again by whichever instance owns
 // their partitions next. A missing output topic is not fatal: no cycle commits until it exists again
-// (Config.CreateTopics recreates it), and Ready reports false meanwhile.
+// (Config.CreateTopics recreates it), and Ready reports false meanwhile. Brokers that keep refusing
+// the connection's TLS or SASL, at start-up or later, end Run after Config.AuthRetryTimeout with an
+// *AuthError.
 func (r *Runtime) Run(ctx context.Context) error {
 	if r.ran.Swap(true) {
 		return ErrStopped

@@ -42,7 +42,7 @@ func cmdGen(args []string, stdout, stderr io.Writer) int {
 	if defBrokers == "" {
 		defBrokers = "127.0.0.1:9092"
 	}
-	brokers := fs.String("brokers", defBrokers, "Kafka brokers, host:port[,host:port] (default $KAFKA_BROKERS)")
+	brokers := fs.String("brokers", defBrokers, "Kafka brokers, host:port[,host:port] ($KAFKA_BROKERS when set)")
 	topic := fs.String("topic", "transactions", "transactions topic")
 	labels := fs.String("labels-topic", "labels", `labels topic ("" for none)`)
 	count := fs.Int64("count", 0, "records to produce; 0 = until interrupted")
@@ -73,7 +73,7 @@ func cmdGen(args []string, stdout, stderr io.Writer) int {
 	go func() {
 		done <- gen.Run(ctx, cl, generator, gen.RunConfig{
 			Topic: *topic, LabelsTopic: *labels, Rate: g.rate, Count: *count,
-			CreateTopics: *create, Partitions: int32(*partitions),
+			CreateTopics: *create, Partitions: int32(*partitions), AwaitLabels: true,
 		}, &st)
 	}()
 	fmt.Fprintf(stdout, "producing to %s (labels to %q) on %s at %s\n", *topic, *labels, *brokers, rateFlag{&g.rate})

@@ -33,6 +33,10 @@ type RunConfig struct {
 
 	// FlushLabels: at the end, produce the labels that are not due yet too.
 	FlushLabels bool
+	// AwaitLabels: once Count records are produced, go on producing their labels as they come due
+	// (a label delay later) until none is pending or ctx is done, so that a bounded run delivers
+	// every label. Needs a clock that advances.
+	AwaitLabels bool
 
 	// Clock is the generator's event-time clock, also used as the record timestamps; default
 	// time.Now. Pacing (Rate) always uses the wall clock. Run calls it from one goroutine.
@@ -209,6 +213,18 @@ loop:
 		}
 		labels = g.DueLabels(labels[:0], clock())
 		r.produceLabels(pctx, cl, labels, rc.LabelsTopic, clock)
+	}
+	if rc.AwaitLabels && rc.LabelsTopic != "" && rc.Count > 0 && sent == rc.Count {
+		wait := time.NewTicker(tick)
+		for g.PendingLabels() > 0 && !r.failed.Load() && ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-wait.C:
+			}
+			labels = g.DueLabels(labels[:0], clock())
+			r.produceLabels(pctx, cl, labels, rc.LabelsTopic, clock)
+		}
+		wait.Stop()
 	}
 	if rc.FlushLabels && !r.failed.Load() {
 		labels = g.DrainLabels(labels[:0])

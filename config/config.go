@@ -321,16 +321,36 @@ func parseWithEnv(data []byte, env func(string) (string, bool)) (*Config, error)
 type Error struct{ err error }
 
 func (e *Error) Error() string {
-	var list interface{ Unwrap() []error }
-	if errors.As(e.err, &list) && len(list.Unwrap()) > 1 {
+	problems := e.Problems()
+	if len(problems) > 1 {
 		var b strings.Builder
-		fmt.Fprintf(&b, "config: %d problems:", len(list.Unwrap()))
-		for _, err := range list.Unwrap() {
+		fmt.Fprintf(&b, "config: %d problems:", len(problems))
+		for _, err := range problems {
 			b.WriteString("\n  ")
 			b.WriteString(err.Error())
 		}
 		return b.String()
 	}
 	return "config: " + e.err.Error()
+}
+
+// Problems returns each problem on its own: the joined errors flattened, however deeply the
+// checks joined them.
+func (e *Error) Problems() []error {
+	var out []error
+	var walk func(error)
+	walk = func(err error) {
+		if list, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, x := range list.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		if err != nil {
+			out = append(out, err)
+		}
+	}
+	walk(e.err)
+	return out
 }
 func (e *Error) Unwrap() error { return e.err }

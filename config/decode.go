@@ -381,7 +381,7 @@ func editDistance(a, b string) int {
 func parseYAML(data []byte, cfg any, env func(string) (string, bool)) error {
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return &yamlError{err}
+		return &yamlError{explainYAMLError(data, err)}
 	}
 	if env == nil {
 		env = os.LookupEnv
@@ -398,4 +398,29 @@ func parseYAML(data []byte, cfg any, env func(string) (string, bool)) error {
 type yamlError struct{ err error }
 
 func (e *yamlError) Error() string { return "not valid YAML: " + e.err.Error() }
+
+var yamlErrLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// explainYAMLError turns the YAML parser's message into one a user can act on. A tab in the
+// indentation is named as such (the parser says "found character that cannot start any token").
+// The parser's "did not find expected ..." errors give the 0-based line where the mapping or list
+// being read began, not the 1-based line of the problem, so the line is made 1-based and the
+// message says it is where the block starts.
+func explainYAMLError(data []byte, err error) error {
+	for i, line := range strings.Split(string(data), "\n") {
+		indent := line[:len(line)-len(strings.TrimLeft(line, " \t"))]
+		if strings.Contains(indent, "\t") {
+			return fmt.Errorf("line %d: a tab in the indentation; YAML indents with spaces only", i+1)
+		}
+	}
+	m := yamlErrLine.FindStringSubmatch(err.Error())
+	if m == nil {
+		return errors.New(strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	n, _ := strconv.Atoi(m[1])
+	if strings.HasPrefix(m[2], "did not find expected") {
+		return fmt.Errorf("line %d: %s: the mapping or list that starts on this line has a line below it that does not belong (check its indentation, and that brackets and quotes are closed)", n+1, m[2])
+	}
+	return fmt.Errorf("line %d: %s", n, m[2])
+}
 func (e *yamlError) Unwrap() error { return e.err }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -260,9 +261,7 @@ func (c *Config) validateModels(v *validator) {
 		if err == nil {
 			err = spec.WithDefaults().Validate()
 		}
-		if err != nil {
-			v.bad(key+".learner", "%v", err)
-		}
+		reportSpecErrors(v, key+".learner", err)
 	}
 	if m.Champion != "" && !mnames[m.Champion] {
 		v.bad("models.champion", "%q is not in models.list", m.Champion)
@@ -395,4 +394,24 @@ func (c *Config) labelsFormat() (stream.Format, error) {
 		Fields:         []stream.FieldSpec{{Name: l.Field, Type: stream.Number, Required: true}},
 		MaxRecordBytes: int(c.Source.MaxRecordBytes),
 	})
+}
+
+// reportSpecErrors reports a learner spec's errors under their keys: a bad field as
+// key.field ("models.list[0].learner.alpha: -1: want > 0 and finite"), anything else under key.
+func reportSpecErrors(v *validator, key string, err error) {
+	if err == nil {
+		return
+	}
+	if list, ok := err.(interface{ Unwrap() []error }); ok {
+		for _, e := range list.Unwrap() {
+			reportSpecErrors(v, key, e)
+		}
+		return
+	}
+	var se *online.SpecError
+	if errors.As(err, &se) {
+		v.bad(key+"."+se.Field, "%s: want %s", se.Value, se.Want)
+		return
+	}
+	v.bad(key, "%s", strings.TrimPrefix(err.Error(), "online: "))
 }

@@ -41,12 +41,20 @@ type Agg struct {
 	Q     float64
 	As    string
 	name  string // the written form, for messages
+	// invalid: the item did not decode (its error is reported); validation skips it rather than
+	// reporting what its zero value would mean.
+	invalid bool
 }
 
 var quantileName = regexp.MustCompile(`^p([0-9]{1,2}(\.[0-9]+)?)$`)
 
-func (a *Agg) parseNode(n *yaml.Node, text func(*yaml.Node) (string, error)) error {
+func (a *Agg) parseNode(n *yaml.Node, text func(*yaml.Node) (string, error)) (err error) {
+	defer func() { a.invalid = err != nil }()
 	kind := func(s string) error {
+		if s == "median" { // what pandas, SQL and Flink users write
+			a.Kind, a.Q = agg.Quantile, 0.5
+			return nil
+		}
 		if k, ok := agg.ParseKind(s); ok && k != agg.Quantile {
 			a.Kind = k
 			return nil
@@ -63,7 +71,7 @@ func (a *Agg) parseNode(n *yaml.Node, text func(*yaml.Node) (string, error)) err
 			a.Kind = agg.Quantile
 			return nil
 		}
-		return fmt.Errorf("%q is not an aggregation (count, sum, mean, min, max, stddev, distinct, p50, p99, quantile)", s)
+		return fmt.Errorf("%q is not an aggregation (count, sum, mean, min, max, stddev, distinct, median, p50, p99, quantile)", s)
 	}
 	switch n.Kind {
 	case yaml.ScalarNode:
@@ -238,6 +246,9 @@ func (c *Config) validateWindows(v *validator) {
 		aggNames := map[string]bool{}
 		for j, a := range w.Aggs {
 			akey := fmt.Sprintf("%s.aggs[%d]", key, j)
+			if a.invalid {
+				continue
+			}
 			if a.Kind != agg.Count {
 				f, ok := c.Source.Fields[a.Field]
 				switch {

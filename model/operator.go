@@ -104,9 +104,13 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 		}
 		names[m.Name] = true
 		if m.Learner != nil {
-			m.Learner = m.Learner.WithInputDim(max(m.Learner.InputDim(), l.dim))
+			// An unset dim fits the features; a dim set too small is refused, not raised behind
+			// the user's back.
+			if m.Learner.InputDim() == 0 {
+				m.Learner = m.Learner.WithInputDim(l.dim)
+			}
 			if m.Learner.InputDim() < l.dim {
-				errs = append(errs, fmt.Errorf("model: %s has dim %d; the features need %d", m.Name, m.Learner.InputDim(), l.dim))
+				errs = append(errs, fmt.Errorf("model: %s has dim %d, but the features make %d inputs: raise dim, or leave it out to fit them", m.Name, m.Learner.InputDim(), l.dim))
 			}
 		}
 		if l, err := online.New(m.Learner); err != nil {

@@ -71,8 +71,19 @@ func NewSpec(kind string) (Spec, error) {
 type specCheck struct{ errs []error }
 
 func (c *specCheck) bad(field string, v any, want string) {
-	c.errs = append(c.errs, fmt.Errorf("%w: %s = %v, want %s", ErrInvalidSpec, field, v, want))
+	c.errs = append(c.errs, &SpecError{Field: field, Value: fmt.Sprint(v), Want: want})
 }
+
+// SpecError is one bad field of a learner spec; it wraps ErrInvalidSpec. The config names the
+// field by its key.
+type SpecError struct {
+	Field, Value, Want string
+}
+
+func (e *SpecError) Error() string {
+	return fmt.Sprintf("%v: %s = %s, want %s", ErrInvalidSpec, e.Field, e.Value, e.Want)
+}
+func (e *SpecError) Unwrap() error { return ErrInvalidSpec }
 
 // pos requires a finite v > 0.
 func (c *specCheck) pos(field string, v float64) {

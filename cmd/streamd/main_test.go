@@ -60,3 +60,62 @@ func TestDemo(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateMessages: what `streamd validate` says about configs a newcomer gets wrong. Each
+// case checks a message the first-hour review found wrong or unhelpful.
+func TestValidateMessages(t *testing.T) {
+	const base = `app: x
+kafka: {brokers: [h:1]}
+source: {topic: t, key: k, event_id: id, event_time: {field: ts}, fields: {amount: {type: number}, label: {type: number}}}
+outputs: {dead_letters: d, predictions: p}
+features:
+  - {name: a, from: amount}
+labels: {field: label}
+`
+	for _, tc := range []struct {
+		name, yaml string
+		want, not  []string
+	}{
+		{"the problem count is the number of problems listed",
+			strings.Replace(base, "[h:1]}", "[h:1], comit_interval: 1s}", 1) + "models:\n  list: [{name: m, learner: {kind: ftrl_logistic, alpha: -1, beta: -1}}]\n",
+			[]string{"config: 3 problems:\n  kafka.comit_interval", "\n  models.list[0].learner.alpha: -1: want > 0 and finite", "\n  models.list[0].learner.beta"}, nil},
+		{"median is an aggregation, and an unknown one reports nothing else",
+			base + "models:\n  list: [{name: m, learner: {kind: ftrl_logistic}}]\nwindows:\n  - {name: w, kind: tumbling, size: 1m, aggs: [count, {median: amount}, {mode: amount}], output: o}\n",
+			[]string{`windows[0].aggs[2] (line 11): "mode" is not an aggregation`},
+			[]string{"two aggregations", "problems"}},
+		{"a tab in the indentation is named",
+			"app: x\nkafka:\n\tbrokers: [a]\n",
+			[]string{"line 3: a tab in the indentation; YAML indents with spaces only"}, []string{"cannot start any token"}},
+		{"a syntax error names the line where its block starts, 1-based",
+			"app: x\nkafka:\n  brokers: [a]\n   bad: 1\nsource: {topic: t}\n",
+			[]string{"line 3: did not find expected key"}, []string{"yaml: line"}},
+		{"a learner's error names its key, without a Go prefix",
+			base + "models:\n  list: [{name: m, learner: {kind: linear, learning_rate: -1}}]\n",
+			[]string{"models.list[0].learner.learning_rate: -1: want > 0 and finite"}, []string{"online:", "invalid spec"}},
+		{"a dim smaller than the features is refused, not raised silently",
+			base + "models:\n  list: [{name: m, learner: {kind: ftrl_logistic, dim: 1}}]\n",
+			[]string{"m has dim 1, but the features make 2 inputs"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "p.yaml")
+			if err := os.WriteFile(path, []byte(tc.yaml), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			var out, errOut bytes.Buffer
+			if code := run([]string{"validate", "-config", path}, &out, &errOut); code != 1 {
+				t.Fatalf("exit %d, want 1; output %s%s", code, out.String(), errOut.String())
+			}
+			msg := errOut.String()
+			for _, w := range tc.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("lacks %q:\n%s", w, msg)
+				}
+			}
+			for _, n := range tc.not {
+				if strings.Contains(msg, n) {
+					t.Errorf("says %q:\n%s", n, msg)
+				}
+			}
+		})
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -62,7 +61,7 @@ func newTokenFile(path string, log *slog.Logger, failures prometheus.Counter) *r
 
 // readTokenFile reads and checks the token in a file.
 func readTokenFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path, 64<<10)
 	if err != nil {
 		return "", err
 	}

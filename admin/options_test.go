@@ -82,3 +82,21 @@ func TestStartRefusesBadOptions(t *testing.T) {
 		t.Fatalf("Start beyond loopback without credentials = %v, want a FieldError on Listen", err)
 	}
 }
+
+// TestFilesAreReadBounded: a token or TLS path that is a device or a huge file fails with an
+// error instead of being read without end.
+func TestFilesAreReadBounded(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero")
+	}
+	for _, o := range []Options{
+		{TokenFile: "/dev/zero"},
+		{TLS: &TLSFiles{CertFile: "/dev/zero", KeyFile: "/dev/zero"}},
+	} {
+		o.Listen = "127.0.0.1:0"
+		o.EnsureDefaults()
+		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "larger than") {
+			t.Errorf("Validate(%+v) = %v, want a file larger than the bound", o, err)
+		}
+	}
+}

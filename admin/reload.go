@@ -2,6 +2,8 @@ package admin
 
 import (
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -103,4 +105,22 @@ func sameFiles(a, b []os.FileInfo) bool {
 		}
 	}
 	return true
+}
+
+// readFile reads a file of at most max bytes. The files are the operator's, but a wrong path
+// (/dev/zero, a log file) must fail with an error, not fill the memory.
+func readFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > max {
+		return nil, fmt.Errorf("%s: larger than %d bytes", path, max)
+	}
+	return b, nil
 }

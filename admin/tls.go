@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -39,13 +38,21 @@ func newTLSFiles(f TLSFiles, log *slog.Logger, failures prometheus.Counter) *rel
 }
 
 func (f TLSFiles) load() (*tlsState, error) {
-	cert, err := tls.LoadX509KeyPair(f.CertFile, f.KeyFile)
+	certPEM, err := readFile(f.CertFile, maxPEMBytes)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := readFile(f.KeyFile, maxPEMBytes)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return nil, fmt.Errorf("certificate %s and key %s: %w", f.CertFile, f.KeyFile, err)
 	}
 	st := &tlsState{cert: cert}
 	if f.ClientCAFile != "" {
-		pem, err := os.ReadFile(f.ClientCAFile)
+		pem, err := readFile(f.ClientCAFile, maxPEMBytes)
 		if err != nil {
 			return nil, err
 		}
@@ -58,6 +65,10 @@ func (f TLSFiles) load() (*tlsState, error) {
 }
 
 var errNoCerts = errors.New("no PEM certificate in the file")
+
+// maxPEMBytes bounds each TLS file: a chain or a bundle of CAs is a few kilobytes to a few
+// hundred.
+const maxPEMBytes = 4 << 20
 
 // serverConfig returns the tls.Config of the listener: each handshake takes the files' current
 // contents. Only HTTP/1.1 is offered: the admin endpoints gain nothing from HTTP/2, and one request

@@ -321,8 +321,8 @@ func (s *Server) Start() error {
 		MaxHeaderBytes:    o.MaxHeaderBytes,
 		ConnState:         s.limiter.connState,
 		// Accept errors, TLS handshake failures and panics in handlers go to the configured
-		// logger in its format, never to Go's default logger on stderr.
-		ErrorLog: slog.NewLogLogger(o.Logger.With("component", "admin").Handler(), slog.LevelWarn),
+		// logger in its format, never to Go's default logger on stderr, and at a bounded rate.
+		ErrorLog: serverErrorLog(o.Logger),
 	}
 	if auth.on() {
 		o.Logger.Info("admin endpoints require credentials", "token", auth.token != nil, "client_certificates", auth.clientCerts, "open", o.OpenEndpoints)

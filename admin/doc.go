@@ -23,6 +23,7 @@
 //     pipeline needs, nor starve the probes. Timeouts bound a silent connection
 //     (ReadHeaderTimeout), a request (RequestTimeout) and a keep-alive (IdleTimeout); headers and
 //     bodies are capped.
-//   - Logs. http.Server.ErrorLog goes through the Options' slog logger, so accept and handshake
-//     errors keep log.format.
+//   - Logs (errorlog.go). http.Server.ErrorLog goes through the Options' slog logger, so accept and
+//     handshake errors keep log.format, at most ten lines a second: a flood of bad handshakes is
+//     counted, not written out line by line.
 package admin

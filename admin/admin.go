@@ -30,8 +30,9 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Registerer, when set, receives the server's own metrics (streamd_admin_*).
 	Registerer prometheus.Registerer
-	// Ready answers /readyz; nil means always ready.
-	Ready func() bool
+	// Ready answers /readyz: 200 when ready, else 503 with why in the body. nil means always
+	// ready.
+	Ready func() (ready bool, why string)
 	// Logger receives the server's own errors (through http.Server.ErrorLog too, so that nothing
 	// reaches Go's default logger). Default slog.Default().
 	Logger *slog.Logger
@@ -254,10 +255,12 @@ func New(opts Options) *Server {
 	})
 	s.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		if opts.Ready != nil && !opts.Ready() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte("not ready\n"))
-			return
+		if opts.Ready != nil {
+			if ready, why := opts.Ready(); !ready {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = w.Write([]byte("not ready: " + why + "\n"))
+				return
+			}
 		}
 		_, _ = w.Write([]byte("ready\n"))
 	})

@@ -28,7 +28,7 @@ func TestEndpoints(t *testing.T) {
 	reg.MustRegister(c)
 	c.Add(3)
 	var ready atomic.Bool
-	s := New(Options{Listen: "127.0.0.1:0", Gatherer: reg, Ready: ready.Load})
+	s := New(Options{Listen: "127.0.0.1:0", Gatherer: reg, Ready: func() (bool, string) { return ready.Load(), "restoring" }})
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -38,8 +38,8 @@ func TestEndpoints(t *testing.T) {
 	if code, body := get(t, base+"/healthz"); code != 200 || body != "ok\n" {
 		t.Errorf("/healthz = %d %q", code, body)
 	}
-	if code, _ := get(t, base+"/readyz"); code != http.StatusServiceUnavailable {
-		t.Errorf("/readyz before ready = %d, want 503", code)
+	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || body != "not ready: restoring\n" {
+		t.Errorf("/readyz before ready = %d %q, want 503 with the reason", code, body)
 	}
 	ready.Store(true)
 	if code, _ := get(t, base+"/readyz"); code != 200 {

@@ -1,19 +1,10 @@
 package config
 
 import (
-	"crypto/tls"
-	"crypto/x509"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"math"
-	"os"
 	"strings"
-
-	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/sasl/plain"
-	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/streamd/streamd/stream"
 )
@@ -99,6 +90,7 @@ func (c *Config) RuntimeConfig() (stream.Config, error) {
 		return rc, err
 	}
 	rc.ClientOpts = opts
+	rc.AuthAdvice = c.authAdvice
 	return rc, nil
 }
 
@@ -120,6 +112,7 @@ func (c *Config) streamConfig() stream.Config {
 		ReplicationFactor:  int16(min(k.ReplicationFactor, math.MaxInt16)),
 		MaxRecordBytes:     int(c.Source.MaxRecordBytes),
 		DeadLetterMaxBytes: int(c.Outputs.DeadLetterMaxBytes),
+		AuthRetryTimeout:   k.AuthRetryTimeout.D(),
 		StateDir:           c.State.Dir,
 		MemoryBudget:       int64(c.Memory.Budget),
 		StateCacheBytes:    int64(c.State.CacheSize),
@@ -145,47 +138,7 @@ var runtimeKeys = map[string]string{
 	"StateCacheBytes":    "state.cache_size",
 	"MaxOutOfOrderness":  "source.max_out_of_orderness",
 	"IdleTimeout":        "source.idle_timeout",
-}
-
-// ClientOpts returns the franz-go options for TLS and SASL.
-func (c *Config) ClientOpts() ([]kgo.Opt, error) {
-	var opts []kgo.Opt
-	if t := c.Kafka.TLS; t != nil {
-		tc := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
-		if t.CAFile != "" {
-			pem, err := os.ReadFile(t.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("kafka.tls.ca_file: %s holds no PEM certificate", t.CAFile)
-			}
-			tc.RootCAs = pool
-		}
-		if t.CertFile != "" {
-			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-			if err != nil {
-				return nil, fmt.Errorf("kafka.tls.cert_file: %w", err)
-			}
-			tc.Certificates = []tls.Certificate{cert}
-		}
-		opts = append(opts, kgo.DialTLSConfig(tc))
-	}
-	if s := c.Kafka.SASL; s != nil {
-		pw := os.Getenv(s.PasswordEnv)
-		switch s.Mechanism {
-		case "PLAIN":
-			opts = append(opts, kgo.SASL(plain.Auth{User: s.Username, Pass: pw}.AsMechanism()))
-		case "SCRAM-SHA-256":
-			opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: pw}.AsSha256Mechanism()))
-		case "SCRAM-SHA-512":
-			opts = append(opts, kgo.SASL(scram.Auth{User: s.Username, Pass: pw}.AsSha512Mechanism()))
-		default:
-			return nil, errors.New("kafka.sasl.mechanism: unsupported")
-		}
-	}
-	return opts, nil
+	"AuthRetryTimeout":   "kafka.auth_retry_timeout",
 }
 
 // NewLogger builds the slog logger the log section asks for, writing to w.

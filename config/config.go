@@ -44,6 +44,7 @@ type Kafka struct {
 	ReplicationFactor  int      `yaml:"replication_factor"`
 	TLS                *TLS     `yaml:"tls"`
 	SASL               *SASL    `yaml:"sasl"`
+	AuthRetryTimeout   Duration `yaml:"auth_retry_timeout"`
 }
 
 // Memory is the instance's memory budget (stream.Config.MemoryBudget), which the runtime splits
@@ -61,12 +62,29 @@ type TLS struct {
 	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
 }
 
-// SASL authenticates to the brokers. The password is never written in the file: PasswordEnv names the
-// environment variable that holds it.
+// SASL authenticates to the brokers. A secret is never written in the file: PasswordEnv names the
+// environment variable that holds the password, or PasswordFile the file (read at every
+// authentication, so that a rotated password is used without a restart). OAUTHBEARER takes its
+// token from OAuthBearer instead.
 type SASL struct {
-	Mechanism   string `yaml:"mechanism"`
-	Username    string `yaml:"username"`
-	PasswordEnv string `yaml:"password_env"`
+	Mechanism    string       `yaml:"mechanism"`
+	Username     string       `yaml:"username"`
+	PasswordEnv  string       `yaml:"password_env"`
+	PasswordFile string       `yaml:"password_file"`
+	OAuthBearer  *OAuthBearer `yaml:"oauthbearer"`
+}
+
+// OAuthBearer is where the OAUTHBEARER mechanism gets its token: a file that something else keeps
+// fresh (TokenFile), or an OAuth 2 token endpoint with the client-credentials grant (TokenURL and
+// the client's id and secret). See internal/kafkaauth.
+type OAuthBearer struct {
+	TokenFile        string            `yaml:"token_file"`
+	TokenURL         string            `yaml:"token_url"`
+	ClientID         string            `yaml:"client_id"`
+	ClientSecretEnv  string            `yaml:"client_secret_env"`
+	ClientSecretFile string            `yaml:"client_secret_file"`
+	Scope            string            `yaml:"scope"`
+	Extensions       map[string]string `yaml:"extensions"`
 }
 
 // Source is the input topic and the rules its records must meet.
@@ -177,6 +195,7 @@ func (c *Config) runtimeDefaults() {
 	setDuration(&k.TransactionTimeout, d.TransactionTimeout)
 	setDuration(&k.SessionTimeout, d.SessionTimeout)
 	setDuration(&k.ShutdownTimeout, d.ShutdownTimeout)
+	setDuration(&k.AuthRetryTimeout, d.AuthRetryTimeout)
 	if k.ReplicationFactor == 0 {
 		k.ReplicationFactor = int(d.ReplicationFactor)
 	}

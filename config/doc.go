@@ -8,7 +8,9 @@
 //
 // Units are written out the way Go and Kafka users write them (see internal/units): durations like
 // 100ms or 7d, sizes like 64KiB, rates like 5000/s. Values may reference the environment with
-// ${NAME} or ${NAME:-default}; secrets are only ever read from it (kafka.sasl.password_env).
+// ${NAME} or ${NAME:-default}. Secrets are never in the file: they are read from the environment or
+// from files (kafka.sasl.password_env or password_file; the OAuth client secret likewise), when
+// the client authenticates (see internal/kafkaauth), and no message shows them.
 //
 // docs/config.md is the reference of every key; a test fails when a key is missing from it.
 package config

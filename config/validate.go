@@ -34,29 +34,7 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 	if k.ReplicationFactor > math.MaxInt16 {
 		v.bad("kafka.replication_factor", "%d is above %d", k.ReplicationFactor, math.MaxInt16)
 	}
-	if t := k.TLS; t != nil {
-		v.file("kafka.tls.ca_file", t.CAFile)
-		v.file("kafka.tls.cert_file", t.CertFile)
-		v.file("kafka.tls.key_file", t.KeyFile)
-		if (t.CertFile == "") != (t.KeyFile == "") {
-			v.bad("kafka.tls", "cert_file and key_file go together: give both or neither")
-		}
-	}
-	if s := k.SASL; s != nil {
-		switch s.Mechanism {
-		case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
-		default:
-			v.bad("kafka.sasl.mechanism", "%q: use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
-		}
-		if s.Username == "" {
-			v.bad("kafka.sasl.username", "required with SASL")
-		}
-		if s.PasswordEnv == "" {
-			v.bad("kafka.sasl.password_env", "required with SASL: the name of the environment variable holding the password")
-		} else if pw, ok := env(s.PasswordEnv); !ok || pw == "" {
-			v.bad("kafka.sasl.password_env", "environment variable %s is not set", s.PasswordEnv)
-		}
-	}
+	c.validateSecurity(v, env)
 
 	s := &c.Source
 	v.name("source.topic", s.Topic, true)

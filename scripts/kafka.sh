@@ -10,6 +10,14 @@
 # KAFKA_HEAP (512m), STREAMD_CACHE (~/.cache/streamd: where the jars are kept between runs),
 # KAFKA_DIR (/tmp/streamd-kafka-$KAFKA_PORT: data, config, log, pid).
 #
+# KAFKA_SASL_PORT adds a second listener, SASL_PLAINTEXT on 127.0.0.1:$KAFKA_SASL_PORT, for tests of
+# streamd's authentication (the PLAINTEXT listener stays, for the tests' own clients). It enables
+# PLAIN and SCRAM-SHA-256/512 for the user $KAFKA_SASL_USER (streamd) with the password
+# $KAFKA_SASL_PASSWORD (streamd-secret), and OAUTHBEARER with Kafka's unsecured JWS validator: it
+# accepts an unsigned JWT (alg "none") with sub, iat and exp claims, and with the scope
+# $KAFKA_OAUTHBEARER_SCOPE when that is set. For tests only: the unsecured validator checks no
+# signature.
+#
 # The broker is tuned for tests on a small machine: replication factor 1 everywhere, few internal
 # partitions, no initial rebalance delay, and a fast sweep of timed-out transactions, so that a
 # killed transactional producer stops blocking read_committed readers quickly.
@@ -22,6 +30,10 @@ KAFKA_HEAP=${KAFKA_HEAP:-512m}
 CACHE=${STREAMD_CACHE:-$HOME/.cache/streamd}
 LIBS="$CACHE/kafka-$KAFKA_VERSION/libs"
 DIR=${KAFKA_DIR:-/tmp/streamd-kafka-$KAFKA_PORT}
+KAFKA_SASL_PORT=${KAFKA_SASL_PORT:-}
+KAFKA_SASL_USER=${KAFKA_SASL_USER:-streamd}
+KAFKA_SASL_PASSWORD=${KAFKA_SASL_PASSWORD:-streamd-secret}
+KAFKA_OAUTHBEARER_SCOPE=${KAFKA_OAUTHBEARER_SCOPE:-}
 
 log() { echo "kafka.sh: $*" >&2; }
 
@@ -57,17 +69,23 @@ up() {
     return
   fi
   if port_open "$KAFKA_PORT"; then log "port $KAFKA_PORT is taken by another process"; exit 1; fi
+  if [ -n "$KAFKA_SASL_PORT" ] && port_open "$KAFKA_SASL_PORT"; then log "port $KAFKA_SASL_PORT is taken by another process"; exit 1; fi
   fetch_jars
   rm -rf "$DIR"
   mkdir -p "$DIR/data"
+  local listeners="PLAINTEXT://127.0.0.1:$KAFKA_PORT" protocols="PLAINTEXT:PLAINTEXT"
+  if [ -n "$KAFKA_SASL_PORT" ]; then
+    listeners="$listeners,SASL_PLAINTEXT://127.0.0.1:$KAFKA_SASL_PORT"
+    protocols="$protocols,SASL_PLAINTEXT:SASL_PLAINTEXT"
+  fi
   cat >"$DIR/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$KAFKA_CONTROLLER_PORT
-listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
-advertised.listeners=PLAINTEXT://127.0.0.1:$KAFKA_PORT
+listeners=$listeners,CONTROLLER://127.0.0.1:$KAFKA_CONTROLLER_PORT
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=$protocols,CONTROLLER:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$DIR/data
 num.partitions=4
@@ -84,6 +102,13 @@ num.network.threads=2
 num.io.threads=4
 background.threads=4
 EOF
+  local format_opts=()
+  if [ -n "$KAFKA_SASL_PORT" ]; then
+    sasl_listener_config >>"$DIR/server.properties"
+    # SCRAM credentials live in the cluster metadata: format writes them there before the start.
+    format_opts=(--add-scram "SCRAM-SHA-256=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]"
+      --add-scram "SCRAM-SHA-512=[name=$KAFKA_SASL_USER,password=$KAFKA_SASL_PASSWORD]")
+  fi
   cat >"$DIR/log4j2.properties" <<EOF
 status = error
 appender.file.type = File
@@ -101,9 +126,22 @@ EOF
   local id
   id=$(java -cp "$LIBS/*" -Dlog4j2.configurationFile="$DIR/log4j2.properties" kafka.tools.StorageTool random-uuid)
   java -cp "$LIBS/*" -Dlog4j2.configurationFile="$DIR/log4j2.properties" \
-    kafka.tools.StorageTool format -t "$id" -c "$DIR/server.properties" >"$DIR/format.log" 2>&1 \
+    kafka.tools.StorageTool format -t "$id" -c "$DIR/server.properties" "${format_opts[@]}" >"$DIR/format.log" 2>&1 \
     || { log "formatting the log dir failed:"; cat "$DIR/format.log" >&2; exit 1; }
   launch
+}
+
+# sasl_listener_config prints the settings of the SASL_PLAINTEXT listener (see KAFKA_SASL_PORT).
+sasl_listener_config() {
+  local l=listener.name.sasl_plaintext scope=
+  if [ -n "$KAFKA_OAUTHBEARER_SCOPE" ]; then scope=" unsecuredValidatorRequiredScope=\"$KAFKA_OAUTHBEARER_SCOPE\""; fi
+  cat <<EOF
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER
+$l.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$KAFKA_SASL_USER="$KAFKA_SASL_PASSWORD";
+$l.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+$l.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+$l.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker"$scope;
+EOF
 }
 
 # launch starts the broker on the formatted log dir in $DIR and waits until it listens.

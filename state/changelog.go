@@ -41,36 +41,46 @@ type RestoreStats struct {
 // refuses; moving the task's state directory away makes it rebuild from what the changelog holds.
 var ErrChangelogBehind = errors.New("state: local state is ahead of its changelog")
 
-// RestoreFromKafka replays s's changelog partition from the store's committed offset to the end the
-// partition has when the call starts, reading committed records only. clientOpts connect to the
-// brokers (seed brokers, TLS, SASL); the function makes and closes its own consumer.
-func RestoreFromKafka(ctx context.Context, clientOpts []kgo.Opt, topic string, partition int32, s *Store) (RestoreStats, error) {
+// RestoreProgress is called as a restore goes: next is the changelog offset the store has reached,
+// end the offset the restore stops at.
+type RestoreProgress func(next, end int64)
+
+// RestoreFromKafka replays s's changelog partition from the store's committed offset to the
+// partition's last stable offset when the call starts, reading committed records only. clientOpts
+// connect to the brokers (seed brokers, TLS, SASL); the function makes and closes its own consumer.
+// progress, if not nil, is called every few thousand records and at the end.
+//
+// The end is the last stable offset, not the high watermark: a transaction still open on the
+// changelog (the previous owner of the partition died in the middle of a cycle) holds back what a
+// read_committed consumer can see, and restoring to the high watermark would wait for the broker
+// to abort it, up to the transaction timeout. Everything below the last stable offset is decided;
+// the open transaction can only abort (its source offsets can no longer be committed), and what
+// the new owner writes goes after it. Whether local state is ahead of the changelog is judged by
+// the high watermark: the state of a cycle this instance committed may lie past a stalled
+// transaction of another producer.
+func RestoreFromKafka(ctx context.Context, clientOpts []kgo.Opt, topic string, partition int32, s *Store, progress RestoreProgress) (RestoreStats, error) {
 	st := RestoreStats{Store: s.name, Partition: partition, From: s.offset, Full: s.offset < 0}
 	start := time.Now()
-	admin, err := kgo.NewClient(clientOpts...)
+	end, high, err := changelogEnds(ctx, clientOpts, topic, partition)
 	if err != nil {
 		return st, err
 	}
-	ends, err := kadm.NewClient(admin).ListEndOffsets(ctx, topic)
-	admin.Close()
-	if err != nil {
-		return st, fmt.Errorf("state: end offset of %s: %w", topic, err)
-	}
-	endOff, ok := ends.Lookup(topic, partition)
-	if !ok || endOff.Err != nil {
-		return st, fmt.Errorf("state: end offset of %s/%d: %v", topic, partition, endOff.Err)
-	}
-	end := endOff.Offset
 	st.To = end
 	from := max(s.offset, 0)
-	if s.offset > end {
-		return st, fmt.Errorf("%w: %s/%d ends at offset %d, the state in this task's directory reflects offset %d", ErrChangelogBehind, topic, partition, end, s.offset)
+	if s.offset > high {
+		return st, fmt.Errorf("%w: %s/%d ends at offset %d, the state in this task's directory reflects offset %d", ErrChangelogBehind, topic, partition, high, s.offset)
+	}
+	if progress == nil {
+		progress = func(int64, int64) {}
 	}
 	r := s.NewRestorer()
 	if from >= end {
 		st.Duration = time.Since(start)
-		return st, r.Finish(max(end, s.offset, 0))
+		st.To = max(end, s.offset, 0)
+		progress(st.To, st.To)
+		return st, r.Finish(st.To)
 	}
+	progress(from, end)
 	startAt := kgo.NewOffset().At(from)
 	cl, err := kgo.NewClient(append(clientOpts,
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: startAt}}),
@@ -86,7 +96,7 @@ func RestoreFromKafka(ctx context.Context, clientOpts []kgo.Opt, topic string, p
 		return st, err
 	}
 	defer cl.Close()
-	done := false
+	done, n := false, 0
 	for !done {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
@@ -110,6 +120,9 @@ func RestoreFromKafka(ctx context.Context, clientOpts []kgo.Opt, topic string, p
 			if rec.Offset >= end-1 {
 				done = true
 			}
+			if n++; n%4096 == 0 || done {
+				progress(rec.Offset+1, end)
+			}
 		})
 		if applyErr != nil {
 			return st, applyErr
@@ -121,4 +134,32 @@ func RestoreFromKafka(ctx context.Context, clientOpts []kgo.Opt, topic string, p
 	st.Records, st.Bytes = r.Counts()
 	st.Duration = time.Since(start)
 	return st, nil
+}
+
+// changelogEnds returns a changelog partition's last stable offset and high watermark.
+func changelogEnds(ctx context.Context, clientOpts []kgo.Opt, topic string, partition int32) (stable, high int64, err error) {
+	admin, err := kgo.NewClient(clientOpts...)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer admin.Close()
+	adm := kadm.NewClient(admin)
+	lookup := func(list func(context.Context, ...string) (kadm.ListedOffsets, error), what string) (int64, error) {
+		offs, err := list(ctx, topic)
+		if err != nil {
+			return 0, fmt.Errorf("state: %s of %s: %w", what, topic, err)
+		}
+		o, ok := offs.Lookup(topic, partition)
+		if !ok || o.Err != nil {
+			return 0, fmt.Errorf("state: %s of %s/%d: %v", what, topic, partition, o.Err)
+		}
+		return o.Offset, nil
+	}
+	if stable, err = lookup(adm.ListCommittedOffsets, "last stable offset"); err != nil {
+		return 0, 0, err
+	}
+	if high, err = lookup(adm.ListEndOffsets, "end offset"); err != nil {
+		return 0, 0, err
+	}
+	return stable, high, nil
 }

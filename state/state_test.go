@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -241,7 +242,7 @@ func TestRestoreFromKafka(t *testing.T) {
 	db := openMem(t, vfs.NewMem())
 	defer db.Close()
 	s := mustStore(t, db, "w")
-	st, err := RestoreFromKafka(ctx, opts, topic, 1, s)
+	st, err := RestoreFromKafka(ctx, opts, topic, 1, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +255,7 @@ func TestRestoreFromKafka(t *testing.T) {
 	end := s.ChangelogOffset()
 
 	write(true, rec("e", "1"), rec("a", "3"))
-	st, err = RestoreFromKafka(ctx, opts, topic, 1, s)
+	st, err = RestoreFromKafka(ctx, opts, topic, 1, s, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,14 +266,41 @@ func TestRestoreFromKafka(t *testing.T) {
 		t.Fatalf("after tail restore %v", got)
 	}
 	// Nothing new: a restore is a no-op.
-	if st, err = RestoreFromKafka(ctx, opts, topic, 1, s); err != nil || st.Records != 0 {
+	if st, err = RestoreFromKafka(ctx, opts, topic, 1, s, nil); err != nil || st.Records != 0 {
 		t.Fatalf("idle restore: %+v %v", st, err)
+	}
+	// A transaction left open on the changelog (its producer died mid-cycle) does not hold the
+	// restore until the broker aborts it: the restore ends at the last stable offset.
+	open := b.Client(t, kgo.TransactionalID(kafkatest.Name(t, "open")), kgo.DefaultProduceTopic(topic),
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(time.Minute))
+	if err := open.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := open.ProduceSync(ctx, &kgo.Record{Key: []byte("z"), Value: []byte("open"), Partition: 1}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	stableEnd := s.ChangelogOffset()
+	var last [2]int64
+	bounded, cancel := context.WithTimeout(ctx, 20*time.Second)
+	st, err = RestoreFromKafka(bounded, opts, topic, 1, s, func(next, end int64) { last = [2]int64{next, end} })
+	cancel()
+	if err != nil || st.Records != 0 || st.To != stableEnd {
+		t.Fatalf("restore past an open transaction: %+v, %v; want no records, up to %d", st, err, stableEnd)
+	}
+	if last != [2]int64{stableEnd, stableEnd} {
+		t.Errorf("last progress %v, want [%d %d]", last, stableEnd, stableEnd)
+	}
+	if got := scan(t, s, "", ""); fmt.Sprint(got) != "[a=3 b=2 e=1]" {
+		t.Fatalf("after a restore past an open transaction %v", got)
+	}
+	if err := open.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
 	}
 	// Local state ahead of the changelog is refused, not silently diverged.
 	if err := db.Commit(map[string]int64{"w": s.ChangelogOffset() + 100}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := RestoreFromKafka(ctx, opts, topic, 1, s); err == nil {
+	if _, err := RestoreFromKafka(ctx, opts, topic, 1, s, nil); err == nil {
 		t.Fatal("restore accepted local state ahead of its changelog")
 	}
 }

@@ -79,7 +79,19 @@ type Config struct {
 	// windows on a quiet key space still close. Default 30s; negative disables.
 	IdleTimeout time.Duration
 	// ClientOpts are extra franz-go options (TLS, SASL, dialer, ...), applied after streamd's own.
+	// A SASL mechanism that cannot get its credentials (an unreadable secret, a token endpoint
+	// that refuses) should return an error wrapping ErrCredentials, so that Run reports it as an
+	// authentication failure (see AuthError).
 	ClientOpts []kgo.Opt
+	// AuthRetryTimeout bounds how long Run keeps trying while the brokers refuse the connection's
+	// TLS or SASL (an *AuthError), at start-up and after a session failed: a few tries over this
+	// long ride out a credential being rolled out, then Run returns the AuthError instead of
+	// retrying for ever. Default 15s; 1s to 10m.
+	AuthRetryTimeout time.Duration
+	// AuthAdvice, when set, says what to check for each kind of AuthError in the terms the
+	// operator configured the connection in (config/ names the file's keys); the default advice
+	// speaks of users, passwords and certificates.
+	AuthAdvice func(AuthFailure) string
 	// Logger receives the runtime's logs. Default slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the runtime's metrics. Default: a private registry (metrics unexported).
@@ -102,6 +114,7 @@ const (
 	DefaultRecordCacheBytes   = DefaultMemoryBudget / 24
 	DefaultMaxOutOfOrderness  = 5 * time.Second
 	DefaultIdleTimeout        = 30 * time.Second
+	DefaultAuthRetryTimeout   = 15 * time.Second
 )
 
 // EnsureDefaults fills in every unset field.
@@ -153,6 +166,9 @@ func (c *Config) EnsureDefaults() {
 	}
 	if c.IdleTimeout == 0 {
 		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.AuthRetryTimeout == 0 {
+		c.AuthRetryTimeout = DefaultAuthRetryTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -244,5 +260,6 @@ func (c *Config) Validate() error {
 	if c.MaxOutOfOrderness < 0 {
 		bad("MaxOutOfOrderness", dur(c.MaxOutOfOrderness), "is negative")
 	}
+	between("AuthRetryTimeout", c.AuthRetryTimeout, time.Second, 10*time.Minute)
 	return errors.Join(errs...)
 }

@@ -30,6 +30,9 @@ func (r *Runtime) loop(ctx context.Context) error {
 		budget = newCycleBudget(r.cfg.CommitRecords)
 	)
 	for {
+		if !c.open {
+			r.adoptRestored()
+		}
 		wait := r.cfg.CommitInterval
 		if c.open {
 			wait = max(time.Until(c.started.Add(r.cfg.CommitInterval)), 0)

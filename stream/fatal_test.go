@@ -122,7 +122,8 @@ func fatalConfig(b *kafkatest.Broker, dir string) Config {
 	}
 }
 
-func start(t *testing.T, p *Pipeline, cfg Config) *running {
+// start runs p in a goroutine; setup, if any, sees the runtime before Run.
+func start(t *testing.T, p *Pipeline, cfg Config, setup ...func(*Runtime)) *running {
 	t.Helper()
 	logs := &syncBuffer{}
 	var w io.Writer = logs
@@ -135,6 +136,9 @@ func start(t *testing.T, p *Pipeline, cfg Config) *running {
 	rt, err := NewRuntime(p, cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, f := range setup {
+		f(rt)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{rt: rt, reg: reg, logs: logs, cancel: cancel, done: make(chan error, 1)}

@@ -22,11 +22,15 @@ import (
 //
 // Request failures (a broker that is down or slow) are retried with backoff until ctx ends; an
 // error the broker says is not retriable (authorization, a fenced or invalid producer) is returned.
+// A refusal of the connection's TLS or SASL is returned at once as a brokerError: Run's bounded
+// retry of such refusals decides (restartable), not this loop, which would retry it for ever.
 func (r *Runtime) fence(ctx context.Context) error {
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		reqCtx, cancel := context.WithTimeout(ctx, r.cfg.TransactionTimeout)
+		stop := r.auth.watch.cancelOnRefusal(cancel) // else it would wait out the timeout
 		_, _, err := r.sess.Client().ProducerID(reqCtx)
+		stop()
 		cancel()
 		if err == nil {
 			if attempt > 1 {
@@ -36,6 +40,9 @@ func (r *Runtime) fence(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if r.authError(err) != nil {
+			return &brokerError{op: "initialize the transactional producer", err: err}
 		}
 		var ke *kerr.Error
 		if errors.As(err, &ke) && !ke.Retriable {

@@ -20,7 +20,11 @@ type metrics struct {
 	// sessionRestarts counts Kafka sessions started again after a broker outage (see outage.go).
 	sessionRestarts prometheus.Counter
 
-	restoreDuration  prometheus.Histogram
+	restoreDuration prometheus.Histogram
+	// restoring counts the assigned partitions whose state is being restored (not yet processing);
+	// restoreRemaining is, per store and partition, the changelog offsets still to replay.
+	restoring        prometheus.Gauge
+	restoreRemaining *prometheus.GaugeVec
 	restoredRecords  prometheus.Counter
 	restoredBytes    prometheus.Counter
 	changelogRecords prometheus.Counter
@@ -77,6 +81,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:    "Time to restore one store of one partition from its changelog.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 18), // 1 ms to ~2 min
 		}),
+		restoring: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamd_restoring_partitions",
+			Help: "Assigned source partitions whose state is being restored from the changelogs; they process once it is.",
+		}),
+		restoreRemaining: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "streamd_restore_remaining_offsets",
+			Help: "Changelog offsets still to replay, by store and owned partition: counts down while the partition restores, then 0 (compaction may leave fewer records than offsets).",
+		}, []string{"store", "partition"}),
 		restoredRecords: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "streamd_restored_records_total",
 			Help: "Changelog records replayed into local state.",
@@ -119,7 +131,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"topic"}),
 	}
 	for _, c := range []prometheus.Collector{m.consumed, m.produced, m.deadLetters, m.transactions,
-		m.commitDuration, m.lag, m.assigned, m.rebalances, m.restoreDuration, m.restoredRecords,
+		m.commitDuration, m.lag, m.assigned, m.rebalances, m.restoreDuration, m.restoring, m.restoreRemaining, m.restoredRecords,
 		m.restoredBytes, m.changelogRecords, m.late, m.watermarkLag, m.openWindows, m.stateBytes,
 		m.arrivalLatency, m.eventLatency, m.produceFailures, m.sessionRestarts} {
 		if err := reg.Register(c); err != nil {
@@ -141,4 +153,5 @@ func (m *metrics) dropLag(topic string, partition int32) {
 	m.watermarkLag.DeleteLabelValues(topic, p)
 	m.openWindows.DeleteLabelValues(topic, p)
 	m.stateBytes.DeleteLabelValues(topic, p)
+	m.restoreRemaining.DeletePartialMatch(prometheus.Labels{"partition": p})
 }

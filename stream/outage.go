@@ -25,10 +25,12 @@ import (
 // tests prove exactly once. Meanwhile the runtime is not ready and says in WARN logs what it is
 // waiting for.
 //
-// Errors that another try cannot fix are not retried: authorization and authentication failures,
-// records too large for a topic, an unsupported protocol, and another live instance with the same
-// instance id (static membership fenced us, or a producer with our transactional id did while that
-// instance is in the group). Run returns them.
+// Errors that another try cannot fix are not retried: authorization failures, records too large for
+// a topic, an unsupported protocol, and another live instance with the same instance id (static
+// membership fenced us, or a producer with our transactional id did while that instance is in the
+// group). Run returns them. A refusal of the connection's TLS or SASL (auth.go) is retried for
+// Config.AuthRetryTimeout, over a few sessions, then Run returns it as an *AuthError: a credential
+// being rolled out may be refused for a moment, a wrong one for ever.
 
 // brokerError marks an error from the Kafka session that a new session may not have: the poll
 // loop returns it, and Run decides whether to start over.
@@ -49,8 +51,7 @@ var ErrInstanceFenced = errors.New("stream: fenced by another instance with the 
 var permanent = []*kerr.Error{
 	kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord, kerr.InvalidTopicException,
 	kerr.TopicAuthorizationFailed, kerr.GroupAuthorizationFailed, kerr.ClusterAuthorizationFailed,
-	kerr.TransactionalIDAuthorizationFailed, kerr.SaslAuthenticationFailed, kerr.UnsupportedSaslMechanism,
-	kerr.IllegalSaslState, kerr.InvalidTransactionTimeout, kerr.UnsupportedVersion, kerr.PolicyViolation,
+	kerr.TransactionalIDAuthorizationFailed, kerr.InvalidTransactionTimeout, kerr.UnsupportedVersion, kerr.PolicyViolation,
 	kerr.UnsupportedForMessageFormat, kerr.InvalidRequiredAcks,
 }
 
@@ -62,6 +63,15 @@ func (r *Runtime) restartable(ctx context.Context, err error, memberID string) (
 	if !errors.As(err, &be) || errors.Is(err, kgo.ErrClientClosed) {
 		return false, err
 	}
+	if ae := r.authError(err); ae != nil {
+		giveUp, left := r.auth.sessions.fail(time.Now(), r.cfg.AuthRetryTimeout)
+		if giveUp {
+			return false, ae
+		}
+		r.log.Warn("the brokers refuse the connection's TLS or SASL; starting a new session", "err", ae, "gives_up_in", left.Round(time.Second))
+		return true, nil
+	}
+	r.auth.sessions.reset()
 	for _, p := range permanent {
 		if errors.Is(err, p) {
 			return false, err

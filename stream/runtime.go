@@ -39,12 +39,16 @@ type Runtime struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu      sync.Mutex // guards tasks and taskErr against the rebalance callbacks
-	tasks   map[int32]*Task
-	taskErr error // a failure in a callback (opening a task), reported by the poll loop
-	ran     atomic.Bool
-	ready   atomic.Bool
-	joined  atomic.Bool
+	mu        sync.Mutex // guards tasks, restoring and taskErr against the rebalance callbacks
+	tasks     map[int32]*Task
+	restoring map[int32]*restoring // assigned partitions whose tasks are opening (rebalance.go)
+	taskErr   error                // a failure in a callback or a restore, reported by the poll loop
+	// restoreGate, when set (by tests), runs before a partition's task opens and can hold it, as
+	// a long restore would.
+	restoreGate func(ctx context.Context, partition int32) error
+	ran         atomic.Bool
+	ready       atomic.Bool
+	joined      atomic.Bool
 	// cycleSince is when the open commit cycle began (Unix ns), 0 between cycles: Ready reads it.
 	cycleSince atomic.Int64
 	promise    func(*kgo.Record, error) // the promise of every record the session produces
@@ -60,6 +64,7 @@ type Runtime struct {
 	lastIdleCheck time.Time
 	partitions    int32                   // of the source topic
 	changelogIDs  map[string]kadm.TopicID // every changelog topic's id when the runtime started
+	auth          authState               // the connection's security, and refusals of it (auth.go)
 }
 
 // NewRuntime checks the pipeline and the config and prepares a runtime; it does not connect.
@@ -76,12 +81,14 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 		return nil, fmt.Errorf("stream: register metrics: %w", err)
 	}
 	r := &Runtime{
-		cfg:      cfg,
-		pipeline: p,
-		log:      cfg.Logger.With("app", p.Name),
-		m:        m,
-		tasks:    map[int32]*Task{},
-		counters: map[string]prometheus.Counter{},
+		cfg:       cfg,
+		pipeline:  p,
+		log:       cfg.Logger.With("app", p.Name),
+		m:         m,
+		tasks:     map[int32]*Task{},
+		restoring: map[int32]*restoring{},
+		counters:  map[string]prometheus.Counter{},
+		auth:      newAuthState(),
 	}
 	// Series that exist from the start, at zero, so that rates and alerts have data before the
 	// first dead letter or late record.
@@ -103,17 +110,52 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 	return r, nil
 }
 
-// Ready reports whether the runtime has joined its group, every assigned task is open, and its
-// outputs can be written (no output topic is missing). The admin server's /readyz answers with it.
+// Ready reports whether the runtime has joined its group, every assigned partition's state is
+// restored and its task processing, and its outputs can be written (no output topic is missing).
+// Readiness says why not.
+func (r *Runtime) Ready() bool {
+	ready, _ := r.Readiness()
+	return ready
+}
+
+// Readiness is Ready with the reason when not ready, in words an operator can act on; the admin
+// server's /readyz answers with it.
 //
 // A cycle that has been open for more than a third of the transaction timeout (the broker stalls,
 // a flush or commit does not finish) also makes it not ready: the instance is stuck, whatever it
 // owns.
-func (r *Runtime) Ready() bool {
-	if since := r.cycleSince.Load(); since != 0 && time.Since(time.Unix(0, since)) > r.cfg.TransactionTimeout/3 {
-		return false
+func (r *Runtime) Readiness() (ready bool, why string) {
+	if since := r.cycleSince.Load(); since != 0 {
+		if open := time.Since(time.Unix(0, since)); open > r.cfg.TransactionTimeout/3 {
+			return false, fmt.Sprintf("the commit cycle has been open for %s (transaction timeout %s): the brokers are slow or unreachable",
+				open.Round(time.Second), r.cfg.TransactionTimeout)
+		}
 	}
-	return r.ready.Load() && !r.produce.blocked.Load()
+	if r.produce.blocked.Load() {
+		return false, "an output topic is missing: no cycle commits until it exists again"
+	}
+	if r.ready.Load() {
+		return true, ""
+	}
+	if !r.joined.Load() {
+		return false, "not yet a member of the consumer group " + r.pipeline.Name
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.taskErr != nil {
+		return false, "stopping: " + r.taskErr.Error()
+	}
+	if len(r.restoring) > 0 {
+		ps := make([]int32, 0, len(r.restoring))
+		var remaining int64
+		for p, rs := range r.restoring {
+			ps = append(ps, p)
+			remaining += rs.remaining.Load()
+		}
+		sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+		return false, fmt.Sprintf("restoring the state of partitions %v from the changelogs: %d offsets to go in the stores being replayed", ps, remaining)
+	}
+	return false, "between sessions with the brokers"
 }
 
 // Assigned returns the source partitions this instance owns, sorted.
@@ -203,6 +245,7 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
+		kgo.WithHooks(r.auth.watch),
 	}
 	return append(opts, r.cfg.ClientOpts...)
 }
@@ -214,7 +257,9 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 // changelog topic deleted while running: ErrChangelogLost) aborts the open transaction and is
 // returned, wrapped: the records of the aborted cycle are processed again by whichever instance owns
 // their partitions next. A missing output topic is not fatal: no cycle commits until it exists again
-// (Config.CreateTopics recreates it), and Ready reports false meanwhile.
+// (Config.CreateTopics recreates it), and Ready reports false meanwhile. Brokers that keep refusing
+// the connection's TLS or SASL, at start-up or later, end Run after Config.AuthRetryTimeout with an
+// *AuthError.
 func (r *Runtime) Run(ctx context.Context) error {
 	if r.ran.Swap(true) {
 		return ErrStopped

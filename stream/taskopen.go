@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -167,8 +168,9 @@ func (t *Task) release() error {
 	return first
 }
 
-// openTask opens the task of one assigned source partition and starts its goroutine.
-func (r *Runtime) openTask(ctx context.Context, topic string, partition int32) (*Task, error) {
+// openTask opens the task of one assigned source partition and starts its goroutine; rs gets the
+// restore's progress.
+func (r *Runtime) openTask(ctx context.Context, topic string, partition int32, rs *restoring) (*Task, error) {
 	env := taskEnv{
 		topic:              topic,
 		partition:          partition,
@@ -190,7 +192,9 @@ func (r *Runtime) openTask(ctx context.Context, topic string, partition int32) (
 			// The operators' stores share the task's part of the budget; the task store holds one key.
 			env.recordCacheBytes = int(max(r.cfg.RecordCacheBytes/int64(max(r.partitions, 1))/int64(max(len(r.stores)-1, 1)), 256<<10))
 		}
-		env.restore = r.restoreFromKafka
+		env.restore = func(ctx context.Context, changelog string, partition int32, s *state.Store) (state.RestoreStats, error) {
+			return r.restoreFromKafka(ctx, changelog, partition, s, rs)
+		}
 	}
 	opened := time.Now() // a partition is silent from its assignment on, restore included
 	t, err := openTask(ctx, r.pipeline, env)
@@ -205,11 +209,17 @@ func (r *Runtime) openTask(ctx context.Context, topic string, partition int32) (
 	return t, nil
 }
 
-// restoreFromKafka is the runtime's RestoreFunc: it replays the changelog from the brokers and
-// counts the restore in the metrics.
-func (r *Runtime) restoreFromKafka(ctx context.Context, topic string, partition int32, s *state.Store) (state.RestoreStats, error) {
+// restoreFromKafka replays a store's changelog from the brokers, with its progress in the metrics
+// (streamd_restore_remaining_offsets) and in rs, for Readiness.
+func (r *Runtime) restoreFromKafka(ctx context.Context, topic string, partition int32, s *state.Store, rs *restoring) (state.RestoreStats, error) {
 	start := time.Now()
-	st, err := state.RestoreFromKafka(ctx, r.restoreOpts(), topic, partition, s)
+	remaining := r.m.restoreRemaining.WithLabelValues(s.Name(), strconv.Itoa(int(partition)))
+	st, err := state.RestoreFromKafka(ctx, r.restoreOpts(), topic, partition, s, func(next, end int64) {
+		remaining.Set(float64(end - next))
+		rs.remaining.Store(end - next)
+	})
+	remaining.Set(0) // the series stays, at 0, while the partition is owned (dropLag deletes it)
+	rs.remaining.Store(0)
 	r.m.restoreDuration.Observe(time.Since(start).Seconds())
 	r.m.restoredRecords.Add(float64(st.Records))
 	r.m.restoredBytes.Add(float64(st.Bytes))

@@ -25,17 +25,20 @@ var ErrNotCoPartitioned = errors.New("stream: labels topic not co-partitioned wi
 
 // prepareTopics checks that the source topic exists and that every output topic exists, creating the
 // missing outputs when CreateTopics is set. It retries while the brokers cannot be reached, until ctx
-// ends, so that streamd can start before its cluster does.
+// ends, so that streamd can start before its cluster does; but while they refuse the connection's
+// TLS or SASL only for AuthRetryTimeout, then it returns the *AuthError (auth.go).
 func (r *Runtime) prepareTopics(ctx context.Context) error {
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.ClientID("streamd-admin"),
 		kgo.WithLogger(kgoLogger{r.log.With("component", "kafka-admin")}),
+		kgo.WithHooks(r.auth.watch),
 	}, r.cfg.ClientOpts...)...)
 	if err != nil {
 		return fmt.Errorf("stream: kafka client: %w", err)
 	}
 	defer cl.Close()
+	r.auth.learn(cl)
 	adm := kadm.NewClient(cl)
 
 	outputs := r.pipeline.outputTopics()
@@ -53,7 +56,10 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 			compacted = append(compacted, c.CompactedTopics(r.pipeline.Name)...)
 		}
 	}
-	var details kadm.TopicDetails
+	var (
+		details kadm.TopicDetails
+		refused authStreak
+	)
 	for attempt := 0; ; attempt++ {
 		reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		details, err = adm.ListTopics(reqCtx, append(append(append(r.inputTopics(), outputs...), changelogs...), compacted...)...)
@@ -64,7 +70,17 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return fmt.Errorf("stream: list topics: %w", err)
 		}
-		r.log.Warn("cannot reach the brokers yet; retrying", "brokers", strings.Join(r.cfg.Brokers, ","), "err", err)
+		if ae := r.authError(err); ae != nil {
+			giveUp, left := refused.fail(time.Now(), r.cfg.AuthRetryTimeout)
+			if giveUp {
+				return ae
+			}
+			r.log.Warn("the brokers refuse the connection's TLS or SASL; retrying", "brokers", strings.Join(r.cfg.Brokers, ","),
+				"err", ae, "gives_up_in", left.Round(time.Second))
+		} else {
+			refused.reset()
+			r.log.Warn("cannot reach the brokers yet; retrying", "brokers", strings.Join(r.cfg.Brokers, ","), "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("stream: list topics: %w", err)

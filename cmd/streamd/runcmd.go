@@ -121,7 +121,7 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, list
 		return nil, err
 	}
 	opts := cfg.AdminOptions()
-	opts.Listen, opts.Gatherer, opts.Registerer, opts.Ready, opts.Logger = listen, reg, reg, rt.Ready, log
+	opts.Listen, opts.Gatherer, opts.Registerer, opts.Ready, opts.Logger = listen, reg, reg, rt.Readiness, log
 	adm := admin.New(opts)
 	in := inspection(rt, p)
 	if !*cfg.Admin.ExposeState {

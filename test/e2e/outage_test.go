@@ -27,14 +27,16 @@ type ownBroker struct {
 	dir string
 }
 
-func startOwnBroker(t *testing.T) *ownBroker {
+// startOwnBroker starts the broker; env adds settings of scripts/kafka.sh (KAFKA_SASL_PORT, ...).
+func startOwnBroker(t *testing.T, env ...string) *ownBroker {
 	t.Helper()
 	port, ctrl := freePort(t), freePort(t)
 	dir := filepath.Join(t.TempDir(), "kafka")
 	b := &ownBroker{
 		Broker: &kafkatest.Broker{Addrs: []string{fmt.Sprintf("127.0.0.1:%d", port)}, Kind: kafkatest.Real},
-		env:    append(os.Environ(), fmt.Sprintf("KAFKA_PORT=%d", port), fmt.Sprintf("KAFKA_CONTROLLER_PORT=%d", ctrl), "KAFKA_DIR="+dir, "KAFKA_HEAP=384m"),
-		dir:    dir,
+		env: append(append(os.Environ(), fmt.Sprintf("KAFKA_PORT=%d", port), fmt.Sprintf("KAFKA_CONTROLLER_PORT=%d", ctrl),
+			"KAFKA_DIR="+dir, "KAFKA_HEAP=384m"), env...),
+		dir: dir,
 	}
 	b.script(t, "up")
 	t.Cleanup(func() { b.script(t, "down") })

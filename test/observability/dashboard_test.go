@@ -30,6 +30,7 @@ var modelMetrics = []string{
 	"streamd_drift_detections_total",
 	"streamd_model_merges_total",
 	"streamd_labels_total",
+	"streamd_labels_waiting",
 }
 
 // runtimeMetrics are the metrics streamd exports today, each of which the dashboard must show.
@@ -45,6 +46,10 @@ var runtimeMetrics = []string{
 	"streamd_restore_duration_seconds",
 	"streamd_restored_records_total",
 	"streamd_restored_bytes_total",
+	"streamd_restoring_partitions",
+	"streamd_restore_remaining_offsets",
+	"streamd_session_restarts_total",
+	"streamd_produce_failures_total",
 	"streamd_changelog_records_total",
 	"streamd_late_records_total",
 	"streamd_watermark_lag_seconds",

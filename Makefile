@@ -6,7 +6,7 @@ BIN      := bin/streamd
 # The test suite; -race is on because every task runs on its own goroutine.
 TESTFLAGS ?= -race -count=1 -timeout 30m
 
-.PHONY: all build demo test test-short bench lint kafka-up kafka-down kafka-env clean
+.PHONY: all build demo test test-short bench fuzz lint kafka-up kafka-down kafka-env clean
 
 all: build
 
@@ -23,6 +23,13 @@ test:
 
 test-short:
 	$(GO) test -short -count=1 ./...
+
+## fuzz: every fuzz target for FUZZTIME (1m) each, past the seeds that `make test` already runs
+## (f.Add and testdata/fuzz/). FUZZ=regexp picks targets by name, e.g. FUZZ=FuzzParse.
+FUZZTIME ?= 1m
+FUZZ     ?= .
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZ='$(FUZZ)' scripts/fuzz.sh
 
 ## bench: Go benchmarks of the hot paths (see docs/BENCHMARKS.md for recorded figures).
 bench:

@@ -127,11 +127,6 @@ type Outputs struct {
 	DeadLetterMaxBytes ByteSize `yaml:"dead_letter_max_bytes"`
 }
 
-// Admin is the HTTP server for metrics, health and inspection.
-type Admin struct {
-	Listen string `yaml:"listen"`
-}
-
 // Log configures the structured logs.
 type Log struct {
 	Level  string `yaml:"level"`
@@ -178,9 +173,7 @@ func (c *Config) EnsureDefaults() {
 	if s.EventTime.NotBefore == "" {
 		s.EventTime.NotBefore = DefaultNotBefore
 	}
-	if c.Admin.Listen == "" {
-		c.Admin.Listen = DefaultAdminListen
-	}
+	c.Admin.ensureDefaults()
 	if c.Log.Level == "" {
 		c.Log.Level = "info"
 	}

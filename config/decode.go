@@ -42,6 +42,9 @@ type decoder struct {
 }
 
 func (d *decoder) fail(key string, n *yaml.Node, format string, args ...any) {
+	if key == "" {
+		key = "the file" // the document itself is not a mapping
+	}
 	line := 0
 	if n != nil {
 		line = n.Line

@@ -10,7 +10,9 @@
 // 100ms or 7d, sizes like 64KiB, rates like 5000/s. Values may reference the environment with
 // ${NAME} or ${NAME:-default}. Secrets are never in the file: they are read from the environment or
 // from files (kafka.sasl.password_env or password_file; the OAuth client secret likewise), when
-// the client authenticates (see internal/kafkaauth), and no message shows them.
+// the client authenticates (see internal/kafkaauth), and no message shows them. The admin token
+// (admin.token_env or admin.token_file) is checked at start and, from a file, read again by the
+// admin server when the file changes.
 //
 // docs/config.md is the reference of every key; a test fails when a key is missing from it.
 package config

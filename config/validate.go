@@ -125,7 +125,7 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 		topics[t.topic] = t.key
 	}
 
-	v.hostPort("admin.listen", c.Admin.Listen)
+	c.Admin.validate(v, env)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -103,8 +103,8 @@ func newRegistry() *prometheus.Registry {
 	return reg
 }
 
-// startDaemon builds the pipeline from cfg, starts the admin server on listen and runs the pipeline
-// until ctx is cancelled.
+// startDaemon builds the pipeline from cfg, starts the admin server on listen (with the rest of
+// cfg's admin settings) and runs the pipeline until ctx is cancelled.
 func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, listen string) (*daemon, error) {
 	p, err := cfg.Pipeline()
 	if err != nil {
@@ -120,12 +120,18 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, list
 	if err != nil {
 		return nil, err
 	}
-	adm := admin.New(admin.Options{Listen: listen, Gatherer: reg, Ready: rt.Readiness, Logger: log})
-	adm.HandleInspection(inspection(rt, p))
+	opts := cfg.AdminOptions()
+	opts.Listen, opts.Gatherer, opts.Registerer, opts.Ready, opts.Logger = listen, reg, reg, rt.Readiness, log
+	adm := admin.New(opts)
+	in := inspection(rt, p)
+	if !*cfg.Admin.ExposeState {
+		in.State = nil
+	}
+	adm.HandleInspection(in)
 	if err := adm.Start(); err != nil {
 		return nil, fmt.Errorf("admin server on %s: %w", listen, err)
 	}
-	log.Info("admin server listening", "addr", adm.Addr())
+	log.Info("admin server listening", "addr", adm.Addr(), "tls", adm.TLS())
 	d := &daemon{rt: rt, adm: adm, reg: reg, log: log, done: make(chan error, 1), start: time.Now()}
 	go func() { d.done <- rt.Run(ctx) }()
 	return d, nil

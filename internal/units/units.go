@@ -67,7 +67,9 @@ func ParseDuration(s string) (time.Duration, error) {
 				mul *= 7
 			}
 			v := f * float64(mul)
-			if v > math.MaxInt64 {
+			// 1<<63, not MaxInt64, which rounds to 1<<63 as a float: a product of exactly 1<<63
+			// would pass and convert to a negative duration.
+			if v >= 1<<63 {
 				return 0, fmt.Errorf("%q is too long a duration", s)
 			}
 			part = time.Duration(v)
@@ -195,5 +197,10 @@ func ParseRate(s string) (float64, error) {
 	default:
 		return 0, fmt.Errorf("%q has an unknown time unit %q (use /s, /min or /h)", s, per)
 	}
-	return f * mul / seconds, nil
+	r := f * mul / seconds
+	if math.IsInf(r, 0) {
+		// 1e308M/s: each part is finite, the product is not.
+		return 0, fmt.Errorf("%q is too large a rate", s)
+	}
+	return r, nil
 }

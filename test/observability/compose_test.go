@@ -17,6 +17,10 @@ import (
 type composeFile struct {
 	Services map[string]composeService `yaml:"services"`
 	Volumes  map[string]any            `yaml:"volumes"`
+	Secrets  map[string]struct {
+		Environment string `yaml:"environment"`
+		File        string `yaml:"file"`
+	} `yaml:"secrets"`
 }
 
 type composeService struct {
@@ -27,6 +31,7 @@ type composeService struct {
 	Ports       []string          `yaml:"ports"`
 	Volumes     []string          `yaml:"volumes"`
 	DependsOn   map[string]any    `yaml:"depends_on"`
+	Secrets     []string          `yaml:"secrets"`
 }
 
 type mount struct {
@@ -156,13 +161,35 @@ func TestComposeFile(t *testing.T) {
 	}
 	var pipeline struct {
 		State struct{ Dir string } `yaml:"state"`
-		Admin struct{ Listen string }
+		Admin struct {
+			Listen    string
+			TokenFile string `yaml:"token_file"`
+		}
 	}
 	loadYAML(t, repoPath("configs", "fraud-pipeline.yaml"), &pipeline)
-	if !strings.Contains(pipeline.State.Dir, "${STREAMD_STATE_DIR") || !strings.Contains(pipeline.Admin.Listen, "${STREAMD_ADMIN_LISTEN") {
-		t.Errorf("configs/fraud-pipeline.yaml: state.dir %q and admin.listen %q must come from STREAMD_STATE_DIR and STREAMD_ADMIN_LISTEN",
-			pipeline.State.Dir, pipeline.Admin.Listen)
+	if !strings.Contains(pipeline.State.Dir, "${STREAMD_STATE_DIR") || !strings.Contains(pipeline.Admin.Listen, "${STREAMD_ADMIN_LISTEN") ||
+		!strings.Contains(pipeline.Admin.TokenFile, "${STREAMD_ADMIN_TOKEN_FILE") {
+		t.Errorf("configs/fraud-pipeline.yaml: state.dir %q, admin.listen %q and admin.token_file %q must come from STREAMD_STATE_DIR, STREAMD_ADMIN_LISTEN and STREAMD_ADMIN_TOKEN_FILE",
+			pipeline.State.Dir, pipeline.Admin.Listen, pipeline.Admin.TokenFile)
 	}
+
+	// The admin token: a Compose secret from the environment, read by streamd and by Prometheus.
+	tokenFile := sd.Environment["STREAMD_ADMIN_TOKEN_FILE"]
+	secret, ok := strings.CutPrefix(tokenFile, "/run/secrets/")
+	if !ok {
+		t.Errorf("streamd: STREAMD_ADMIN_TOKEN_FILE %q is not a Compose secret (/run/secrets/NAME)", tokenFile)
+	}
+	if src, ok := c.Secrets[secret]; !ok || src.Environment == "" {
+		t.Errorf("secret %q is not declared with an environment source (secrets: %v)", secret, c.Secrets)
+	}
+	for _, name := range []string{"streamd", "prometheus"} {
+		if !slices.Contains(c.Services[name].Secrets, secret) {
+			t.Errorf("service %s does not get the secret %q (secrets %v)", name, secret, c.Services[name].Secrets)
+		}
+	}
+	checkSecureByDefault(t, repoPath("configs", "fraud-pipeline.yaml"), map[string]string{
+		"STREAMD_STATE_DIR": t.TempDir(), "STREAMD_ADMIN_LISTEN": sd.Environment["STREAMD_ADMIN_LISTEN"], "KAFKA_BROKERS": "kafka:9092",
+	}, "STREAMD_ADMIN_TOKEN_FILE")
 
 	// Prometheus scrapes streamd's admin port, every 5 s.
 	pr := c.Services["prometheus"]
@@ -182,6 +209,10 @@ func TestComposeFile(t *testing.T) {
 		RuleFiles     []string `yaml:"rule_files"`
 		ScrapeConfigs []struct {
 			JobName       string `yaml:"job_name"`
+			Authorization struct {
+				Type            string `yaml:"type"`
+				CredentialsFile string `yaml:"credentials_file"`
+			} `yaml:"authorization"`
 			StaticConfigs []struct {
 				Targets []string `yaml:"targets"`
 			} `yaml:"static_configs"`
@@ -199,7 +230,12 @@ func TestComposeFile(t *testing.T) {
 	scrapesStreamd := false
 	for _, sc := range pc.ScrapeConfigs {
 		for _, st := range sc.StaticConfigs {
-			scrapesStreamd = scrapesStreamd || slices.Contains(st.Targets, "streamd:8080")
+			if slices.Contains(st.Targets, "streamd:8080") {
+				scrapesStreamd = true
+				if a := sc.Authorization; (a.Type != "" && a.Type != "Bearer") || a.CredentialsFile != tokenFile {
+					t.Errorf("%s: job %s scrapes streamd with authorization %+v, want Bearer from %s (the admin token)", cfgPath, sc.JobName, a, tokenFile)
+				}
+			}
 		}
 	}
 	if !scrapesStreamd {
@@ -271,4 +307,33 @@ func TestComposeFile(t *testing.T) {
 		}
 		t.Log("docker compose config -q: valid (needs no Docker engine)")
 	})
+}
+
+// checkSecureByDefault runs `streamd validate` on a shipped pipeline with the environment of its
+// deployment: it must pass with the admin token's file in place (a temporary one), and be refused
+// without it, naming admin.listen: the address reaches beyond loopback, so the token is what keeps
+// the admin endpoints closed.
+func checkSecureByDefault(t *testing.T, pipeline string, env map[string]string, tokenVar string) {
+	t.Helper()
+	token := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(token, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	validate := func(tokenFile string) (string, error) {
+		cmd := exec.Command(streamdBin, "validate", "-config", pipeline)
+		cmd.Env = os.Environ()
+		for k, v := range env {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
+		cmd.Env = append(cmd.Env, tokenVar+"="+tokenFile)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := validate(token); err != nil {
+		t.Errorf("streamd validate %s with the admin token: %v\n%s", pipeline, err, out)
+	}
+	out, err := validate("")
+	if err == nil || !strings.Contains(out, "admin.listen") || !strings.Contains(out, "beyond loopback") {
+		t.Errorf("streamd validate %s without the admin token (%s=%s) must refuse admin.listen: %v\n%s", pipeline, "STREAMD_ADMIN_LISTEN", env["STREAMD_ADMIN_LISTEN"], err, out)
+	}
 }

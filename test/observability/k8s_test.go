@@ -128,6 +128,14 @@ type statefulSetSpec struct {
 				ConfigMap *struct {
 					Name string `yaml:"name"`
 				} `yaml:"configMap"`
+				Secret *struct {
+					SecretName string `yaml:"secretName"`
+					Optional   bool   `yaml:"optional"`
+					Items      []struct {
+						Key  string `yaml:"key"`
+						Path string `yaml:"path"`
+					} `yaml:"items"`
+				} `yaml:"secret"`
 			} `yaml:"volumes"`
 		} `yaml:"spec"`
 	} `yaml:"template"`
@@ -339,6 +347,27 @@ func TestKubernetesManifests(t *testing.T) {
 	if !ok {
 		t.Fatalf("ConfigMap %s has no key %s", cm.Metadata.Name, filepath.Base(cfgFile))
 	}
+	// The admin token: a file of a Secret volume, which the PodMonitor scrapes with too.
+	tokenFile := env["STREAMD_ADMIN_TOKEN_FILE"].Value
+	tokenSecret, tokenKey := "", ""
+	for _, v := range spec.Template.Spec.Volumes {
+		if v.Secret == nil || mounts[v.Name] == "" || !strings.HasPrefix(tokenFile, mounts[v.Name]+"/") {
+			continue
+		}
+		if v.Secret.Optional {
+			t.Errorf("the admin token's Secret volume %s is optional: a pod without it would start with an open admin port", v.Name)
+		}
+		file := strings.TrimPrefix(tokenFile, mounts[v.Name]+"/")
+		tokenSecret, tokenKey = v.Secret.SecretName, file
+		for _, it := range v.Secret.Items {
+			if it.Path == file {
+				tokenKey = it.Key
+			}
+		}
+	}
+	if tokenSecret == "" {
+		t.Errorf("STREAMD_ADMIN_TOKEN_FILE %q is not in a mounted Secret volume", tokenFile)
+	}
 	checkClusterPipeline(t, pipeline, env)
 
 	// Shutdown: the grace period leaves room for kafka.shutdown_timeout.
@@ -405,9 +434,16 @@ func TestKubernetesManifests(t *testing.T) {
 			MatchLabels map[string]string `yaml:"matchLabels"`
 		} `yaml:"selector"`
 		Endpoints []struct {
-			Port     string `yaml:"port"`
-			Path     string `yaml:"path"`
-			Interval string `yaml:"interval"`
+			Port          string `yaml:"port"`
+			Path          string `yaml:"path"`
+			Interval      string `yaml:"interval"`
+			Authorization *struct {
+				Type        string `yaml:"type"`
+				Credentials struct {
+					Name string `yaml:"name"`
+					Key  string `yaml:"key"`
+				} `yaml:"credentials"`
+			} `yaml:"authorization"`
 		} `yaml:"podMetricsEndpoints"`
 	}
 	pms[0].decodeSpec(t, &pm)
@@ -416,6 +452,8 @@ func TestKubernetesManifests(t *testing.T) {
 	}
 	if len(pm.Endpoints) != 1 || pm.Endpoints[0].Port != portName || pm.Endpoints[0].Path != "/metrics" {
 		t.Errorf("PodMonitor endpoints %+v, want port %s path /metrics", pm.Endpoints, portName)
+	} else if a := pm.Endpoints[0].Authorization; a == nil || (a.Type != "" && a.Type != "Bearer") || a.Credentials.Name != tokenSecret || a.Credentials.Key != tokenKey {
+		t.Errorf("PodMonitor authorization %+v, want Bearer credentials from Secret %s key %s (the admin token the pods mount)", a, tokenSecret, tokenKey)
 	}
 
 	t.Run("kubectl_kustomize", func(t *testing.T) { kustomizeChecks(t, len(base), len(withPM)) })
@@ -430,18 +468,19 @@ func checkClusterPipeline(t *testing.T, pipeline string, env map[string]envVar) 
 	if err := os.WriteFile(path, []byte(pipeline), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(streamdBin, "validate", "-config", path)
-	cmd.Env = os.Environ()
+	// The pod's environment, with the state directory and the admin token's file (a Secret's, in
+	// the pod) made here.
+	podEnv := map[string]string{}
 	for _, e := range env {
 		v := e.Value
 		if e.ValueFrom != nil {
 			v = "streamd-0" // the pod name
 		}
-		cmd.Env = append(cmd.Env, e.Name+"="+v)
+		podEnv[e.Name] = v
 	}
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Errorf("streamd validate refuses the ConfigMap's pipeline: %v\n%s", err, out)
-	}
+	podEnv["STREAMD_STATE_DIR"] = t.TempDir()
+	// With the token it validates; without it, it is refused: the admin port is never open.
+	checkSecureByDefault(t, path, podEnv, "STREAMD_ADMIN_TOKEN_FILE")
 
 	var cluster, example map[string]any
 	if err := yaml.Unmarshal([]byte(pipeline), &cluster); err != nil {

@@ -1,6 +1,7 @@
 package observability
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -428,7 +429,34 @@ func TestPrometheusConfig(t *testing.T) {
 	promtool := requireTool(t, "promtool", "it checks the Prometheus config and rules")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dir := repoPath("configs", "prometheus")
+	// promtool checks that the scrape job's credentials file exists; in Compose it is the secret
+	// /run/secrets/streamd_admin_token. Check a copy of the directory with a token file in its place.
+	dir := t.TempDir()
+	src := repoPath("configs", "prometheus")
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.Name() == "prometheus.yml" {
+			const secret = "/run/secrets/streamd_admin_token"
+			if !bytes.Contains(b, []byte("credentials_file: "+secret)) {
+				t.Errorf("configs/prometheus/prometheus.yml: the streamd job does not scrape with credentials_file: %s", secret)
+			}
+			token := filepath.Join(dir, "streamd_admin_token")
+			if err := os.WriteFile(token, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			b = bytes.ReplaceAll(b, []byte(secret), []byte(token))
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for _, args := range [][]string{
 		{"check", "config", "prometheus.yml"},
 		{"check", "rules", "alerts.yml"},

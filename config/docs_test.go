@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -75,9 +76,14 @@ func TestDocsYAMLBlocksAreValid(t *testing.T) {
 	t.Setenv("KAFKA_BROKERS", "127.0.0.1:9092")
 	for _, b := range blocks {
 		where := b.file + ":" + strconv.Itoa(b.line)
-		var frag map[string]any
-		if err := yaml.Unmarshal([]byte(b.text), &frag); err != nil {
+		var doc any
+		if err := yaml.Unmarshal([]byte(b.text), &doc); err != nil {
 			t.Errorf("%s: not YAML: %v", where, err)
+			continue
+		}
+		frag, ok := doc.(map[string]any)
+		if !ok || !streamdKeys(frag) {
+			t.Logf("%s: not a streamd config (a Prometheus or Kubernetes snippet?); skipped", where)
 			continue
 		}
 		text := []byte(b.text)
@@ -122,4 +128,21 @@ func onlyMissingFiles(err error) bool {
 		return len(list.Unwrap()) > 0
 	}
 	return errors.Is(err, fs.ErrNotExist) || strings.Contains(err.Error(), "no such file or directory")
+}
+
+// streamdKeys reports whether every top-level key of m is a top-level key of streamd's config.
+func streamdKeys(m map[string]any) bool {
+	known := map[string]bool{}
+	ct := reflect.TypeOf(Config{})
+	for i := range ct.NumField() {
+		if tag := strings.Split(ct.Field(i).Tag.Get("yaml"), ",")[0]; tag != "" {
+			known[tag] = true
+		}
+	}
+	for k := range m {
+		if !known[k] {
+			return false
+		}
+	}
+	return len(m) > 0
 }

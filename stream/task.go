@@ -43,6 +43,9 @@ type Task struct {
 	ops      []Operator
 	procs    []Processor
 	cur      *kgo.Record // the record being processed, for lineage
+	// position stands in for cur when an idle partition's watermark fires windows: the source
+	// position then, the last record the task processed.
+	position kgo.Record
 	in       chan taskWork
 	done     chan struct{}
 	// fatalErr is the error that stopped the task's processing, for the task's goroutine; failed

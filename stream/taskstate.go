@@ -74,8 +74,9 @@ func (t *Task) LateTopic() string { return t.lateTopic }
 // EmitRecord produces a record in the current transaction, with the given timestamp and extra
 // headers, for window results and other outputs that are not Emit-shaped. Key, value and header
 // values are copied into the task's outbox, so the caller may reuse them. Called while an event is
-// processed, the record carries that event's lineage headers; called on a watermark advance (a
-// window firing) there is no single source record, and it carries only the given headers.
+// processed, or on the watermark advance it made, the record carries that event's lineage headers;
+// called on an idle partition's watermark advance, it carries the partition's position then (the
+// last record processed), and none only if the task has processed nothing.
 func (t *Task) EmitRecord(topic string, key, value []byte, timestamp int64, headers ...kgo.RecordHeader) {
 	r := t.out.record()
 	r.Topic = topic
@@ -164,7 +165,14 @@ func (t *Task) advanceIdle(to int64) error {
 	t.wm.idle = to
 	t.wm.dirty = true
 	if t.wm.value() > before {
+		// What fires now has no record of its own; it carries the partition's position, so
+		// that every output has lineage headers.
 		t.cur = nil
+		if t.next > 0 {
+			t.position = kgo.Record{Topic: t.topic, Partition: t.partition, Offset: t.next - 1}
+			t.cur = &t.position
+		}
+		defer func() { t.cur = nil }()
 		return t.onWatermark()
 	}
 	return nil

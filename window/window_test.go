@@ -517,3 +517,52 @@ func TestMetamorphic(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryResultHasLineage: a window result carries lineage headers whether the event that
+// advanced the watermark fired it, or an idle partition's watermark did (then the partition's
+// position: the last record processed).
+func TestEveryResultHasLineage(t *testing.T) {
+	f := testFormat()
+	if err := f.Init(); err != nil {
+		t.Fatal(err)
+	}
+	spec := Spec{Name: "tumbling", Kind: Tumbling, Size: 5 * time.Second, Aggs: testAggs, Output: "out"}
+	op, err := New(spec, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := streamtest.NewDriver(&stream.Pipeline{Name: "app", Source: stream.Source{Topic: "in", Format: f},
+		Operators: []stream.Operator{op}, DeadLetterTopic: "dlq"}, streamtest.Config{StateDir: t.TempDir(), MaxOutOfOrderness: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	const t0 = 1_700_000_000_000
+	for i, e := range []event{
+		{key: "a", ts: t0, offset: 0, amount: 1, hasAmt: true},
+		{key: "b", ts: t0 + 6000, offset: 1, amount: 2, hasAmt: true}, // closes a's window
+	} {
+		if err := d.Process(e.record()); err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+	}
+	if err := d.AdvanceIdle(t0 + 20_000); err != nil { // closes b's window: no event does
+		t.Fatal(err)
+	}
+	if err := d.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	out := d.Outputs("out")
+	if len(out) != 2 {
+		t.Fatalf("%d window results, want 2", len(out))
+	}
+	for i, r := range out {
+		h := map[string]string{}
+		for _, x := range r.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if h[stream.HeaderSourceTopic] != "in" || h[stream.HeaderSourcePartition] == "" || h[stream.HeaderSourceOffset] != "1" {
+			t.Errorf("result %d (%s) has lineage %v, want in/…@1 (the record that closed it, or the position)", i, r.Value, h)
+		}
+	}
+}

@@ -56,7 +56,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 func signalContext(log *slog.Logger) (context.Context, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP) // SIGHUP: the terminal went away; stop as cleanly
 	go func() {
 		s, ok := <-sig
 		if !ok {

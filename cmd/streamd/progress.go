@@ -26,6 +26,7 @@ type snapshot struct {
 	aborted      float64
 	commitBucket []*dto.Bucket
 	commitCount  uint64
+	commitSum    float64
 }
 
 func readSnapshot(g prometheus.Gatherer) snapshot {
@@ -71,6 +72,7 @@ func readSnapshot(g prometheus.Gatherer) snapshot {
 			case "streamd_commit_duration_seconds":
 				s.commitBucket = m.GetHistogram().GetBucket()
 				s.commitCount = m.GetHistogram().GetSampleCount()
+				s.commitSum = m.GetHistogram().GetSampleSum()
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -52,7 +53,7 @@ const defaultStateTimeout = 5 * time.Second
 //
 // The answers are JSON: /v1/watermarks {"partitions": [...]} (200); /v1/models {"operators": [...]}
 // (200); /v1/state/{key} the key's stream.KeyState (200), or {"error": "..."} with 404 when another
-// instance owns the key's partition and 500 on any other failure (not started, a timeout, an
+// instance owns the key's partition or no operator holds anything for the key, and 500 on any other failure (not started, a timeout, an
 // operator's error). The key is the path segment after /v1/state/, percent-decoded, so a key with a
 // slash is written %2F.
 func (s *Server) HandleInspection(in Inspection) {
@@ -85,6 +86,10 @@ func stateHandler(src KeyInspector, timeout time.Duration) http.Handler {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		case err != nil:
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		case !ks.Found():
+			writeJSON(w, http.StatusNotFound, map[string]string{
+				"error": fmt.Sprintf("no state for key %q on partition %d: no event with this key is in an open window", ks.Key, ks.Partition),
+			})
 		default:
 			writeJSON(w, http.StatusOK, ks)
 		}
@@ -93,8 +98,7 @@ func stateHandler(src KeyInspector, timeout time.Duration) http.Handler {
 
 func modelsHandler(models []ModelViewer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		// A nil slice (no model operators) encodes as null, as it always has.
-		var views []model.View
+		views := []model.View{} // [] without model operators, not null
 		for _, m := range models {
 			views = append(views, m.View())
 		}

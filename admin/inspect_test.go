@@ -107,7 +107,12 @@ func TestStateEndpoint(t *testing.T) {
 			inspect: func(context.Context, []byte) (*stream.KeyState, error) { return found, nil }},
 		{name: "escaped key", path: "/v1/state/user%2F7%20x", wantKeys: []string{"user/7 x"}, code: http.StatusOK,
 			inspect: func(_ context.Context, key []byte) (*stream.KeyState, error) {
-				return &stream.KeyState{Key: string(key), Operators: map[string]any{}}, nil
+				return &stream.KeyState{Key: string(key), Operators: map[string]any{"w": map[string]any{"count": 1.0}}}, nil
+			}},
+		{name: "never seen", path: "/v1/state/card-0", wantKeys: []string{"card-0"}, code: http.StatusNotFound,
+			wantErr: `no state for key "card-0" on partition 3: no event with this key is in an open window`,
+			inspect: func(_ context.Context, key []byte) (*stream.KeyState, error) {
+				return &stream.KeyState{Key: string(key), Partition: 3, Operators: map[string]any{}}, nil
 			}},
 		{name: "not owned", path: "/v1/state/card-9", wantKeys: []string{"card-9"}, code: http.StatusNotFound, wantErr: notOwned.Error(),
 			inspect: func(context.Context, []byte) (*stream.KeyState, error) { return nil, notOwned }},
@@ -168,7 +173,7 @@ func TestStateTimeoutDefault(t *testing.T) {
 		if left := time.Until(dl); left <= defaultStateTimeout-time.Second || left > defaultStateTimeout {
 			return nil, fmt.Errorf("deadline in %s, want about %s", left, defaultStateTimeout)
 		}
-		return &stream.KeyState{Key: "k", Operators: map[string]any{}}, nil
+		return &stream.KeyState{Key: "k", Operators: map[string]any{"w": []int{1}}}, nil
 	}}
 	s := New(Options{})
 	s.HandleInspection(Inspection{State: in})
@@ -197,8 +202,8 @@ func TestModelsEndpoint(t *testing.T) {
 		s := New(Options{})
 		s.HandleInspection(Inspection{})
 		rec := serve(s, "/v1/models")
-		if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != "{\n  \"operators\": null\n}" {
-			t.Errorf("= %d %q, want 200 with operators: null", rec.Code, rec.Body)
+		if rec.Code != http.StatusOK || strings.TrimSpace(rec.Body.String()) != "{\n  \"operators\": []\n}" {
+			t.Errorf("= %d %q, want 200 with operators: [] (never null)", rec.Code, rec.Body)
 		}
 	})
 }

@@ -33,6 +33,9 @@ type KeyState struct {
 	Operators map[string]any `json:"operators"`
 }
 
+// Found reports whether any operator holds something for the key.
+func (ks *KeyState) Found() bool { return len(ks.Operators) > 0 }
+
 // Inspect returns what the operators hold for key, asking the task that owns the key's partition
 // (found with the default key partitioner, murmur2, as Kafka's producers use) on its own goroutine.
 // It is safe to call from any goroutine, concurrently with Run and its rebalances. It returns

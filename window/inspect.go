@@ -12,7 +12,9 @@ type WindowState struct {
 	Start int64               `json:"start"`
 	End   int64               `json:"end"`
 	Count int64               `json:"count"`
-	Aggs  map[string]*float64 `json:"aggs"`
+	// Aggs holds the defined aggregates; one that is undefined so far (the mean of no values,
+	// the deviation of one) is left out.
+	Aggs map[string]float64 `json:"aggs"`
 }
 
 // Inspect implements stream.KeyInspector: the key's open windows (sliding: its window as of its
@@ -21,18 +23,19 @@ func (p *processor) Inspect(t *stream.Task, key []byte) (any, error) {
 	o := p.op
 	out := []WindowState{}
 	add := func(start, end int64, acc *agg.Acc) {
-		w := WindowState{Start: start, End: end, Count: acc.Count(), Aggs: map[string]*float64{}}
+		w := WindowState{Start: start, End: end, Count: acc.Count(), Aggs: map[string]float64{}}
 		for i, a := range o.spec.Aggs {
 			if v, ok := acc.Result(i); ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
-				w.Aggs[a.Name] = &v
-			} else {
-				w.Aggs[a.Name] = nil
+				w.Aggs[a.Name] = v
 			}
 		}
 		out = append(out, w)
 	}
 	if err := o.asg.inspect(p, t, key, add); err != nil {
 		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, nil // nothing for the key: the admin API answers 404
 	}
 	return out, nil
 }

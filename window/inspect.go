@@ -9,9 +9,9 @@ import (
 
 // WindowState is one open window of a key, for the admin API.
 type WindowState struct {
-	Start int64               `json:"start"`
-	End   int64               `json:"end"`
-	Count int64               `json:"count"`
+	Start int64 `json:"start"`
+	End   int64 `json:"end"`
+	Count int64 `json:"count"`
 	// Aggs holds the defined aggregates; one that is undefined so far (the mean of no values,
 	// the deviation of one) is left out.
 	Aggs map[string]float64 `json:"aggs"`

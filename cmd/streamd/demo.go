@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -21,8 +20,7 @@ import (
 )
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("demo", "[flags]", "Runs the example pipeline (or -config FILE) against an in-process Kafka broker fed by the generator,\nwith live progress, then reads the topics back to show every record exactly once.", stderr)
 	var duration time.Duration
 	fs.Var(durationFlag{&duration}, "duration", "stop after this long (0 = until Ctrl-C)")
 	port := fs.Int("port", 0, "port of the in-process Kafka broker on 127.0.0.1 (0 = a free one)")
@@ -30,12 +28,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", "", "pipeline config (default: the embedded configs/fraud-pipeline.yaml)")
 	logLevel := fs.String("log-level", "warn", "log level of the pipeline's logs (debug, info, warn, error)")
 	var g genFlags
-	g.register(fs, 2000)
+	g.register(fs, 2000, 0.01) // the demo shows the dead-letter path by default
 	if err := fs.Parse(args); err != nil {
 		return 2
-	}
-	if !flagSet(fs, "bad-ratio") {
-		g.cfg.BadRatio = 0.01 // show the dead-letter path by default
 	}
 	g.cfg.SetDefaults()
 	generator, err := gen.New(g.cfg)
@@ -268,10 +263,4 @@ func fmtSeconds(s float64) string {
 		return fmt.Sprintf("%.0fms", s*1000)
 	}
 	return fmt.Sprintf("%.1fs", s)
-}
-
-func flagSet(fs *flag.FlagSet, name string) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
-	return set
 }

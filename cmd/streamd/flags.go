@@ -1,6 +1,9 @@
 package main
 
 import (
+	"flag"
+	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -43,4 +46,16 @@ func (f rateFlag) Set(s string) error {
 	}
 	*f.r = r
 	return nil
+}
+
+// newFlagSet is a command's flag set, whose -h names the command, says what it does and lists
+// every flag with its default.
+func newFlagSet(name, synopsis, about string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: streamd %s %s\n\n%s\n\nFlags:\n", name, synopsis, about)
+		fs.PrintDefaults()
+	}
+	return fs
 }

@@ -20,14 +20,14 @@ type genFlags struct {
 	rate float64
 }
 
-func (g *genFlags) register(fs *flag.FlagSet, defaultRate float64) {
+func (g *genFlags) register(fs *flag.FlagSet, defaultRate, defaultBadRatio float64) {
 	g.rate = defaultRate
 	fs.Var(rateFlag{&g.rate}, "rate", "records per second, like 5000/s or 300/min; 0 = as fast as possible")
 	fs.IntVar(&g.cfg.Keys, "keys", gen.DefaultKeys, "distinct cards (entity keys)")
 	fs.Float64Var(&g.cfg.ZipfS, "zipf", gen.DefaultZipfS, "key skew (Zipf s > 1): higher means a few hotter cards")
 	g.cfg.OutOfOrder = gen.DefaultOutOfOrder
 	fs.Var(durationFlag{&g.cfg.OutOfOrder}, "out-of-order", "event times lag the clock by up to this much, at random")
-	fs.Float64Var(&g.cfg.BadRatio, "bad-ratio", 0, "fraction of deliberately broken records (malformed JSON, missing fields, 1970/2100 times, huge, ...)")
+	fs.Float64Var(&g.cfg.BadRatio, "bad-ratio", defaultBadRatio, "fraction of deliberately broken records (malformed JSON, missing fields, 1970/2100 times, huge, ...)")
 	fs.Float64Var(&g.cfg.FraudRate, "fraud-rate", gen.DefaultFraudRate, "approximate fraud base rate")
 	g.cfg.LabelDelay = gen.DefaultLabelDelay
 	fs.Var(durationFlag{&g.cfg.LabelDelay}, "label-delay", "a fraud label arrives on the labels topic this long after its event")
@@ -36,8 +36,7 @@ func (g *genFlags) register(fs *flag.FlagSet, defaultRate float64) {
 }
 
 func cmdGen(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("gen", "[flags]", "Produces the synthetic card-transaction stream (and its fraud labels, later) to a Kafka broker.", stderr)
 	defBrokers := os.Getenv("KAFKA_BROKERS")
 	if defBrokers == "" {
 		defBrokers = "127.0.0.1:9092"
@@ -49,7 +48,7 @@ func cmdGen(args []string, stdout, stderr io.Writer) int {
 	partitions := fs.Int("partitions", gen.DefaultPartitions, "partitions of topics that do not exist yet")
 	create := fs.Bool("create-topics", true, "create missing topics")
 	var g genFlags
-	g.register(fs, 1000)
+	g.register(fs, 1000, 0)
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,8 +21,7 @@ import (
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("run", "-config FILE", "Runs a pipeline as a daemon until SIGTERM, SIGINT or SIGHUP, which commit the open transaction first.", stderr)
 	path := fs.String("config", "", "pipeline config file (required)")
 	if err := fs.Parse(args); err != nil {
 		return 2

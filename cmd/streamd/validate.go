@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
 
@@ -9,8 +8,7 @@ import (
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("validate", "-config FILE", "Checks a pipeline config: exits 0, or 1 naming every bad key.", stderr)
 	path := fs.String("config", "", "pipeline config file (required)")
 	if err := fs.Parse(args); err != nil {
 		return 2

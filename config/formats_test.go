@@ -56,7 +56,7 @@ func TestPipelineCompilesFormatThroughRegistry(t *testing.T) {
 func TestFormatErrors(t *testing.T) {
 	var c Config
 	_, err := c.format("xml", stream.Schema{Time: stream.EventTimeSpec{Format: stream.TimeKafka}})
-	if err == nil || !strings.Contains(err.Error(), `"xml" is not one of json`) {
+	if err == nil || !strings.Contains(err.Error(), `"xml" is not one of avro, json`) {
 		t.Errorf("unknown format: %v", err)
 	}
 	_, err = c.format("json", stream.Schema{Fields: []stream.FieldSpec{{Name: "x", Type: stream.Number}}})

@@ -18,8 +18,12 @@ type JSONWire struct {
 }
 
 // Init implements Wire.
-func (w *JSONWire) Init(paths []string) error {
-	w.schema = jsonscan.NewSchema(paths...)
+func (w *JSONWire) Init(paths []WirePath) error {
+	names := make([]string, len(paths))
+	for i, p := range paths {
+		names[i] = p.Path
+	}
+	w.schema = jsonscan.NewSchema(names...)
 	return nil
 }
 

@@ -58,6 +58,9 @@ var permanent = []*kerr.Error{
 // stopping Run. It may ask the broker whether another instance holds this instance's id, which
 // ends Run with ErrInstanceFenced.
 func (r *Runtime) restartable(ctx context.Context, err error, memberID string) (bool, error) {
+	if errors.Is(err, ErrUnavailable) {
+		return true, nil // a decoder's registry did not answer: wait for it (registry.go)
+	}
 	var be *brokerError
 	if !errors.As(err, &be) || errors.Is(err, kgo.ErrClientClosed) {
 		return false, err
@@ -156,6 +159,11 @@ func (o *outageLog) warn(r *Runtime, err error, retryIn time.Duration) {
 		return
 	}
 	o.last = now
+	if errors.Is(err, ErrUnavailable) {
+		r.log.Warn("a decoder could not reach the schema registry; the open cycle was abandoned, nothing was dead-lettered, and it is processed again in a new session",
+			"err", err, "outage_for", now.Sub(o.since).Round(time.Second), "sessions", o.restarts, "retry_in", retryIn)
+		return
+	}
 	r.log.Warn("the Kafka session failed; the open cycle was abandoned and is processed again; starting a new session (fencing the old producer, rejoining the group)",
 		"err", err, "outage_for", now.Sub(o.since).Round(time.Second), "sessions", o.restarts, "retry_in", retryIn)
 }

@@ -92,7 +92,7 @@ func TestRejectsBadConfig(t *testing.T) {
 		{"negative out-of-orderness", add("  max_out_of_orderness: -1s\n", "source:"), nil, "source.max_out_of_orderness", "is negative"},
 		{"bad size", add("  max_record_bytes: 1 megabyte\n", "source:"), nil, "source.max_record_bytes", "not a size"},
 		{"size out of bounds", add("  max_record_bytes: 1GiB\n", "source:"), nil, "source.max_record_bytes", "outside [1KiB, 64MiB]"},
-		{"unknown format", add("  format: xml\n", "source:"), nil, "source.format", "avro, json"},
+		{"unknown format", add("  format: xml\n", "source:"), nil, "source.format", "avro, json, protobuf"},
 		{"avro without a registry", add("  format: avro\n", "source:"), nil, "source.registry", "required with format avro"},
 		{"registry with json", add("  registry: {urls: [http://r:8081]}\n", "source:"), nil, "source.registry", "format json reads no schema registry"},
 		{"registry url not http", add("  format: avro\n  registry: {urls: [r:8081]}\n", "source:"), nil, "source.registry.urls[0]", "not an http:// or https:// URL"},

@@ -29,6 +29,13 @@ var wires = map[string]newWire{
 		}
 		return &stream.AvroWire{Registry: reg}, nil
 	},
+	"protobuf": func(c *Config) (stream.Wire, error) {
+		reg, err := c.registry()
+		if err != nil {
+			return nil, err
+		}
+		return &stream.ProtobufWire{Registry: reg}, nil
+	},
 }
 
 // registryFormats are the formats whose records name their schema in a registry: they need

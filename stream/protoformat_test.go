@@ -166,7 +166,7 @@ func TestProtobufWire(t *testing.T) {
 		field  string
 	}{
 		{"unknown schema id", confluent(999, good[5:]), ReasonUnknownSchema, ""},
-		{"truncated payload", good[:len(good)-2], ReasonMalformedProtobuf, ""},
+		{"truncated payload", func() []byte { b := protoRecord(t, protoTxV1, fx.ids[0], `{"card_id":"card-7"}`); return b[:len(b)-1] }(), ReasonMalformedProtobuf, ""},
 		{"wrong magic byte", append([]byte{1}, good[1:]...), ReasonBadWireFormat, ""},
 		{"no message indexes", good[:5], ReasonBadWireFormat, ""},
 		{"message index out of the file", confluent(fx.ids[0], append([]byte{2, 14}, good[6:]...)), ReasonUnknownSchema, ""},

@@ -383,7 +383,7 @@ func (s *Scanner) field(b []byte, off, start int, num protowire.Number, typ prot
 			}
 			s.element(f, base, v, nil, 0, vals, depth)
 			if f.slot >= 0 {
-				vals[f.slot] = Value{Kind: jsonscan.Array, Raw: data[: len(data) : len(data)]}
+				vals[f.slot] = Value{Kind: jsonscan.Array, Raw: data[:len(data):len(data)]}
 			}
 			q += k
 		}

@@ -25,6 +25,11 @@ import (
 // tests prove exactly once. Meanwhile the runtime is not ready and says in WARN logs what it is
 // waiting for.
 //
+// A schema registry that does not answer (ErrUnavailable, from the Avro and Protobuf decoders) is
+// handled the same way: the cycle is abandoned and processed again in a new session, so that no
+// record is dead-lettered for the registry's outage (see "A registry that does not answer" in
+// doc.go).
+//
 // Errors that another try cannot fix are not retried: authorization and authentication failures,
 // records too large for a topic, an unsupported protocol, and another live instance with the same
 // instance id (static membership fenced us, or a producer with our transactional id did while that

@@ -98,6 +98,8 @@ type Source struct {
 	IdleTimeout       DurationOrOff         `yaml:"idle_timeout"`
 	MaxRecordBytes    ByteSize              `yaml:"max_record_bytes"`
 	Fields            map[string]*FieldSpec `yaml:"fields"`
+	// Registry is the schema registry of the avro and protobuf formats (config/formats.go).
+	Registry *Registry `yaml:"registry"`
 }
 
 // EventTime says where event time comes from and which times are believable.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -56,11 +57,39 @@ func TestPipelineCompilesFormatThroughRegistry(t *testing.T) {
 func TestFormatErrors(t *testing.T) {
 	var c Config
 	_, err := c.format("xml", stream.Schema{Time: stream.EventTimeSpec{Format: stream.TimeKafka}})
-	if err == nil || !strings.Contains(err.Error(), `"xml" is not one of json`) {
+	if err == nil || !strings.Contains(err.Error(), `"xml" is not one of avro, json, protobuf`) {
 		t.Errorf("unknown format: %v", err)
 	}
 	_, err = c.format("json", stream.Schema{Fields: []stream.FieldSpec{{Name: "x", Type: stream.Number}}})
 	if !errors.Is(err, stream.ErrBadFormat) {
 		t.Errorf("schema without an event time format: %v, want ErrBadFormat", err)
+	}
+}
+
+// TestRegistryFormatsCompile: avro and protobuf compile to their wires over one registry client
+// with the block's pins.
+func TestRegistryFormatsCompile(t *testing.T) {
+	for _, format := range []string{"avro", "protobuf"} {
+		cfg := strings.Replace(good, "source:\n", "source:\n  format: "+format+"\n  registry: {urls: [\"http://127.0.0.1:1\"], subject: tx-value, version: 3, timeout: 2s}\n", 1)
+		c, err := parseWithEnv([]byte(cfg), noEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := c.Pipeline()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var reg *stream.Registry
+		switch w := p.Source.Format.(*stream.SchemaFormat).Wire.(type) {
+		case *stream.AvroWire:
+			reg = w.Registry
+		case *stream.ProtobufWire:
+			reg = w.Registry
+		default:
+			t.Fatalf("%s compiled to %T", format, w)
+		}
+		if reg.Client == nil || reg.Subject != "tx-value" || reg.Version != 3 || reg.Timeout != 2*time.Second {
+			t.Errorf("%s: registry %+v", format, reg)
+		}
 	}
 }

@@ -163,7 +163,7 @@ func isLoopback(host string) bool {
 func (c *Config) ClientOpts() ([]kgo.Opt, error) {
 	var opts []kgo.Opt
 	if t := c.Kafka.TLS; t != nil {
-		tc, err := t.config()
+		tc, err := t.config("kafka.tls")
 		if err != nil {
 			return nil, err
 		}
@@ -179,23 +179,25 @@ func (c *Config) ClientOpts() ([]kgo.Opt, error) {
 	return opts, nil
 }
 
-func (t *TLS) config() (*tls.Config, error) {
+// config builds the TLS settings of a tls block (kafka.tls, source.registry.tls); key names the
+// block in errors.
+func (t *TLS) config(key string) (*tls.Config, error) {
 	tc := &tls.Config{ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
 	if t.CAFile != "" {
 		pem, err := os.ReadFile(t.CAFile)
 		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
+			return nil, fmt.Errorf("%s.ca_file: %w", key, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("kafka.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+			return nil, fmt.Errorf("%s.ca_file: %s holds no PEM certificate", key, t.CAFile)
 		}
 		tc.RootCAs = pool
 	}
 	if t.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("kafka.tls.cert_file and key_file: %w", err)
+			return nil, fmt.Errorf("%s.cert_file and key_file: %w", key, err)
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}

@@ -102,6 +102,7 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 		}
 	}
 
+	c.validateFormat(v, env)
 	c.validateWindows(v)
 	c.validateModels(v)
 

@@ -36,13 +36,33 @@
 // JSONFormat is the shorthand for a SchemaFormat over a JSONWire, with the schema's declarations
 // written in place. The config compiler looks source.format up in config/formats.go.
 //
-// Adding an encoding (Avro or Protobuf behind a schema registry, say) is one file in this package
-// with its Wire and WireDecoder, an entry in config/formats.go's table, and the encoding's config
-// block if it has settings. Its paths are the declared field names; dotted paths into nested records
-// are the wire's to resolve, and binary numbers come back in Value.Num (integers also as text in
-// Value.Raw, so that they can be keys and ids exactly). Values that are not in the record body,
-// such as Kafka headers as fields, belong in SchemaFormat's decoder, which has the record and can
-// fill their slots before or after the wire, so that every encoding gets them.
+// AvroWire (avroformat.go) and ProtobufWire (protoformat.go) read Confluent's wire format, their
+// schemas from a schema registry (registry.go): each schema id is fetched once, compiled into a
+// plan for the declared paths (internal/avroscan, internal/protoscan) and kept, so that a producer
+// moving to a new schema version is read at once, without a restart, and without allocating.
+// Binary numbers come back in Value.Num (integers also as text in Value.Raw, so that they can be
+// keys and ids exactly). A schema that lacks a path the pipeline requires is the record's fault
+// only in that the schema is: WirePath.Required tells the wire, which rejects such records with
+// ReasonSchemaMissingField. Paths are dotted (items.0.price, internal/fieldpath); header:NAME
+// paths are read by SchemaFormat's decoder itself from the Kafka headers, the same for every
+// encoding, and never reach the wire.
+//
+// # A registry that does not answer
+//
+// A record whose schema id the registry does not know (HTTP 404) is a dead letter; a record
+// whose schema id cannot be looked up because the registry is unreachable must not be: it is the
+// registry's outage, not the record's fault, and a dead letter then would lose a good record for
+// ever. The decoder returns an *UnavailableError (wrapping ErrUnavailable) instead of a
+// Rejection. To the task that is a fatal error, so the cycle aborts: nothing of it is committed,
+// no dead letter, no offset. Run treats it like a broker outage (outage.go): it closes the
+// session, waits with a growing backoff (250 ms to 10 s), and starts a new one, which processes
+// the same records again from the committed offsets; the instance is not ready meanwhile and says
+// why in WARN logs. That reuses the one recovery path the crash tests prove exactly once, rather
+// than a second way to rewind a cycle inside a session. Its costs are a new session per attempt
+// (fencing, rejoining the group: quick with static membership) and that the other partitions'
+// tasks wait too; a registry outage only matters for schema ids not seen before, as every plan
+// is kept, so a running pipeline rides through one unless its producers change schema meanwhile.
+// Blocking the task inside the cycle instead would hold the transaction open against its timeout.
 //
 // # Bad input
 //

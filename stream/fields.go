@@ -76,6 +76,10 @@ type rules struct {
 	idSlot  int // -1: the lineage id
 	tSlot   int // -1: the Kafka timestamp
 	allowed []map[string]struct{}
+	// headers are the slots whose path names a Kafka header; wireSlots the others, in the order
+	// the wire reads them.
+	headers   []headerSlot
+	wireSlots []int
 }
 
 // compile checks the schema, naming every inconsistency, and builds its rules.
@@ -84,6 +88,9 @@ func (s *Schema) compile() (*rules, error) {
 	r := &rules{fields: s.Fields, keyField: s.KeyField, idField: s.IDField, time: s.Time, maxRecordBytes: s.MaxRecordBytes}
 	seen := map[string]bool{}
 	add := func(n string) int {
+		if err := CheckPath(n); err != nil {
+			errs = append(errs, fmt.Errorf("%w: field %q: %v", ErrBadFormat, n, err))
+		}
 		r.paths = append(r.paths, n)
 		return len(r.paths) - 1
 	}

@@ -3,6 +3,7 @@ package stream
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/streamd/streamd/internal/jsonscan"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -42,11 +43,21 @@ type Decoder interface {
 // A Wire is shared by all tasks: Init is called once, then NewDecoder once per task.
 type Wire interface {
 	// Init prepares decoding of paths: slot i of the values a decoder fills is the value at
-	// paths[i]. Paths are distinct and not empty; what a path means (a top-level key, a dotted
-	// path into nested records) is the encoding's to define and document.
-	Init(paths []string) error
+	// paths[i].Path. Paths are distinct and not empty, and never name a Kafka header (SchemaFormat
+	// reads those); a dotted path (items.0.price) names a value nested in records, messages or
+	// objects, a numeric segment an element of an array, as internal/fieldpath splits it. Required says
+	// that the pipeline rejects a record without the value: a wire whose records carry a schema
+	// (Avro, Protobuf) rejects a record whose schema lacks a required path with
+	// ReasonSchemaMissingField, the schema being at fault rather than the record.
+	Init(paths []WirePath) error
 	// NewDecoder returns a decoder for one task; it need not be safe for concurrent use.
 	NewDecoder() WireDecoder
+}
+
+// WirePath is one path a Wire reads.
+type WirePath struct {
+	Path     string
+	Required bool
 }
 
 // WireDecoder reads one record's values.
@@ -119,19 +130,38 @@ func (f *SchemaFormat) Init() error {
 	if err != nil {
 		return err
 	}
-	if err := f.Wire.Init(r.paths); err != nil {
+	var wp []WirePath
+	for slot, p := range r.paths {
+		if name, ok := strings.CutPrefix(p, HeaderPrefix); ok {
+			r.headers = append(r.headers, headerSlot{name: name, slot: slot})
+			continue
+		}
+		r.wireSlots = append(r.wireSlots, slot)
+		wp = append(wp, WirePath{Path: p, Required: r.required(slot)})
+	}
+	if err := f.Wire.Init(wp); err != nil {
 		return fmt.Errorf("%w: %w", ErrBadFormat, err)
 	}
 	f.rules = r
 	return nil
 }
 
+// HeaderPrefix starts a path that names a Kafka header of the record rather than a value in its
+// body: header:x-tenant is the value of the header x-tenant (the last one, when the record has
+// several), a string; declared as a number or a bool, its text is read as one (42, 1.5, true).
+const HeaderPrefix = "header:"
+
 // NewDecoder implements Format. Init must have succeeded.
 func (f *SchemaFormat) NewDecoder() Decoder {
 	if f.rules == nil {
 		panic("stream: NewDecoder before a successful Init")
 	}
-	return &schemaDecoder{r: f.rules, wire: f.Wire.NewDecoder(), vals: make([]Value, len(f.rules.paths))}
+	d := &schemaDecoder{r: f.rules, wire: f.Wire.NewDecoder(), vals: make([]Value, len(f.rules.paths))}
+	d.wvals = d.vals
+	if len(f.rules.headers) > 0 {
+		d.wvals = make([]Value, len(f.rules.wireSlots))
+	}
+	return d
 }
 
 // schemaDecoder is one task's decoder: the size limit, then the wire, then the rules.
@@ -139,6 +169,9 @@ type schemaDecoder struct {
 	r    *rules
 	wire WireDecoder
 	vals []Value
+	// wvals are the wire's values: vals itself when no path names a header, else the body's
+	// paths only, copied into their slots of vals after the wire has read them.
+	wvals []Value
 }
 
 func (d *schemaDecoder) Decode(rec *kgo.Record, ev *Event) error {
@@ -147,8 +180,16 @@ func (d *schemaDecoder) Decode(rec *kgo.Record, ev *Event) error {
 	if r.maxRecordBytes > 0 && len(rec.Value) > r.maxRecordBytes {
 		return reject(ReasonTooLarge, "", "value is %d bytes, source.max_record_bytes is %d", len(rec.Value), r.maxRecordBytes)
 	}
-	if err := d.wire.Decode(rec, d.vals); err != nil {
+	if err := d.wire.Decode(rec, d.wvals); err != nil {
 		return err
+	}
+	if len(r.headers) > 0 {
+		for i, slot := range r.wireSlots {
+			d.vals[slot] = d.wvals[i]
+		}
+		for _, h := range r.headers {
+			d.vals[h.slot] = r.headerValue(rec, h)
+		}
 	}
 	return r.apply(rec, d.vals, ev)
 }

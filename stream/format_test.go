@@ -15,13 +15,13 @@ import (
 // would), b:true or null. It shows that the schema's rules do not depend on JSON.
 type kvWire struct{ paths []string }
 
-func (w *kvWire) Init(paths []string) error {
+func (w *kvWire) Init(paths []WirePath) error {
 	for _, p := range paths {
-		if bytes.ContainsAny([]byte(p), "=&") {
+		if bytes.ContainsAny([]byte(p.Path), "=&") {
 			return errors.New("kv: a path cannot hold = or &")
 		}
+		w.paths = append(w.paths, p.Path)
 	}
-	w.paths = paths
 	return nil
 }
 

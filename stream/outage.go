@@ -25,6 +25,11 @@ import (
 // tests prove exactly once. Meanwhile the runtime is not ready and says in WARN logs what it is
 // waiting for.
 //
+// A schema registry that does not answer (ErrUnavailable, from the Avro and Protobuf decoders) is
+// handled the same way: the cycle is abandoned and processed again in a new session, so that no
+// record is dead-lettered for the registry's outage (see "A registry that does not answer" in
+// doc.go).
+//
 // Errors that another try cannot fix are not retried: authorization failures, records too large for
 // a topic, an unsupported protocol, and another live instance with the same instance id (static
 // membership fenced us, or a producer with our transactional id did while that instance is in the
@@ -59,6 +64,9 @@ var permanent = []*kerr.Error{
 // stopping Run. It may ask the broker whether another instance holds this instance's id, which
 // ends Run with ErrInstanceFenced.
 func (r *Runtime) restartable(ctx context.Context, err error, memberID string) (bool, error) {
+	if errors.Is(err, ErrUnavailable) {
+		return true, nil // a decoder's registry did not answer: wait for it (registry.go)
+	}
 	var be *brokerError
 	if !errors.As(err, &be) || errors.Is(err, kgo.ErrClientClosed) {
 		return false, err
@@ -166,6 +174,11 @@ func (o *outageLog) warn(r *Runtime, err error, retryIn time.Duration) {
 		return
 	}
 	o.last = now
+	if errors.Is(err, ErrUnavailable) {
+		r.log.Warn("a decoder could not reach the schema registry; the open cycle was abandoned, nothing was dead-lettered, and it is processed again in a new session",
+			"err", err, "outage_for", now.Sub(o.since).Round(time.Second), "sessions", o.restarts, "retry_in", retryIn)
+		return
+	}
 	r.log.Warn("the Kafka session failed; the open cycle was abandoned and is processed again; starting a new session (fencing the old producer, rejoining the group)",
 		"err", err, "outage_for", now.Sub(o.since).Round(time.Second), "sessions", o.restarts, "retry_in", retryIn)
 }

@@ -25,12 +25,20 @@ const (
 	ReasonOperator           Reason = "operator_rejected"      // an operator refused the event (see streamd-error)
 	ReasonLate               Reason = "late_record"            // after its windows closed, and the pipeline has no late topic
 	ReasonLabelOutOfRange    Reason = "label_out_of_range"     // a label that a model cannot learn (0.5 for a binary model)
+
+	// Records that carry a schema id (Avro, Protobuf through a schema registry).
+	ReasonBadWireFormat      Reason = "bad_wire_format"      // no Confluent header: not magic byte 0 and a schema id, or bad message indexes
+	ReasonUnknownSchema      Reason = "unknown_schema"       // the registry answered that the schema id does not exist, or its schema cannot be used
+	ReasonSchemaMissingField Reason = "schema_missing_field" // the record's schema has no such field, and the pipeline requires it
+	ReasonMalformedAvro      Reason = "malformed_avro"       // the payload is not Avro of its schema (truncated, trailing bytes, bad union branch...)
+	ReasonMalformedProtobuf  Reason = "malformed_protobuf"   // the payload is not a Protobuf message of its type (truncated, bad wire type...)
 )
 
 // reasons lists every Reason streamd gives.
 var reasons = [...]Reason{ReasonMalformedJSON, ReasonNotAnObject, ReasonTooLarge, ReasonMissingKey, ReasonMissingField,
 	ReasonWrongType, ReasonOutOfRange, ReasonNotFinite, ReasonBadEventTime, ReasonEventTimeOutOfSpan, ReasonOperator, ReasonLate,
-	ReasonLabelOutOfRange}
+	ReasonLabelOutOfRange, ReasonBadWireFormat, ReasonUnknownSchema, ReasonSchemaMissingField, ReasonMalformedAvro,
+	ReasonMalformedProtobuf}
 
 // Reasons returns every Reason streamd gives, for metrics and dashboards that should show each at
 // zero before the first. The slice is the caller's: the set itself cannot be changed.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/streamd/streamd/config"
 	"github.com/streamd/streamd/internal/gen"
@@ -47,6 +49,9 @@ func cmdGen(args []string, stdout, stderr io.Writer) int {
 	count := fs.Int64("count", 0, "records to produce; 0 = until interrupted")
 	partitions := fs.Int("partitions", gen.DefaultPartitions, "partitions of topics that do not exist yet")
 	create := fs.Bool("create-topics", true, "create missing topics")
+	format := fs.String("format", "json", "record format: json, avro or protobuf (Confluent's wire format; the schema is registered first)")
+	registry := fs.String("registry", "http://127.0.0.1:8081", "schema registry URL, for -format avro or protobuf")
+	subject := fs.String("subject", "", `subject to register the schema under (default "<topic>-value")`)
 	var g genFlags
 	g.register(fs, 1000, 0)
 	if err := fs.Parse(args); err != nil {
@@ -61,6 +66,24 @@ func cmdGen(args []string, stdout, stderr io.Writer) int {
 	log := config.NewLogger(stderr, "info", "text")
 	ctx, stop := signalContext(log)
 	defer stop()
+	var enc *gen.Encoding
+	switch *format {
+	case "json":
+	case "avro", "protobuf":
+		if *subject == "" {
+			*subject = *topic + "-value"
+		}
+		e, err := registerGenSchema(ctx, *format, *registry, *subject)
+		if err != nil {
+			fmt.Fprintln(stderr, "streamd gen:", err)
+			return 1
+		}
+		enc = e
+		fmt.Fprintf(stdout, "registered the %s schema under %s at %s: id %d\n", *format, *subject, *registry, e.SchemaID)
+	default:
+		fmt.Fprintf(stderr, "streamd gen: -format %q: use json, avro or protobuf\n", *format)
+		return 2
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(strings.Split(*brokers, ",")...), kgo.ProducerLinger(5*time.Millisecond))
 	if err != nil {
 		fmt.Fprintln(stderr, "streamd gen:", err)
@@ -72,7 +95,7 @@ func cmdGen(args []string, stdout, stderr io.Writer) int {
 	go func() {
 		done <- gen.Run(ctx, cl, generator, gen.RunConfig{
 			Topic: *topic, LabelsTopic: *labels, Rate: g.rate, Count: *count,
-			CreateTopics: *create, Partitions: int32(*partitions), AwaitLabels: true,
+			CreateTopics: *create, Partitions: int32(*partitions), AwaitLabels: true, Encoding: enc,
 		}, &st)
 	}()
 	fmt.Fprintf(stdout, "producing to %s (labels to %q) on %s at %s\n", *topic, *labels, *brokers, rateFlag{&g.rate})
@@ -97,4 +120,24 @@ func cmdGen(args []string, stdout, stderr io.Writer) int {
 			last = s
 		}
 	}
+}
+
+// registerGenSchema registers the generator's schema of format under subject (or finds it there)
+// and returns the encoding that frames records with its id.
+func registerGenSchema(ctx context.Context, format, url, subject string) (*gen.Encoding, error) {
+	cl, err := sr.NewClient(sr.URLs(url), sr.UserAgent("streamd-gen"))
+	if err != nil {
+		return nil, err
+	}
+	s := sr.Schema{Schema: gen.AvroSchema, Type: sr.TypeAvro}
+	if format == "protobuf" {
+		s = sr.Schema{Schema: gen.ProtobufSchema, Type: sr.TypeProtobuf}
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ss, err := cl.CreateSchema(rctx, subject, s)
+	if err != nil {
+		return nil, fmt.Errorf("registering the %s schema under %s at %s: %w", format, subject, url, err)
+	}
+	return &gen.Encoding{Protobuf: format == "protobuf", SchemaID: ss.ID}, nil
 }

@@ -42,6 +42,11 @@ type RunConfig struct {
 	// time.Now. Pacing (Rate) always uses the wall clock. Run calls it from one goroutine.
 	Clock func() time.Time
 
+	// Encoding, when set, writes the valid transactions in Avro or Protobuf (Confluent's wire
+	// format) instead of JSON; the deliberately broken records stay as they are, and so are
+	// not in the wire format either.
+	Encoding *Encoding
+
 	// FlushTimeout: once ctx is done, records already handed to the client get this long to be
 	// delivered before they are cancelled. Default 30s.
 	FlushTimeout time.Duration
@@ -109,6 +114,7 @@ const (
 // runner holds Run's state shared with the produce promises.
 type runner struct {
 	st   *Stats
+	enc  *Encoding
 	pool sync.Pool // *kgo.Record, with the buffer its Key and Value were cut from
 
 	mu       sync.Mutex
@@ -159,7 +165,7 @@ func Run(ctx context.Context, cl *kgo.Client, g *Generator, rc RunConfig, st *St
 		}
 	}
 
-	r := &runner{st: st}
+	r := &runner{st: st, enc: rc.Encoding}
 	r.txValid = func(rec *kgo.Record, err error) { r.done(rec, err, &st.Records, nil) }
 	r.txFraud = func(rec *kgo.Record, err error) { r.done(rec, err, &st.Records, &st.Fraud) }
 	r.txBad = func(rec *kgo.Record, err error) { r.done(rec, err, &st.Records, &st.Bad) }
@@ -248,6 +254,10 @@ func (r *runner) produceTx(ctx context.Context, cl *kgo.Client, g *Generator, no
 		rec.Key = nil
 	}
 	rec.Value = buf[k:] // with no key, Value starts the buffer: done recovers it from there
+	if r.enc != nil && gr.Bad == NotBad {
+		// After the JSON in the same buffer (recycled whole): the value is the tail.
+		rec.Value = r.enc.Append(buf[len(buf):], gr.Tx)
+	}
 	promise := r.txValid
 	switch {
 	case gr.Bad != NotBad:

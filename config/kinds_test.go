@@ -51,6 +51,8 @@ var kindCases = []struct{ name, yaml string }{
 	{"learner wrong value type", learner("{kind: hoeffding_tree, grace_period: lots}")},
 	{"learner key of another kind", learner("{kind: ftrl_logistic, k: 3, learning_rate: 0.5}")},
 	{"learner dim below features", learner("{kind: ftrl_logistic, dim: 1}")},
+	{"learner linear target scaling none", learner("{kind: linear, target_scaling: none}")},
+	{"learner linear target scaling bad", learner("{kind: adagrad_linear, target_scaling: log}")},
 }
 
 func learner(spec string) string {

@@ -8,8 +8,8 @@
 //
 //   - "ftrl_logistic": FTRL-Proximal logistic regression (McMahan et al.,
 //     "Ad click prediction: a view from the trenches", KDD 2013), Binary.
-//   - "adagrad_linear" (or "linear"): least-squares regression with AdaGrad,
-//     Regression.
+//   - "adagrad_linear" (or "linear"): least-squares regression with AdaGrad
+//     on the online-standardized target, Regression.
 //   - "softmax": multinomial logistic regression with AdaGrad, Multiclass.
 //   - "kmeans": sequential k-means with a decay factor, Anomaly (the score is
 //     the distance to the nearest centroid).

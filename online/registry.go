@@ -16,6 +16,15 @@ type kindInfo struct {
 	zero func() Spec
 	// read decodes what the spec's appendParams wrote (Validate is called after it).
 	read func(r *wire.Reader) Spec
+	// layouts are the spec encodings a kind added later, each under its own code (never reused
+	// either), so that the spec an old code reads keeps its meaning; a spec names the code it
+	// writes with a layoutCode method.
+	layouts []specLayout
+}
+
+type specLayout struct {
+	code uint64
+	read func(r *wire.Reader) Spec
 }
 
 func lookupKind(name string) *kindInfo {

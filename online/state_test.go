@@ -14,10 +14,12 @@ import (
 func smallSpecs() []online.Spec {
 	return []online.Spec{
 		online.FTRLSpec{Dim: 1 << 10},
-		online.LinearSpec{Dim: 1 << 10, L2: 0.01},
+		// Unscaled, as every adagrad_linear before target scaling: its state format is the old one.
+		online.LinearSpec{Dim: 1 << 10, L2: 0.01, TargetScaling: online.TargetNone},
 		online.SoftmaxSpec{Dim: 1 << 10, Classes: 3},
 		online.KMeansSpec{Dim: 1 << 10, K: 4},
 		online.TreeSpec{Dim: 1 << 10, GracePeriod: 50},
+		online.LinearSpec{Dim: 1 << 10, L2: 0.01},
 	}
 }
 
@@ -160,6 +162,7 @@ func TestSpecValidate(t *testing.T) {
 		online.SoftmaxSpec{Classes: 2, Dim: online.MaxDim},
 		online.KMeansSpec{Decay: 1.5},
 		online.TreeSpec{MaxDepth: 100},
+		online.LinearSpec{TargetScaling: "log"},
 	} {
 		if _, err := online.New(s); !errors.Is(err, online.ErrInvalidSpec) {
 			t.Errorf("New(%+v) err = %v, want ErrInvalidSpec", s, err)
@@ -200,11 +203,12 @@ func TestBadInputIgnored(t *testing.T) {
 	}
 }
 
-func FuzzDecodeFTRL(f *testing.F)    { fuzzDecode(f, smallSpecs()[0]) }
-func FuzzDecodeLinear(f *testing.F)  { fuzzDecode(f, smallSpecs()[1]) }
-func FuzzDecodeSoftmax(f *testing.F) { fuzzDecode(f, smallSpecs()[2]) }
-func FuzzDecodeKMeans(f *testing.F)  { fuzzDecode(f, smallSpecs()[3]) }
-func FuzzDecodeTree(f *testing.F)    { fuzzDecode(f, smallSpecs()[4]) }
+func FuzzDecodeFTRL(f *testing.F)         { fuzzDecode(f, smallSpecs()[0]) }
+func FuzzDecodeLinear(f *testing.F)       { fuzzDecode(f, smallSpecs()[1]) }
+func FuzzDecodeSoftmax(f *testing.F)      { fuzzDecode(f, smallSpecs()[2]) }
+func FuzzDecodeKMeans(f *testing.F)       { fuzzDecode(f, smallSpecs()[3]) }
+func FuzzDecodeTree(f *testing.F)         { fuzzDecode(f, smallSpecs()[4]) }
+func FuzzDecodeLinearScaled(f *testing.F) { fuzzDecode(f, smallSpecs()[5]) }
 
 // fuzzDecode seeds the corpus with real states of spec (small Dim, so that
 // mutations hit the interesting parts) and checks that any input either is

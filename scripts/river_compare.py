@@ -1,27 +1,30 @@
 #!/usr/bin/env python3
-"""Progressive-validation figures of River learners on River's Phishing data set,
-to compare with streamd's learners on the same stream (online/river_test.go).
+"""Progressive-validation figures of River learners on River's bundled data
+sets, to compare with streamd's learners on the same streams
+(online/river_test.go, online/river_regression_test.go).
 
 Setup (once):
     python3 -m venv ~/.cache/streamd-river
     ~/.cache/streamd-river/bin/pip install river==0.26.1
 
 Run from the repository root:
-    ~/.cache/streamd-river/bin/python scripts/river_compare.py --export online/testdata/phishing.csv
-    go test ./online -run TestRiverPhishing -v
+    ~/.cache/streamd-river/bin/python scripts/river_compare.py --export-dir online/testdata
+    go test ./online -run 'TestRiver' -v
 
---export writes the data set (features in River's column order, then the label)
-as CSV; River is BSD-3-Clause and ships the file in its wheel (see
-online/testdata/README.md). Every model sees the examples in the data set's
-order and is scored test-then-train: River's evaluate.progressive_val_score for
-accuracy and log loss, and the same loop by hand to collect the probabilities
-for an exact ROC AUC (River's own ROCAUC metric interpolates over 10
-thresholds by default, which would blur the comparison).
+--export-dir writes each data set (features in River's column order, then the
+label or target) as CSV; River is BSD-3-Clause and ships the files in its wheel
+(see online/testdata/README.md). Every model sees the examples in the data
+set's order and is scored test-then-train: River's
+evaluate.progressive_val_score for accuracy, log loss, MAE and RMSE, and the
+same loop by hand to collect the probabilities for an exact ROC AUC (River's
+own ROCAUC metric interpolates over 10 thresholds by default, which would blur
+the comparison).
 """
 
 import argparse
 import csv
 import math
+import os
 import sys
 
 from river import compose, datasets, evaluate, linear_model, metrics, optim, preprocessing, tree
@@ -92,18 +95,66 @@ def by_hand(model):
     return correct / n, ll / n, exact_auc(scores, labels), n
 
 
+# The bundled regression data sets: name of the CSV, the data set, its target's name.
+REGRESSION = {
+    "trump_approval": (datasets.TrumpApproval, "five_thirty_eight"),
+    "chick_weights": (datasets.ChickWeights, "weight"),
+    "sp500_stocks": (datasets.SP500Stocks, "next_day_return"),
+}
+
+
+def regression_models():
+    # River's defaults; streamd's counterparts in online/river_regression_test.go.
+    return {
+        "StandardScaler | LinearRegression": lambda: preprocessing.StandardScaler() | linear_model.LinearRegression(),
+        "TargetStandardScaler(StandardScaler | LinearRegression)": lambda: preprocessing.TargetStandardScaler(
+            preprocessing.StandardScaler() | linear_model.LinearRegression()
+        ),
+    }
+
+
+def write_csv(path, header, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def export(directory):
+    rows = []
+    for x, y in datasets.Phishing():
+        assert list(x) == FEATURES, list(x)
+        rows.append([repr(float(x[k])) for k in FEATURES] + [1 if y else 0])
+    write_csv(os.path.join(directory, "phishing.csv"), FEATURES + ["is_phishing"], rows)
+    for name, (ds, target) in REGRESSION.items():
+        header, rows = None, []
+        for x, y in ds():
+            if header is None:
+                header = list(x)
+            assert list(x) == header, list(x)
+            rows.append([repr(float(x[k])) for k in header] + [repr(float(y))])
+        write_csv(os.path.join(directory, name + ".csv"), header + [target], rows)
+
+
+def regression_table():
+    print("| data set | model | MAE | RMSE | examples |")
+    print("|---|---|---|---|---|")
+    for name, (ds, _) in REGRESSION.items():
+        for model_name, make in regression_models().items():
+            mae, rmse = metrics.MAE(), metrics.RMSE()
+            evaluate.progressive_val_score(ds(), make(), mae)
+            evaluate.progressive_val_score(ds(), make(), rmse)
+            cell = model_name.replace("|", "\\|")  # a pipe inside a Markdown cell
+            print(f"| {name} | River {cell} | {mae.get():.4f} | {rmse.get():.4f} | {ds().n_samples} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--export", help="write the data set as CSV to this path")
+    ap.add_argument("--export-dir", help="write the data sets as CSV files into this directory")
     args = ap.parse_args()
-    if args.export:
-        with open(args.export, "w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(FEATURES + ["is_phishing"])
-            for x, y in datasets.Phishing():
-                assert list(x) == FEATURES, list(x)
-                w.writerow([repr(float(x[k])) for k in FEATURES] + [1 if y else 0])
-        print(f"wrote {args.export}", file=sys.stderr)
+    if args.export_dir:
+        export(args.export_dir)
 
     import river
 
@@ -118,6 +169,8 @@ def main():
         # The hand loop must agree with River's own evaluation.
         assert abs(hacc - acc.get()) < 1e-12 and abs(hll - ll.get()) < 1e-5, (hacc, acc.get(), hll, ll.get())
         print(f"| River {name} | {acc.get():.4f} | {ll.get():.4f} | {hauc:.4f} | {n} |")
+    print(f"\nRiver {river.__version__}, regression, progressive validation\n")
+    regression_table()
 
 
 if __name__ == "__main__":

@@ -1,13 +1,16 @@
 package online_test
 
 import (
+	"compress/gzip"
 	"encoding/csv"
 	"errors"
+	"io"
 	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/streamd/streamd/online"
@@ -26,7 +29,15 @@ func loadCSV(t *testing.T, name string) (xs [][]float64, ys []float64) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
+	var in io.Reader = f
+	if strings.HasSuffix(name, ".gz") {
+		z, err := gzip.NewReader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in = z
+	}
+	rows, err := csv.NewReader(in).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,11 +23,15 @@ the comparison).
 
 import argparse
 import csv
+import gzip
+import io
+import itertools
 import math
 import os
 import sys
 
 from river import compose, datasets, evaluate, linear_model, metrics, optim, preprocessing, tree
+from river.datasets import synth
 
 FEATURES = [
     "empty_server_form_handler",
@@ -74,9 +78,9 @@ def exact_auc(scores, labels):
     return ordered / (pos * neg)
 
 
-def by_hand(model):
+def by_hand(model, stream=None):
     scores, labels, ll, correct = [], [], 0.0, 0
-    for x, y in datasets.Phishing():
+    for x, y in stream if stream is not None else datasets.Phishing():
         proba = model.predict_proba_one(x)
         if not proba:
             # progressive_val_score skips an example the model cannot score
@@ -89,7 +93,7 @@ def by_hand(model):
         labels.append(yi)
         q = min(max(p if yi else 1 - p, 1e-15), 1 - 1e-15)
         ll -= math.log(q)
-        correct += (model.predict_one(x) is True) == bool(yi)
+        correct += bool(model.predict_one(x)) == bool(yi)
         model.learn_one(x, y)
     n = len(labels)
     return correct / n, ll / n, exact_auc(scores, labels), n
@@ -113,8 +117,59 @@ def regression_models():
     }
 
 
+# River's synthetic generators, 10,000 examples each, without drift and with one abrupt drift
+# after 5,000 (the first concept's generator, then another concept's under another seed).
+N_SYNTH, DRIFT_AT = 10000, 5000
+
+
+def _abrupt(a, b):
+    return lambda: itertools.chain(itertools.islice(a(), DRIFT_AT), b())
+
+
+SYNTHETIC = {
+    "sea": lambda: synth.SEA(variant=0, seed=42),
+    "sea_drift": _abrupt(lambda: synth.SEA(variant=0, seed=42), lambda: synth.SEA(variant=3, seed=43)),
+    "agrawal": lambda: synth.Agrawal(classification_function=0, seed=42),
+    "agrawal_drift": _abrupt(
+        lambda: synth.Agrawal(classification_function=0, seed=42),
+        lambda: synth.Agrawal(classification_function=4, seed=43),
+    ),
+    "stagger": lambda: synth.STAGGER(classification_function=0, seed=42),
+    "stagger_drift": _abrupt(
+        lambda: synth.STAGGER(classification_function=0, seed=42),
+        lambda: synth.STAGGER(classification_function=2, seed=43),
+    ),
+}
+
+
+def synthetic(name):
+    return itertools.islice(SYNTHETIC[name](), N_SYNTH)
+
+
+def synthetic_table():
+    print("| stream | model | accuracy | accuracy before the drift | ROC AUC (exact) | nodes | examples scored |")
+    print("|---|---|---|---|---|---|---|")
+    for name in SYNTHETIC:
+        model = tree.HoeffdingTreeClassifier()
+        hacc, _, hauc, n = by_hand(model, synthetic(name))
+        # Accuracy over the first DRIFT_AT examples (the first is not scored), by a second run.
+        before, m2 = metrics.Accuracy(), tree.HoeffdingTreeClassifier()
+        for x, y in itertools.islice(synthetic(name), DRIFT_AT):
+            p = m2.predict_one(x)
+            if p is not None:
+                before.update(y, p)
+            m2.learn_one(x, y)
+        print(f"| {name} | River HoeffdingTreeClassifier() | {hacc:.4f} | {before.get():.4f} | {hauc:.4f} | {model.n_nodes} | {n} |")
+
+
 def write_csv(path, header, rows):
-    with open(path, "w", newline="") as f:
+    # The synthetic streams are large enough to be worth compressing (they are exact reprs).
+    # mtime 0 keeps the compressed bytes the same from one export to the next.
+    if path.endswith(".gz"):
+        opener = lambda: io.TextIOWrapper(gzip.GzipFile(path, "wb", mtime=0), newline="")
+    else:
+        opener = lambda: open(path, "w", newline="")
+    with opener() as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)
         w.writerows(rows)
@@ -135,6 +190,14 @@ def export(directory):
             assert list(x) == header, list(x)
             rows.append([repr(float(x[k])) for k in header] + [repr(float(y))])
         write_csv(os.path.join(directory, name + ".csv"), header + [target], rows)
+    for name in SYNTHETIC:
+        header, rows = None, []
+        for x, y in synthetic(name):
+            if header is None:
+                header = list(x)
+            assert list(x) == header, list(x)
+            rows.append([repr(float(x[k])) for k in header] + [1 if y else 0])
+        write_csv(os.path.join(directory, name + ".csv.gz"), [str(k) for k in header] + ["label"], rows)
 
 
 def regression_table():
@@ -171,6 +234,8 @@ def main():
         print(f"| River {name} | {acc.get():.4f} | {ll.get():.4f} | {hauc:.4f} | {n} |")
     print(f"\nRiver {river.__version__}, regression, progressive validation\n")
     regression_table()
+    print(f"\nRiver {river.__version__}, synthetic streams ({N_SYNTH} examples, drift after {DRIFT_AT}), progressive validation\n")
+    synthetic_table()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ import io
 import itertools
 import math
 import os
+import random
 import sys
 
 from river import compose, datasets, evaluate, linear_model, metrics, optim, preprocessing, tree
@@ -162,6 +163,37 @@ def synthetic_table():
         print(f"| {name} | River HoeffdingTreeClassifier() | {hacc:.4f} | {before.get():.4f} | {hauc:.4f} | {model.n_nodes} | {n} |")
 
 
+def anomaly_stream():
+    """5,000 points in [0, 1]^3: normal ones around a centre that moves once, after 2,500 (a drift),
+    and 2% anomalies uniform over the cube. Returns (x, is_anomaly) pairs."""
+    rng = random.Random(7)
+    out = []
+    for i in range(5000):
+        centre = 0.35 if i < 2500 else 0.65
+        if rng.random() < 0.02:
+            x, y = [rng.random() for _ in range(3)], 1
+        else:
+            x, y = [min(max(rng.gauss(centre, 0.05), 0.0), 1.0) for _ in range(3)], 0
+        out.append(({j: v for j, v in enumerate(x)}, y))
+    return out
+
+
+def anomaly_table():
+    from river import anomaly
+
+    print("| stream | model | ROC AUC (exact) | examples |")
+    print("|---|---|---|---|")
+    stream = anomaly_stream()
+    for seed in (1, 2, 3):
+        model = anomaly.HalfSpaceTrees(seed=seed)
+        scores, labels = [], []
+        for x, y in stream:
+            scores.append(model.score_one(x))
+            labels.append(y)
+            model.learn_one(x)
+        print(f"| hst_anomalies | River HalfSpaceTrees(seed={seed}) | {exact_auc(scores, labels):.4f} | {len(labels)} |")
+
+
 def write_csv(path, header, rows):
     # The synthetic streams are large enough to be worth compressing (they are exact reprs).
     # mtime 0 keeps the compressed bytes the same from one export to the next.
@@ -198,6 +230,8 @@ def export(directory):
             assert list(x) == header, list(x)
             rows.append([repr(float(x[k])) for k in header] + [1 if y else 0])
         write_csv(os.path.join(directory, name + ".csv.gz"), [str(k) for k in header] + ["label"], rows)
+    rows = [[repr(float(x[j])) for j in range(3)] + [y] for x, y in anomaly_stream()]
+    write_csv(os.path.join(directory, "hst_anomalies.csv.gz"), ["0", "1", "2", "is_anomaly"], rows)
 
 
 def regression_table():
@@ -236,6 +270,8 @@ def main():
     regression_table()
     print(f"\nRiver {river.__version__}, synthetic streams ({N_SYNTH} examples, drift after {DRIFT_AT}), progressive validation\n")
     synthetic_table()
+    print(f"\nRiver {river.__version__}, Half-Space Trees (defaults) on a generated anomaly stream, score then learn\n")
+    anomaly_table()
 
 
 if __name__ == "__main__":

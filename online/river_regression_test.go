@@ -19,7 +19,7 @@ import (
 
 // loadCSV reads a data set exported by scripts/river_compare.py --export-dir: numeric features
 // in River's column order, then the label or target. It skips the test if the file is absent.
-func loadCSV(t *testing.T, name string) (xs [][]float64, ys []float64) {
+func loadCSV(t testing.TB, name string) (xs [][]float64, ys []float64) {
 	t.Helper()
 	f, err := os.Open(filepath.Join("testdata", name))
 	if errors.Is(err, fs.ErrNotExist) {

@@ -194,6 +194,37 @@ def anomaly_table():
         print(f"| hst_anomalies | River HalfSpaceTrees(seed={seed}) | {exact_auc(scores, labels):.4f} | {len(labels)} |")
 
 
+def speed_table():
+    """Examples per second of predict then learn, one example at a time, on the same rows as
+    BenchmarkRiverRows (online/river_speed_test.go); the best of three passes."""
+    import time
+
+    from river import anomaly
+
+    cases = [
+        ("trump_approval", "StandardScaler | LinearRegression", lambda: preprocessing.StandardScaler() | linear_model.LinearRegression(),
+         list(datasets.TrumpApproval()), "regress"),
+        ("agrawal", "HoeffdingTreeClassifier", tree.HoeffdingTreeClassifier, list(synthetic("agrawal")), "classify"),
+        ("hst_anomalies", "HalfSpaceTrees", lambda: anomaly.HalfSpaceTrees(seed=1), anomaly_stream(), "score"),
+    ]
+    print("| rows | River model | examples/s |")
+    print("|---|---|---|")
+    for name, model_name, make, rows, kind in cases:
+        best = 0.0
+        for _ in range(3):
+            model = make()
+            start = time.perf_counter()
+            for x, y in rows:
+                if kind == "score":
+                    model.score_one(x)
+                    model.learn_one(x)
+                else:
+                    model.predict_one(x)
+                    model.learn_one(x, y)
+            best = max(best, len(rows) / (time.perf_counter() - start))
+        print(f"| {name} | River {model_name.replace('|', chr(92) + '|')} | {best:.0f} |")
+
+
 def write_csv(path, header, rows):
     # The synthetic streams are large enough to be worth compressing (they are exact reprs).
     # mtime 0 keeps the compressed bytes the same from one export to the next.
@@ -249,7 +280,11 @@ def regression_table():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--export-dir", help="write the data sets as CSV files into this directory")
+    ap.add_argument("--speed", action="store_true", help="only time River's learners on the rows")
     args = ap.parse_args()
+    if args.speed:
+        speed_table()
+        return
     if args.export_dir:
         export(args.export_dir)
 

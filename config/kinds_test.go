@@ -51,6 +51,10 @@ var kindCases = []struct{ name, yaml string }{
 	{"learner wrong value type", learner("{kind: hoeffding_tree, grace_period: lots}")},
 	{"learner key of another kind", learner("{kind: ftrl_logistic, k: 3, learning_rate: 0.5}")},
 	{"learner dim below features", learner("{kind: ftrl_logistic, dim: 1}")},
+	{"learner linear target scaling none", learner("{kind: linear, target_scaling: none}")},
+	{"learner linear target scaling bad", learner("{kind: adagrad_linear, target_scaling: log}")},
+	{"learner hst ok", learner("{kind: hst, trees: 5, height: 6, window_size: 100, seed: 3, low: -1, high: 1}")},
+	{"learner hst bad", learner("{kind: half_space_trees, trees: 0, height: 40, window_size: 0, low: 2, high: 1}")},
 }
 
 func learner(spec string) string {

@@ -15,6 +15,7 @@ func benchSpecs() []online.Spec {
 		online.SoftmaxSpec{Classes: 4},
 		online.KMeansSpec{K: 8},
 		online.TreeSpec{},
+		online.HSTSpec{},
 	}
 }
 

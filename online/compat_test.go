@@ -17,7 +17,9 @@ var updateGolden = flag.Bool("update", false, "rewrite testdata/*.golden from th
 
 // TestStateFormatStable: the state each learner writes after a fixed history hashes to what
 // testdata/state.golden holds, which the code before learners became a registry wrote; so
-// changelogs written before a refactor restore after it.
+// changelogs written before a refactor restore after it. Line 4 changed once, on purpose: the
+// Hoeffding tree took River's split rules and its state format 2 (leaves keep obs); format 1
+// states still restore, to the same predictions (TestTreeDecodesV1State).
 func TestStateFormatStable(t *testing.T) {
 	s := genStream(16, 800, 1<<10, noDrift)
 	var b strings.Builder

@@ -8,13 +8,16 @@
 //
 //   - "ftrl_logistic": FTRL-Proximal logistic regression (McMahan et al.,
 //     "Ad click prediction: a view from the trenches", KDD 2013), Binary.
-//   - "adagrad_linear" (or "linear"): least-squares regression with AdaGrad,
-//     Regression.
+//   - "adagrad_linear" (or "linear"): least-squares regression with AdaGrad
+//     on the online-standardized target, Regression.
 //   - "softmax": multinomial logistic regression with AdaGrad, Multiclass.
 //   - "kmeans": sequential k-means with a decay factor, Anomaly (the score is
 //     the distance to the nearest centroid).
 //   - "hoeffding_tree": a Hoeffding tree (VFDT) with Gaussian split
-//     estimators and naive-Bayes-adaptive leaves, Binary or Multiclass.
+//     estimators and naive-Bayes-adaptive leaves, Binary or Multiclass; its
+//     split rules are River's (compared in docs/BENCHMARKS.md).
+//   - "half_space_trees" (or "hst"): Half-Space Trees, Anomaly, unsupervised
+//     (the score needs no label).
 //
 // All implement Learner. Spec carries every hyperparameter; EnsureDefaults
 // fills zero fields in one place and Validate names every bad field.
@@ -83,6 +86,8 @@
 //     weight.
 //   - Hoeffding tree: trees with different splits cannot be averaged
 //     meaningfully, so the replica with the largest merge weight is kept.
+//   - Half-Space Trees: the spec fixes the trees, so the node masses are
+//     averaged.
 //
 // After a merge Updates is the largest replica's count (replicas share the
 // history before the last merge; summing would count it repeatedly).

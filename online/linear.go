@@ -1,6 +1,7 @@
 package online
 
 import (
+	"fmt"
 	"math"
 
 	"github.com/streamd/streamd/online/internal/wire"
@@ -12,6 +13,15 @@ import (
 // learning fast while frequent ones settle, the same reason FTRL uses
 // per-coordinate rates. L2 (if > 0) is applied lazily, only to coordinates
 // present in the example, which keeps Learn O(len(x)).
+//
+// By default the target is standardized online (TargetScaling
+// "standardize", as River's TargetStandardScaler): the learner keeps the
+// running mean and population deviation of the targets it learned, fits the
+// weights to (y-mean)/deviation, and predicts mean + deviation·(w·x). AdaGrad's
+// steps are of the order of LearningRate whatever the target's scale, so a
+// raw target of 300 would take thousands of examples to reach from 0 (the
+// intercept's step shrinks as 1/sqrt(t)); in standard units every target is
+// of order 1 and the default rate fits from the first examples.
 type Linear struct {
 	spec LinearSpec
 	lr   float64
@@ -20,25 +30,76 @@ type Linear struct {
 	// intercept, which is never penalized.
 	wg      []float64
 	updates int64
+	// target holds the count, mean and sum of squared deviations of the
+	// learned targets (Welford) when the target is standardized.
+	target welford
+}
+
+// welford is a running count, mean and sum of squared deviations.
+type welford struct{ n, mean, m2 float64 }
+
+func (w *welford) add(x float64) {
+	w.n++
+	d := x - w.mean
+	w.mean += d / w.n
+	w.m2 += d * (x - w.mean)
+}
+
+// scale returns the population deviation, or 1 while it is below
+// minTargetStd (the first example, or a constant target so far): the
+// targets are then all the mean, and a unit scale keeps the weights'
+// updates what they would be unscaled.
+func (w *welford) scale() float64 {
+	if w.n == 0 {
+		return 1
+	}
+	sd := math.Sqrt(w.m2 / w.n)
+	if !(sd >= minTargetStd) {
+		return 1
+	}
+	return sd
 }
 
 const (
-	magicLinear   = 'L'
-	versionLinear = 1
-	adagradEps    = 1e-8
+	magicLinear = 'L'
+	// versionLinear is the state without target statistics; versionLinearScaled has them after the
+	// update count. A spec with TargetScaling "none" writes the first, byte for byte the format of
+	// before target scaling, so older changelogs restore to the same learner.
+	versionLinear       = 1
+	versionLinearScaled = 2
+	adagradEps          = 1e-8
+	minTargetStd        = 1e-12
+)
+
+// Target scalings of adagrad_linear.
+const (
+	TargetStandardize = "standardize"
+	TargetNone        = "none"
 )
 
 // KindLinear is AdaGrad linear regression (LinearSpec, Linear); "linear" is accepted as an alias.
 const KindLinear = "adagrad_linear"
 
 var linearKind = &kindInfo{
-	name: KindLinear, aliases: []string{"linear"}, code: 2,
+	name: KindLinear, aliases: []string{"linear"}, code: codeLinear,
 	zero: func() Spec { return LinearSpec{} },
+	// Code 2 is the spec of before target scaling (the v1 layout), which means TargetScaling "none".
 	read: func(r *wire.Reader) Spec {
 		v := readV1Spec(r)
-		return LinearSpec{Dim: v.Dim, LearningRate: v.LearningRate, L2: v.L2}
+		return LinearSpec{Dim: v.Dim, LearningRate: v.LearningRate, L2: v.L2, TargetScaling: TargetNone}
 	},
+	layouts: []specLayout{{code: codeLinearScaled, read: func(r *wire.Reader) Spec {
+		v := readV1Spec(r)
+		return LinearSpec{Dim: v.Dim, LearningRate: v.LearningRate, L2: v.L2, TargetScaling: TargetStandardize}
+	}}},
 }
+
+// codeLinearScaled is the spec code of adagrad_linear with TargetScaling "standardize": the v1
+// layout under its own code, so that the spec of code 2 keeps meaning what it meant.
+const (
+	codeLinear       = 2
+	codeLinearScaled = 6
+)
 
 // LinearSpec configures adagrad_linear.
 type LinearSpec struct {
@@ -48,6 +109,9 @@ type LinearSpec struct {
 	LearningRate float64 `yaml:"learning_rate"`
 	// L2 is the penalty applied to the coordinates of each example; default (and negative) none.
 	L2 float64 `yaml:"l2"`
+	// TargetScaling is "standardize" (default: fit the target in standard units, see Linear) or
+	// "none" (fit the raw target).
+	TargetScaling string `yaml:"target_scaling"`
 }
 
 func (s LinearSpec) Kind() string              { return KindLinear }
@@ -59,9 +123,20 @@ func (s LinearSpec) appendParams(dst []byte) []byte {
 	return v1Spec{Dim: s.Dim, LearningRate: s.LearningRate, L2: s.L2}.append(dst)
 }
 
+// layoutCode is the spec's code in encoded state (see codeLinearScaled).
+func (s LinearSpec) layoutCode() uint64 {
+	if s.TargetScaling == TargetNone {
+		return codeLinear
+	}
+	return codeLinearScaled
+}
+
 func (s LinearSpec) WithDefaults() Spec {
 	defInt(&s.Dim, DefaultDim)
 	def(&s.LearningRate, 0.1)
+	if s.TargetScaling == "" {
+		s.TargetScaling = TargetStandardize
+	}
 	return s
 }
 
@@ -70,8 +145,13 @@ func (s LinearSpec) Validate() error {
 	c.dim(s.Dim)
 	c.pos("learning_rate", s.LearningRate)
 	c.penalty("l2", s.L2)
+	if s.TargetScaling != TargetStandardize && s.TargetScaling != TargetNone {
+		c.bad("target_scaling", fmt.Sprintf("%q", s.TargetScaling), fmt.Sprintf("%q or %q", TargetStandardize, TargetNone))
+	}
 	return c.err()
 }
+
+func (s LinearSpec) scaled() bool { return s.TargetScaling != TargetNone }
 
 func newLinear(s LinearSpec) *Linear {
 	m := &Linear{wg: make([]float64, 2*(s.Dim+1))}
@@ -101,11 +181,27 @@ func (m *Linear) predict(x Vector) float64 {
 	return s
 }
 
-func (m *Linear) Predict(x Vector, _ []float64) (float64, int) { return m.predict(x), 0 }
+func (m *Linear) Predict(x Vector, _ []float64) (float64, int) {
+	if !m.spec.scaled() {
+		return m.predict(x), 0
+	}
+	return m.target.mean + m.target.scale()*m.predict(x), 0
+}
 
 func (m *Linear) Learn(x Vector, y float64) {
 	if !finite(y) {
 		return
+	}
+	if m.spec.scaled() {
+		// Statistics first, then the standardized target, as River's TargetStandardScaler.
+		t := m.target
+		t.add(y)
+		z := (y - t.mean) / t.scale()
+		if !finite(t.m2) || !finite(z) {
+			return // a target so large its square overflows: ignored, as a non-finite one
+		}
+		m.target = t
+		y = z
 	}
 	g := m.predict(x) - y // d (squared loss / 2) / d prediction
 	if !finite(g) {
@@ -138,20 +234,42 @@ func adagradStep(wg []float64, i int, g, lr float64) {
 func (m *Linear) Reset() {
 	clear(m.wg)
 	m.updates = 0
+	m.target = welford{}
 }
 
 func (m *Linear) AppendState(dst []byte) []byte {
-	dst = wire.AppendHeader(dst, magicLinear, versionLinear)
+	if !m.spec.scaled() {
+		dst = wire.AppendHeader(dst, magicLinear, versionLinear)
+		dst = appendSpec(dst, m.spec)
+		dst = wire.AppendVarint(dst, m.updates)
+		return appendSparsePairs(dst, m.wg)
+	}
+	dst = wire.AppendHeader(dst, magicLinear, versionLinearScaled)
 	dst = appendSpec(dst, m.spec)
 	dst = wire.AppendVarint(dst, m.updates)
+	dst = wire.AppendFloat(dst, m.target.n)
+	dst = wire.AppendFloat(dst, m.target.mean)
+	dst = wire.AppendFloat(dst, m.target.m2)
 	return appendSparsePairs(dst, m.wg)
 }
 
 func (m *Linear) DecodeState(b []byte) error {
 	r := wire.NewReader(b)
-	r.Header(magicLinear, "linear")
+	version := r.Header(magicLinear, "linear")
 	s := readSpecOf[LinearSpec](r, "linear")
+	if r.Err() == nil && version != versionLinear && version != versionLinearScaled {
+		r.Fail("linear: version %d", version)
+	}
+	if r.Err() == nil && (version == versionLinearScaled) != s.scaled() {
+		r.Fail("linear: state version %d with target_scaling %q", version, s.TargetScaling)
+	}
 	updates := r.Int("linear updates", 0, math.MaxInt64)
+	var target welford
+	if r.Err() == nil && s.scaled() {
+		target.n = r.NonNeg("linear target count")
+		target.mean = r.Finite("linear target mean")
+		target.m2 = r.NonNeg("linear target m2")
+	}
 	idx, vals := readSparsePairs(r, s.Dim+1, "linear")
 	for k := range idx {
 		if vals[2*k+1] < 0 {
@@ -165,15 +283,37 @@ func (m *Linear) DecodeState(b []byte) error {
 	m.wg = fillPairs(m.wg, s.Dim+1, idx, vals)
 	m.setSpec(s)
 	m.updates = updates
+	m.target = target
 	return nil
 }
 
 // Merge sets every weight and every AdaGrad accumulator to the weighted mean
-// of the replicas'. Predictions are linear in the weights, so the merged
-// prediction is the weighted mean of the replicas' predictions.
+// of the replicas'. Predictions are linear in the weights, so without target
+// scaling the merged prediction is the weighted mean of the replicas'
+// predictions. With it, the target's mean and variance become the weighted
+// means of the replicas' and its count the largest (replicas share their
+// history before the last merge, as for Updates); predictions are then close
+// to, not exactly, the mean of the replicas'.
 func (m *Linear) Merge(replicas []Learner, weights []float64) error {
-	return mergeDense(m, replicas, weights, func(x, y *Linear) bool { return x.spec.Dim == y.spec.Dim },
-		func(x *Linear) ([]float64, *int64) { return x.wg, &x.updates })
+	same := func(x, y *Linear) bool { return x.spec.Dim == y.spec.Dim && x.spec.scaled() == y.spec.scaled() }
+	rs, a, err := mergeWeights(m, replicas, weights, same)
+	if err != nil {
+		return err
+	}
+	var t welford
+	for i, r := range rs {
+		if r.target.n > 0 {
+			t.mean += a[i] * r.target.mean
+			t.m2 += a[i] * r.target.m2 / r.target.n // the variance
+		}
+		t.n = max(t.n, r.target.n)
+	}
+	t.m2 *= t.n
+	if err := mergeDense(m, replicas, weights, same, func(x *Linear) ([]float64, *int64) { return x.wg, &x.updates }); err != nil {
+		return err
+	}
+	m.target = t
+	return nil
 }
 
 // mergeDense is the Merge of the learners whose state is one dense array of interleaved weights

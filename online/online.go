@@ -35,8 +35,9 @@ const (
 	// Multiclass learners fill probs and return the argmax class (and its
 	// probability as the score).
 	Multiclass
-	// Anomaly learners return the distance to the nearest centroid as the
-	// score and that centroid as the class.
+	// Anomaly learners return an anomaly score (kmeans: the distance to the
+	// nearest centroid, and that centroid as the class; half_space_trees: a
+	// score in [0, 1], class 0) and learn without labels.
 	Anomaly
 )
 
@@ -69,8 +70,10 @@ type Learner interface {
 	//   Regression: score = the predicted value, class = 0.
 	//   Multiclass: probs (if not nil, it must have len >= Classes) receives
 	//     the class probabilities; class = argmax, score = its probability.
-	//   Anomaly: score = Euclidean distance to the nearest centroid, class =
-	//     that centroid; (0, -1) before the first example.
+	//   Anomaly: kmeans: score = Euclidean distance to the nearest centroid,
+	//     class = that centroid; (0, -1) before the first example.
+	//     half_space_trees: score in [0, 1] (higher: more anomalous), class 0;
+	//     (0, -1) during the first window.
 	Predict(x Vector, probs []float64) (score float64, class int)
 	// Learn updates the model with one labelled example: y is 0 or 1 (binary;
 	// values in between are soft labels), the target (regression), or the

@@ -4,7 +4,7 @@ import "github.com/streamd/streamd/online/internal/wire"
 
 // kinds is the registry of learners, in the order messages list them. Adding a learner is a file
 // (its Spec, its Learner and its kindInfo) plus its line here.
-var kinds = []*kindInfo{ftrlKind, linearKind, softmaxKind, kmeansKind, treeKind}
+var kinds = []*kindInfo{ftrlKind, linearKind, softmaxKind, kmeansKind, treeKind, hstKind}
 
 // kindInfo describes one learner kind.
 type kindInfo struct {
@@ -15,6 +15,15 @@ type kindInfo struct {
 	// zero returns the kind's empty spec.
 	zero func() Spec
 	// read decodes what the spec's appendParams wrote (Validate is called after it).
+	read func(r *wire.Reader) Spec
+	// layouts are the spec encodings a kind added later, each under its own code (never reused
+	// either), so that the spec an old code reads keeps its meaning; a spec names the code it
+	// writes with a layoutCode method.
+	layouts []specLayout
+}
+
+type specLayout struct {
+	code uint64
 	read func(r *wire.Reader) Spec
 }
 

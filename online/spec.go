@@ -122,7 +122,11 @@ func defInt(f *int, v int) {
 // appendSpec writes the spec that starts every learner's state: its kind's code, then the kind's
 // own encoding. It is generic so that a learner's concrete spec is not boxed (an allocation).
 func appendSpec[S Spec](dst []byte, s S) []byte {
-	dst = wire.AppendUvarint(dst, lookupKind(s.Kind()).code)
+	code := lookupKind(s.Kind()).code
+	if l, ok := any(s).(interface{ layoutCode() uint64 }); ok {
+		code = l.layoutCode()
+	}
+	dst = wire.AppendUvarint(dst, code)
 	return s.appendParams(dst)
 }
 
@@ -133,17 +137,22 @@ func readSpec(r *wire.Reader) Spec {
 	if r.Err() != nil {
 		return nil
 	}
-	var kind *kindInfo
+	var read func(r *wire.Reader) Spec
 	for _, k := range kinds {
 		if k.code == code {
-			kind = k
+			read = k.read
+		}
+		for _, l := range k.layouts {
+			if l.code == code {
+				read = l.read
+			}
 		}
 	}
-	if kind == nil {
+	if read == nil {
 		r.Fail("spec: kind code %d", code)
 		return nil
 	}
-	s := kind.read(r)
+	s := read(r)
 	if r.Err() == nil {
 		if err := s.Validate(); err != nil {
 			r.Fail("spec: %v", err)

@@ -14,10 +14,13 @@ import (
 func smallSpecs() []online.Spec {
 	return []online.Spec{
 		online.FTRLSpec{Dim: 1 << 10},
-		online.LinearSpec{Dim: 1 << 10, L2: 0.01},
+		// Unscaled, as every adagrad_linear before target scaling: its state format is the old one.
+		online.LinearSpec{Dim: 1 << 10, L2: 0.01, TargetScaling: online.TargetNone},
 		online.SoftmaxSpec{Dim: 1 << 10, Classes: 3},
 		online.KMeansSpec{Dim: 1 << 10, K: 4},
 		online.TreeSpec{Dim: 1 << 10, GracePeriod: 50},
+		online.LinearSpec{Dim: 1 << 10, L2: 0.01},
+		online.HSTSpec{Dim: 1 << 10, WindowSize: 100},
 	}
 }
 
@@ -160,6 +163,9 @@ func TestSpecValidate(t *testing.T) {
 		online.SoftmaxSpec{Classes: 2, Dim: online.MaxDim},
 		online.KMeansSpec{Decay: 1.5},
 		online.TreeSpec{MaxDepth: 100},
+		online.LinearSpec{TargetScaling: "log"},
+		online.HSTSpec{Height: 30},
+		online.HSTSpec{Low: 1, High: 1},
 	} {
 		if _, err := online.New(s); !errors.Is(err, online.ErrInvalidSpec) {
 			t.Errorf("New(%+v) err = %v, want ErrInvalidSpec", s, err)
@@ -193,18 +199,20 @@ func TestBadInputIgnored(t *testing.T) {
 			for _, y := range []float64{math.NaN(), math.Inf(1)} {
 				l.Learn(online.Vector{{Index: 1, Value: 1}}, y)
 			}
-			if spec.Kind() != online.KindKMeans && !bytes.Equal(before, l.AppendState(nil)) {
+			if spec.Task() != online.Anomaly && !bytes.Equal(before, l.AppendState(nil)) {
 				t.Error("an invalid label changed the state")
 			}
 		})
 	}
 }
 
-func FuzzDecodeFTRL(f *testing.F)    { fuzzDecode(f, smallSpecs()[0]) }
-func FuzzDecodeLinear(f *testing.F)  { fuzzDecode(f, smallSpecs()[1]) }
-func FuzzDecodeSoftmax(f *testing.F) { fuzzDecode(f, smallSpecs()[2]) }
-func FuzzDecodeKMeans(f *testing.F)  { fuzzDecode(f, smallSpecs()[3]) }
-func FuzzDecodeTree(f *testing.F)    { fuzzDecode(f, smallSpecs()[4]) }
+func FuzzDecodeFTRL(f *testing.F)         { fuzzDecode(f, smallSpecs()[0]) }
+func FuzzDecodeLinear(f *testing.F)       { fuzzDecode(f, smallSpecs()[1]) }
+func FuzzDecodeSoftmax(f *testing.F)      { fuzzDecode(f, smallSpecs()[2]) }
+func FuzzDecodeKMeans(f *testing.F)       { fuzzDecode(f, smallSpecs()[3]) }
+func FuzzDecodeTree(f *testing.F)         { fuzzDecode(f, smallSpecs()[4]) }
+func FuzzDecodeLinearScaled(f *testing.F) { fuzzDecode(f, smallSpecs()[5]) }
+func FuzzDecodeHST(f *testing.F)          { fuzzDecode(f, smallSpecs()[6]) }
 
 // fuzzDecode seeds the corpus with real states of spec (small Dim, so that
 // mutations hit the interesting parts) and checks that any input either is

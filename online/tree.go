@@ -23,11 +23,17 @@ import (
 // class counts. The estimates equal those of a learner that saw every zero,
 // at a cost proportional to the non-zero features.
 //
-// Differences from River, on purpose: the information gain of a split
-// compares distributions of the examples the leaf itself saw (River's
-// pre-split distribution also includes the counts a new leaf inherits from
-// its parent), a leaf where "no split" wins keeps learning instead of being
-// deactivated, and depth is bounded (MaxDepth).
+// Split decisions follow River's (version 0.26.1, compared in
+// docs/BENCHMARKS.md): the pre-split distribution and the Hoeffding bound's
+// count include the class counts a leaf inherited from its parent; a leaf
+// whose majority class holds more than maxShareToSplit of them is not split;
+// the "no split" option only wins when no feature has a valid split (River's
+// null split has merit -Inf), and when it wins the leaf restarts its feature
+// statistics — River deactivates the leaf and its memory manager at once
+// reactivates it with empty observers, which is what lets an old leaf's naive
+// Bayes follow a concept that changed. Ties between the majority class and
+// naive Bayes go to naive Bayes, as in River. Depth is bounded (MaxDepth),
+// which River leaves unbounded.
 type Tree struct {
 	spec    TreeSpec
 	classes int
@@ -49,9 +55,12 @@ type treeNode struct {
 }
 
 type treeLeaf struct {
-	prior       []float64 // class counts inherited from the split that made the leaf
-	seen        []float64 // class counts of the examples learned at this leaf
-	lastAttempt float64   // sum of seen at the last split attempt
+	prior []float64 // class counts inherited from the split that made the leaf
+	seen  []float64 // class counts of the examples learned at this leaf
+	// obs are the class counts of the examples the feature statistics hold: seen, less what
+	// came before the last restart of the statistics (see attemptSplit).
+	obs         []float64
+	lastAttempt float64 // sum of seen at the last split attempt
 	mcCorrect   float64
 	nbCorrect   float64
 	// keys is sorted so that every sum over features runs in one order and
@@ -74,10 +83,13 @@ const (
 )
 
 const (
-	magicTree   = 'T'
-	versionTree = 1
-	nSplits     = 10   // candidate thresholds per feature, as River's GaussianSplitter
-	minBranch   = 0.01 // a split must send more than this fraction to two branches
+	magicTree = 'T'
+	// versionTree 1 had no obs (the statistics never restarted, so obs was seen); 2 writes them.
+	versionTreeNoObs = 1
+	versionTree      = 2
+	nSplits          = 10   // candidate thresholds per feature, as River's GaussianSplitter
+	minBranch        = 0.01 // a split must send more than this fraction to two branches
+	maxShareToSplit  = 0.99 // River's max_share_to_split
 )
 
 // KindHoeffdingTree is a Hoeffding tree classifier (TreeSpec, Tree).
@@ -170,7 +182,7 @@ func (m *Tree) setSpec(s TreeSpec) {
 }
 
 func (m *Tree) newLeaf(depth int, prior []float64) *treeNode {
-	l := &treeLeaf{prior: make([]float64, m.classes), seen: make([]float64, m.classes)}
+	l := &treeLeaf{prior: make([]float64, m.classes), seen: make([]float64, m.classes), obs: make([]float64, m.classes)}
 	copy(l.prior, prior)
 	m.nodes++
 	return &treeNode{leaf: l, depth: depth}
@@ -219,7 +231,7 @@ func (m *Tree) Predict(x Vector, probs []float64) (float64, int) {
 	}
 	probs = probs[:m.classes]
 	l := m.sort(x).leaf
-	if l.mcCorrect >= l.nbCorrect {
+	if l.mcCorrect > l.nbCorrect {
 		m.majority(l, probs)
 	} else {
 		m.naiveBayes(l, x, probs)
@@ -307,7 +319,7 @@ func (m *Tree) naiveBayes(l *treeLeaf, x Vector, p []float64) int {
 		}
 		v := math.Log(w / total)
 		for i, key := range l.keys {
-			n, mean, variance := full(l.stats[i], c, l.seen[c])
+			n, mean, variance := full(l.stats[i], c, l.obs[c])
 			if n <= 1 || variance <= 0 {
 				continue // River's Gaussian has no density here and skips it
 			}
@@ -350,6 +362,7 @@ func (m *Tree) Learn(x Vector, y float64) {
 		l.nbCorrect++
 	}
 	l.seen[c]++
+	l.obs[c]++
 	dim := uint32(m.spec.Dim)
 	for _, f := range x {
 		if f.Index >= dim || !finite(f.Value) || f.Value == 0 {
@@ -358,7 +371,16 @@ func (m *Tree) Learn(x Vector, y float64) {
 		i, ok := slices.BinarySearch(l.keys, f.Index)
 		if !ok {
 			l.keys = slices.Insert(l.keys, i, f.Index)
-			g := make(gauss, gFields*m.classes)
+			// A leaf that restarted its statistics reuses the arrays it dropped.
+			var g gauss
+			if n := len(l.stats); n < cap(l.stats) {
+				g = l.stats[:n+1][n]
+			}
+			if g == nil {
+				g = make(gauss, gFields*m.classes)
+			} else {
+				clear(g)
+			}
 			for k := 0; k < m.classes; k++ {
 				g[k*gFields+gMin] = math.Inf(1)
 				g[k*gFields+gMax] = math.Inf(-1)
@@ -380,7 +402,7 @@ func (m *Tree) Learn(x Vector, y float64) {
 	}
 	if seen-l.lastAttempt >= float64(m.spec.GracePeriod) && node.depth < m.spec.MaxDepth {
 		l.lastAttempt = seen
-		m.attemptSplit(node, seen)
+		m.attemptSplit(node)
 	}
 }
 
@@ -412,32 +434,40 @@ type splitCand struct {
 	threshold float64
 }
 
-func (m *Tree) attemptSplit(node *treeNode, seen float64) {
+func (m *Tree) attemptSplit(node *treeNode) {
 	l := node.leaf
-	nonzero := 0
-	for _, s := range l.seen {
-		if s > 0 {
-			nonzero++
+	C := m.classes
+	// River's pre-split distribution: inherited and own counts together.
+	pre := m.votes
+	total, top, present := 0.0, 0.0, 0
+	for c := range pre {
+		pre[c] = l.prior[c] + l.seen[c]
+		total += pre[c]
+		top = max(top, pre[c])
+		if pre[c] > 0 {
+			present++
 		}
 	}
-	if nonzero < 2 {
+	if present < 2 {
 		return // pure
 	}
-	pre := entropy(l.seen)
-	C := m.classes
-	// The null split (merit 0) competes, as in River with merit_preprune.
-	best, second := splitCand{merit: 0, feature: math.MaxUint32}, math.Inf(-1)
+	if top/total > maxShareToSplit {
+		l.restartStats()
+		return
+	}
+	preH := entropy(pre)
+	best, second := splitCand{merit: math.Inf(-1), feature: math.MaxUint32}, math.Inf(-1)
 	lhs, rhs := m.lhs, m.rhs
 	for i, key := range l.keys {
 		g := l.stats[i]
 		lo, hi := math.Inf(1), math.Inf(-1)
 		for c := 0; c < C; c++ {
-			if l.seen[c] == 0 {
+			if l.obs[c] == 0 {
 				continue
 			}
 			o := c * gFields
 			cmin, cmax := g[o+gMin], g[o+gMax]
-			if g[o+gN] < l.seen[c] { // implicit zeros
+			if g[o+gN] < l.obs[c] { // implicit zeros
 				cmin, cmax = min(cmin, 0), max(cmax, 0)
 			}
 			lo, hi = min(lo, cmin), max(hi, cmax)
@@ -454,15 +484,15 @@ func (m *Tree) attemptSplit(node *treeNode, seen float64) {
 			}
 			for c := 0; c < C; c++ {
 				lhs[c], rhs[c] = 0, 0
-				if l.seen[c] == 0 {
+				if l.obs[c] == 0 {
 					continue
 				}
 				o := c * gFields
 				cmin, cmax := g[o+gMin], g[o+gMax]
-				if g[o+gN] < l.seen[c] {
+				if g[o+gN] < l.obs[c] {
 					cmin, cmax = min(cmin, 0), max(cmax, 0)
 				}
-				n, mean, variance := full(g, c, l.seen[c])
+				n, mean, variance := full(g, c, l.obs[c])
 				switch {
 				case t < cmin:
 					rhs[c] = n
@@ -476,7 +506,7 @@ func (m *Tree) attemptSplit(node *treeNode, seen float64) {
 			merit := math.Inf(-1)
 			if branches(lhs, rhs) >= 2 {
 				nl, nr := sum(lhs), sum(rhs)
-				merit = pre - (nl*entropy(lhs)+nr*entropy(rhs))/(nl+nr)
+				merit = preH - (nl*entropy(lhs)+nr*entropy(rhs))/(nl+nr)
 			}
 			if merit > featBest.merit {
 				featBest = splitCand{merit, key, t}
@@ -485,7 +515,6 @@ func (m *Tree) attemptSplit(node *treeNode, seen float64) {
 			}
 		}
 		if featBest.merit == math.Inf(-1) {
-			second = max(second, featBest.merit)
 			continue
 		}
 		if featBest.merit > best.merit {
@@ -498,19 +527,28 @@ func (m *Tree) attemptSplit(node *treeNode, seen float64) {
 		}
 	}
 	if best.feature == math.MaxUint32 {
-		return // no split beats "no split"
-	}
-	r := math.Log2(float64(max(C, 2)))
-	eps := math.Sqrt(r * r * math.Log(1/m.spec.Delta) / (2 * seen))
-	if second != math.Inf(-1) && best.merit-second <= eps && eps >= m.spec.Tau {
+		// Only "no split" is left: River deactivates the leaf and reactivates it with empty
+		// observers.
+		l.restartStats()
 		return
 	}
-	// The null split is always a candidate, so second >= 0 here and the
-	// test above compared against it when no other feature came close.
+	// With a single candidate the runner-up is "no split" at -Inf, and River splits.
+	r := math.Log2(float64(max(present, 2)))
+	eps := math.Sqrt(r * r * math.Log(1/m.spec.Delta) / (2 * total))
+	if !(best.merit-second > eps || eps < m.spec.Tau) {
+		return
+	}
 	node.leaf = nil
 	node.feature, node.threshold = best.feature, best.threshold
 	node.left = m.newLeaf(node.depth+1, m.bl)
 	node.right = m.newLeaf(node.depth+1, m.br)
+}
+
+// restartStats forgets the leaf's feature statistics, keeping its class counts and the record of
+// its two predictors.
+func (l *treeLeaf) restartStats() {
+	l.keys, l.stats = l.keys[:0], l.stats[:0]
+	clear(l.obs)
 }
 
 func branches(lhs, rhs []float64) int {
@@ -567,6 +605,9 @@ func (m *Tree) appendNode(dst []byte, n *treeNode) []byte {
 	for _, v := range l.seen {
 		dst = wire.AppendFloat(dst, v)
 	}
+	for _, v := range l.obs {
+		dst = wire.AppendFloat(dst, v)
+	}
 	dst = wire.AppendFloat(dst, l.lastAttempt)
 	dst = wire.AppendFloat(dst, l.mcCorrect)
 	dst = wire.AppendFloat(dst, l.nbCorrect)
@@ -584,7 +625,10 @@ func (m *Tree) appendNode(dst []byte, n *treeNode) []byte {
 
 func (m *Tree) DecodeState(b []byte) error {
 	r := wire.NewReader(b)
-	r.Header(magicTree, "tree")
+	version := r.Header(magicTree, "tree")
+	if r.Err() == nil && version != versionTree && version != versionTreeNoObs {
+		r.Fail("tree: version %d", version)
+	}
 	s := readSpecOf[TreeSpec](r, "tree")
 	updates := r.Int("tree updates", 0, math.MaxInt64)
 	if r.Err() != nil {
@@ -592,7 +636,7 @@ func (m *Tree) DecodeState(b []byte) error {
 	}
 	d := &Tree{}
 	d.setSpec(s)
-	d.root = d.readNode(r, 0)
+	d.root = d.readNode(r, 0, version)
 	if err := r.End("tree"); err != nil {
 		return err
 	}
@@ -603,7 +647,7 @@ func (m *Tree) DecodeState(b []byte) error {
 
 // readNode recurses at most MaxDepth deep: the depth bound is what keeps
 // garbage from exhausting the stack.
-func (m *Tree) readNode(r *wire.Reader, depth int) *treeNode {
+func (m *Tree) readNode(r *wire.Reader, depth int, version byte) *treeNode {
 	if r.Err() != nil {
 		return nil
 	}
@@ -622,14 +666,24 @@ func (m *Tree) readNode(r *wire.Reader, depth int) *treeNode {
 			r.Fail("tree: split feature %d >= dim", f)
 		}
 		t := r.Finite("tree threshold")
-		left := m.readNode(r, depth+1)
-		right := m.readNode(r, depth+1)
+		left := m.readNode(r, depth+1, version)
+		right := m.readNode(r, depth+1, version)
 		return &treeNode{feature: uint32(f), threshold: t, left: left, right: right, depth: depth}
 	}
 	C := m.classes
 	l := &treeLeaf{}
 	l.prior = readNonNegs(r, C, "tree prior")
 	l.seen = readNonNegs(r, C, "tree seen")
+	if version == versionTreeNoObs {
+		l.obs = append([]float64(nil), l.seen...)
+	} else {
+		l.obs = readNonNegs(r, C, "tree obs")
+		for c := range l.obs {
+			if r.Err() == nil && l.obs[c] > l.seen[c] {
+				r.Fail("tree: obs[%d] %v above seen %v", c, l.obs[c], l.seen[c])
+			}
+		}
+	}
 	l.lastAttempt = r.NonNeg("tree last attempt")
 	l.mcCorrect = r.NonNeg("tree mc correct")
 	l.nbCorrect = r.NonNeg("tree nb correct")

@@ -1,30 +1,38 @@
 #!/usr/bin/env python3
-"""Progressive-validation figures of River learners on River's Phishing data set,
-to compare with streamd's learners on the same stream (online/river_test.go).
+"""Progressive-validation figures of River learners on River's bundled data
+sets, to compare with streamd's learners on the same streams
+(online/river_test.go, online/river_regression_test.go).
 
 Setup (once):
     python3 -m venv ~/.cache/streamd-river
     ~/.cache/streamd-river/bin/pip install river==0.26.1
 
 Run from the repository root:
-    ~/.cache/streamd-river/bin/python scripts/river_compare.py --export online/testdata/phishing.csv
-    go test ./online -run TestRiverPhishing -v
+    ~/.cache/streamd-river/bin/python scripts/river_compare.py --export-dir online/testdata
+    go test ./online -run 'TestRiver' -v
 
---export writes the data set (features in River's column order, then the label)
-as CSV; River is BSD-3-Clause and ships the file in its wheel (see
-online/testdata/README.md). Every model sees the examples in the data set's
-order and is scored test-then-train: River's evaluate.progressive_val_score for
-accuracy and log loss, and the same loop by hand to collect the probabilities
-for an exact ROC AUC (River's own ROCAUC metric interpolates over 10
-thresholds by default, which would blur the comparison).
+--export-dir writes each data set (features in River's column order, then the
+label or target) as CSV; River is BSD-3-Clause and ships the files in its wheel
+(see online/testdata/README.md). Every model sees the examples in the data
+set's order and is scored test-then-train: River's
+evaluate.progressive_val_score for accuracy, log loss, MAE and RMSE, and the
+same loop by hand to collect the probabilities for an exact ROC AUC (River's
+own ROCAUC metric interpolates over 10 thresholds by default, which would blur
+the comparison).
 """
 
 import argparse
 import csv
+import gzip
+import io
+import itertools
 import math
+import os
+import random
 import sys
 
 from river import compose, datasets, evaluate, linear_model, metrics, optim, preprocessing, tree
+from river.datasets import synth
 
 FEATURES = [
     "empty_server_form_handler",
@@ -71,9 +79,9 @@ def exact_auc(scores, labels):
     return ordered / (pos * neg)
 
 
-def by_hand(model):
+def by_hand(model, stream=None):
     scores, labels, ll, correct = [], [], 0.0, 0
-    for x, y in datasets.Phishing():
+    for x, y in stream if stream is not None else datasets.Phishing():
         proba = model.predict_proba_one(x)
         if not proba:
             # progressive_val_score skips an example the model cannot score
@@ -86,24 +94,199 @@ def by_hand(model):
         labels.append(yi)
         q = min(max(p if yi else 1 - p, 1e-15), 1 - 1e-15)
         ll -= math.log(q)
-        correct += (model.predict_one(x) is True) == bool(yi)
+        correct += bool(model.predict_one(x)) == bool(yi)
         model.learn_one(x, y)
     n = len(labels)
     return correct / n, ll / n, exact_auc(scores, labels), n
 
 
+# The bundled regression data sets: name of the CSV, the data set, its target's name.
+REGRESSION = {
+    "trump_approval": (datasets.TrumpApproval, "five_thirty_eight"),
+    "chick_weights": (datasets.ChickWeights, "weight"),
+    "sp500_stocks": (datasets.SP500Stocks, "next_day_return"),
+}
+
+
+def regression_models():
+    # River's defaults; streamd's counterparts in online/river_regression_test.go.
+    return {
+        "StandardScaler | LinearRegression": lambda: preprocessing.StandardScaler() | linear_model.LinearRegression(),
+        "TargetStandardScaler(StandardScaler | LinearRegression)": lambda: preprocessing.TargetStandardScaler(
+            preprocessing.StandardScaler() | linear_model.LinearRegression()
+        ),
+    }
+
+
+# River's synthetic generators, 10,000 examples each, without drift and with one abrupt drift
+# after 5,000 (the first concept's generator, then another concept's under another seed).
+N_SYNTH, DRIFT_AT = 10000, 5000
+
+
+def _abrupt(a, b):
+    return lambda: itertools.chain(itertools.islice(a(), DRIFT_AT), b())
+
+
+SYNTHETIC = {
+    "sea": lambda: synth.SEA(variant=0, seed=42),
+    "sea_drift": _abrupt(lambda: synth.SEA(variant=0, seed=42), lambda: synth.SEA(variant=3, seed=43)),
+    "agrawal": lambda: synth.Agrawal(classification_function=0, seed=42),
+    "agrawal_drift": _abrupt(
+        lambda: synth.Agrawal(classification_function=0, seed=42),
+        lambda: synth.Agrawal(classification_function=4, seed=43),
+    ),
+    "stagger": lambda: synth.STAGGER(classification_function=0, seed=42),
+    "stagger_drift": _abrupt(
+        lambda: synth.STAGGER(classification_function=0, seed=42),
+        lambda: synth.STAGGER(classification_function=2, seed=43),
+    ),
+}
+
+
+def synthetic(name):
+    return itertools.islice(SYNTHETIC[name](), N_SYNTH)
+
+
+def synthetic_table():
+    print("| stream | model | accuracy | accuracy before the drift | ROC AUC (exact) | nodes | examples scored |")
+    print("|---|---|---|---|---|---|---|")
+    for name in SYNTHETIC:
+        model = tree.HoeffdingTreeClassifier()
+        hacc, _, hauc, n = by_hand(model, synthetic(name))
+        # Accuracy over the first DRIFT_AT examples (the first is not scored), by a second run.
+        before, m2 = metrics.Accuracy(), tree.HoeffdingTreeClassifier()
+        for x, y in itertools.islice(synthetic(name), DRIFT_AT):
+            p = m2.predict_one(x)
+            if p is not None:
+                before.update(y, p)
+            m2.learn_one(x, y)
+        print(f"| {name} | River HoeffdingTreeClassifier() | {hacc:.4f} | {before.get():.4f} | {hauc:.4f} | {model.n_nodes} | {n} |")
+
+
+def anomaly_stream():
+    """5,000 points in [0, 1]^3: normal ones around a centre that moves once, after 2,500 (a drift),
+    and 2% anomalies uniform over the cube. Returns (x, is_anomaly) pairs."""
+    rng = random.Random(7)
+    out = []
+    for i in range(5000):
+        centre = 0.35 if i < 2500 else 0.65
+        if rng.random() < 0.02:
+            x, y = [rng.random() for _ in range(3)], 1
+        else:
+            x, y = [min(max(rng.gauss(centre, 0.05), 0.0), 1.0) for _ in range(3)], 0
+        out.append(({j: v for j, v in enumerate(x)}, y))
+    return out
+
+
+def anomaly_table():
+    from river import anomaly
+
+    print("| stream | model | ROC AUC (exact) | examples |")
+    print("|---|---|---|---|")
+    stream = anomaly_stream()
+    for seed in (1, 2, 3):
+        model = anomaly.HalfSpaceTrees(seed=seed)
+        scores, labels = [], []
+        for x, y in stream:
+            scores.append(model.score_one(x))
+            labels.append(y)
+            model.learn_one(x)
+        print(f"| hst_anomalies | River HalfSpaceTrees(seed={seed}) | {exact_auc(scores, labels):.4f} | {len(labels)} |")
+
+
+def speed_table():
+    """Examples per second of predict then learn, one example at a time, on the same rows as
+    BenchmarkRiverRows (online/river_speed_test.go); the best of three passes."""
+    import time
+
+    from river import anomaly
+
+    cases = [
+        ("trump_approval", "StandardScaler | LinearRegression", lambda: preprocessing.StandardScaler() | linear_model.LinearRegression(),
+         list(datasets.TrumpApproval()), "regress"),
+        ("agrawal", "HoeffdingTreeClassifier", tree.HoeffdingTreeClassifier, list(synthetic("agrawal")), "classify"),
+        ("hst_anomalies", "HalfSpaceTrees", lambda: anomaly.HalfSpaceTrees(seed=1), anomaly_stream(), "score"),
+    ]
+    print("| rows | River model | examples/s |")
+    print("|---|---|---|")
+    for name, model_name, make, rows, kind in cases:
+        best = 0.0
+        for _ in range(3):
+            model = make()
+            start = time.perf_counter()
+            for x, y in rows:
+                if kind == "score":
+                    model.score_one(x)
+                    model.learn_one(x)
+                else:
+                    model.predict_one(x)
+                    model.learn_one(x, y)
+            best = max(best, len(rows) / (time.perf_counter() - start))
+        print(f"| {name} | River {model_name.replace('|', chr(92) + '|')} | {best:.0f} |")
+
+
+def write_csv(path, header, rows):
+    # The synthetic streams are large enough to be worth compressing (they are exact reprs).
+    # mtime 0 keeps the compressed bytes the same from one export to the next.
+    if path.endswith(".gz"):
+        opener = lambda: io.TextIOWrapper(gzip.GzipFile(path, "wb", mtime=0), newline="")
+    else:
+        opener = lambda: open(path, "w", newline="")
+    with opener() as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+    print(f"wrote {path}", file=sys.stderr)
+
+
+def export(directory):
+    rows = []
+    for x, y in datasets.Phishing():
+        assert list(x) == FEATURES, list(x)
+        rows.append([repr(float(x[k])) for k in FEATURES] + [1 if y else 0])
+    write_csv(os.path.join(directory, "phishing.csv"), FEATURES + ["is_phishing"], rows)
+    for name, (ds, target) in REGRESSION.items():
+        header, rows = None, []
+        for x, y in ds():
+            if header is None:
+                header = list(x)
+            assert list(x) == header, list(x)
+            rows.append([repr(float(x[k])) for k in header] + [repr(float(y))])
+        write_csv(os.path.join(directory, name + ".csv"), header + [target], rows)
+    for name in SYNTHETIC:
+        header, rows = None, []
+        for x, y in synthetic(name):
+            if header is None:
+                header = list(x)
+            assert list(x) == header, list(x)
+            rows.append([repr(float(x[k])) for k in header] + [1 if y else 0])
+        write_csv(os.path.join(directory, name + ".csv.gz"), [str(k) for k in header] + ["label"], rows)
+    rows = [[repr(float(x[j])) for j in range(3)] + [y] for x, y in anomaly_stream()]
+    write_csv(os.path.join(directory, "hst_anomalies.csv.gz"), ["0", "1", "2", "is_anomaly"], rows)
+
+
+def regression_table():
+    print("| data set | model | MAE | RMSE | examples |")
+    print("|---|---|---|---|---|")
+    for name, (ds, _) in REGRESSION.items():
+        for model_name, make in regression_models().items():
+            mae, rmse = metrics.MAE(), metrics.RMSE()
+            evaluate.progressive_val_score(ds(), make(), mae)
+            evaluate.progressive_val_score(ds(), make(), rmse)
+            cell = model_name.replace("|", "\\|")  # a pipe inside a Markdown cell
+            print(f"| {name} | River {cell} | {mae.get():.4f} | {rmse.get():.4f} | {ds().n_samples} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--export", help="write the data set as CSV to this path")
+    ap.add_argument("--export-dir", help="write the data sets as CSV files into this directory")
+    ap.add_argument("--speed", action="store_true", help="only time River's learners on the rows")
     args = ap.parse_args()
-    if args.export:
-        with open(args.export, "w", newline="") as f:
-            w = csv.writer(f, lineterminator="\n")
-            w.writerow(FEATURES + ["is_phishing"])
-            for x, y in datasets.Phishing():
-                assert list(x) == FEATURES, list(x)
-                w.writerow([repr(float(x[k])) for k in FEATURES] + [1 if y else 0])
-        print(f"wrote {args.export}", file=sys.stderr)
+    if args.speed:
+        speed_table()
+        return
+    if args.export_dir:
+        export(args.export_dir)
 
     import river
 
@@ -118,6 +301,12 @@ def main():
         # The hand loop must agree with River's own evaluation.
         assert abs(hacc - acc.get()) < 1e-12 and abs(hll - ll.get()) < 1e-5, (hacc, acc.get(), hll, ll.get())
         print(f"| River {name} | {acc.get():.4f} | {ll.get():.4f} | {hauc:.4f} | {n} |")
+    print(f"\nRiver {river.__version__}, regression, progressive validation\n")
+    regression_table()
+    print(f"\nRiver {river.__version__}, synthetic streams ({N_SYNTH} examples, drift after {DRIFT_AT}), progressive validation\n")
+    synthetic_table()
+    print(f"\nRiver {river.__version__}, Half-Space Trees (defaults) on a generated anomaly stream, score then learn\n")
+    anomaly_table()
 
 
 if __name__ == "__main__":

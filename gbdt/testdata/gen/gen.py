@@ -155,7 +155,8 @@ def lgb_thresholds(booster):
         while stack:
             n = stack.pop()
             if "split_index" in n:
-                if n["decision_type"] == "<=":
+                # Infinite and huge thresholds exist, but XGBoost refuses inputs beyond float32.
+                if n["decision_type"] == "<=" and abs(float(n["threshold"])) < 1e38:
                     out.append((n["split_feature"], float(n["threshold"])))
                 stack += [n["left_child"], n["right_child"]]
     return out
@@ -180,7 +181,6 @@ def bench_models():
 
 
 def main():
-    rng = np.random.default_rng(SEED)
     data = datasets()
     manifest = {
         "generator": "gbdt/testdata/gen/gen.py",
@@ -198,7 +198,9 @@ def main():
         "models": [],
     }
 
-    trained = {}
+    trained = {}  # (library, dataset) -> (booster, early stopping rounds)
+    boosters = {}  # model name -> (booster, early stopping rounds)
+    thresholds = {}  # dataset -> [(feature, threshold)] of every model trained on it
     specs = [
         # name, library, dataset, objective, file format
         ("xgb_binary", "xgboost", "breast_cancer", "binary:logistic", "json"),
@@ -210,6 +212,8 @@ def main():
         ("lgb_regression", "lightgbm", "diabetes", "regression", "txt"),
         ("lgb_multiclass", "lightgbm", "wine", "multiclass", "txt"),
     ]
+    # Pass 1: train and save every model, and collect the split thresholds per data set, so that
+    # the evaluation rows sit on the thresholds of both libraries' models.
     for name, lib, ds, obj, fmt in specs:
         X, y, cats = data[ds]
         Xtr = with_missing(X, cats, np.random.default_rng(SEED + 1), 0.05)
@@ -236,13 +240,13 @@ def main():
                 if es is None:
                     dtr = xgb.DMatrix(Xc, y, enable_categorical=True)
                 b = xgb.train(params, dtr, rounds, evals=[(dva, "valid")], early_stopping_rounds=es, verbose_eval=False)
-                trained[key] = b
-            b = trained[key]
+                trained[key] = (b, es)
+            b, es = trained[key]
             path = f"models/{name}.{fmt}.gz"
             tmp = f"/tmp/gbdt-gen-{name}.{fmt}"
             b.save_model(tmp)
             write_gz(os.path.join(OUT, path), open(tmp, "rb").read())
-            thresholds = xgb_thresholds(b, list(X.columns))
+            thresholds.setdefault(ds, []).extend(xgb_thresholds(b, list(X.columns)))
             if cats:
                 trees = json.loads(b.save_raw("json"))["learner"]["gradient_booster"]["model"]["trees"]
                 assert any(t["categories_nodes"] for t in trees), f"{name}: no categorical split"
@@ -258,13 +262,19 @@ def main():
             b = lgb.train(params, ds_train, 80)
             path = f"models/{name}.txt.gz"
             write_gz(os.path.join(OUT, path), b.model_to_string())
-            thresholds = lgb_thresholds(b)
+            thresholds.setdefault(ds, []).extend(lgb_thresholds(b))
+            es = None
             if cats:
                 assert any(l.startswith("num_cat=") and l != "num_cat=0"
                            for l in b.model_to_string().splitlines()), f"{name}: no categorical split"
+        boosters[name] = (b, es, path)
 
+    # Pass 2: evaluation rows per data set, and each library's outputs on them.
+    for name, lib, ds, obj, fmt in specs:
+        X, y, cats = data[ds]
+        b, es, path = boosters[name]
         if ds not in manifest["inputs"]:
-            rows = eval_rows(X, cats, np.random.default_rng(SEED + 3), thresholds)
+            rows = eval_rows(X, cats, np.random.default_rng(SEED + 3), thresholds[ds])
             manifest["inputs"][ds] = {"file": f"inputs/{ds}.csv.gz", "features": list(X.columns), "categorical": cats}
             write_csv(os.path.join(OUT, f"inputs/{ds}.csv.gz"), list(X.columns), rows, fmt64)
             manifest["inputs"][ds]["_rows"] = rows

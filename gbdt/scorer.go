@@ -252,7 +252,8 @@ type Contribution struct {
 // TopK appends to dst[:0] the k features of output `output` with the largest absolute
 // contributions in contribs (as Contributions writes them), largest first, ties by feature
 // index, and returns it. The bias is not a feature and is never listed. With cap(dst) >= k it
-// allocates nothing.
+// allocates nothing. It panics if contribs is not ContributionsLen() long or output is not an
+// output of the model.
 func (m *Model) TopK(contribs []float64, output, k int, dst []Contribution) []Contribution {
 	nf := len(m.features)
 	if len(contribs) != m.ContributionsLen() || output < 0 || output >= m.outputs {

@@ -112,6 +112,9 @@ type Outputs struct {
 // Admin is the HTTP server for metrics, health and inspection.
 type Admin struct {
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on the admin server. Off by
+	// default: a profile shows the process's internals to anyone who reaches the admin port.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Log configures the structured logs.

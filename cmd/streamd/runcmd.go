@@ -122,6 +122,9 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, list
 	}
 	adm := admin.New(admin.Options{Listen: listen, Gatherer: reg, Ready: rt.Ready, Logger: log})
 	adm.HandleInspection(inspection(rt, p))
+	if cfg.Admin.Pprof {
+		handlePprof(adm)
+	}
 	if err := adm.Start(); err != nil {
 		return nil, fmt.Errorf("admin server on %s: %w", listen, err)
 	}

@@ -35,6 +35,15 @@ type metrics struct {
 	aborted   prometheus.Counter
 
 	produceFailures *prometheus.CounterVec
+
+	// The memory budget (memory.go).
+	txnDuration   prometheus.Histogram
+	memoryBudget  prometheus.Gauge
+	heapHighWater prometheus.Gauge
+	heapLive      prometheus.Gauge
+	cycleBytes    prometheus.Gauge
+	memoryPaused  prometheus.Gauge
+	memoryPauses  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -117,8 +126,38 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "streamd_produce_failures_total",
 			Help: "Records whose produce failed, by destination topic; each failure aborts its cycle, whose input is processed again.",
 		}, []string{"topic"}),
+		txnDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "streamd_transaction_duration_seconds",
+			Help:    "Time from the start of a commit cycle's transaction to its end, committed or aborted; the broker aborts one that outlives kafka.transaction_timeout.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1 ms to ~33 s
+		}),
+		memoryBudget: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamd_memory_budget_bytes",
+			Help: "The configured memory budget of the process (memory.budget).",
+		}),
+		heapHighWater: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamd_memory_heap_high_water_bytes",
+			Help: "The live Go heap above which fetching pauses, from the memory budget.",
+		}),
+		heapLive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamd_memory_heap_bytes",
+			Help: "The live Go heap found by the last garbage collection, as the memory guard last read it.",
+		}),
+		cycleBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamd_memory_cycle_bytes",
+			Help: "Memory the last commit cycle held in its tasks at its end: outputs not yet produced, state writes not yet committed.",
+		}),
+		memoryPaused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamd_memory_paused",
+			Help: "1 while fetching is paused because the live heap is over the high-water mark of the memory budget.",
+		}),
+		memoryPauses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamd_memory_pauses_total",
+			Help: "Times fetching paused because the live heap crossed the high-water mark of the memory budget.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.consumed, m.produced, m.deadLetters, m.transactions,
+	for _, c := range []prometheus.Collector{m.txnDuration, m.memoryBudget, m.heapHighWater, m.heapLive,
+		m.cycleBytes, m.memoryPaused, m.memoryPauses, m.consumed, m.produced, m.deadLetters, m.transactions,
 		m.commitDuration, m.lag, m.assigned, m.rebalances, m.restoreDuration, m.restoredRecords,
 		m.restoredBytes, m.changelogRecords, m.late, m.watermarkLag, m.openWindows, m.stateBytes,
 		m.arrivalLatency, m.eventLatency, m.produceFailures, m.sessionRestarts} {

@@ -13,7 +13,8 @@ import (
 )
 
 // memoryPlan is how the runtime splits Config.MemoryBudget, for a source of P partitions whose
-// tasks keep S stores each. The shares of a budget B are:
+// tasks keep S stores each (none: a stateless pipeline, without Pebble). The shares of a budget B
+// are:
 //
 //   - fetch: at most two fetches (MaxConcurrentFetches) of FetchMaxBytes = B/96 each, at least the
 //     partition fetch size and at most 16MiB. The bytes franz-go counts are compressed ones; in
@@ -57,7 +58,8 @@ type memoryPlan struct {
 	cycleKeepBytes  int
 	outboxKeepBytes int
 	// goLimit is the Go runtime's soft memory limit the budget leaves; heapHigh and heapLow are the
-	// live-heap marks at which the poll loop pauses and resumes.
+	// live-heap marks: over the high one the poll loop pauses; over the low one after a pause the
+	// budget is too small for the pipeline's state.
 	goLimit, heapHigh, heapLow int64
 }
 
@@ -65,13 +67,14 @@ type memoryPlan struct {
 // memory, and 16MiB per fetch keeps a 2-core machine busy.
 const maxFetchBytes = 16 << 20
 
-// nonHeapBytes is the process's resident memory outside the Go heap and Pebble's manual memory:
-// the binary's code and data pages and the C allocator's own, measured at about 20MiB for
-// streamd at rest.
+// nonHeapBytes is the process's resident memory outside the Go runtime's and Pebble's manual
+// memory: the binary's code and data pages (22MiB of file-backed pages measured in a running
+// daemon) and the C allocator's own.
 const nonHeapBytes = 24 << 20
 
 // The live-heap marks, in parts of the Go memory limit: above the high one the poll loop pauses;
-// it resumes below the low one. The high one leaves the collector room: a live heap near the
+// above the low one once a pause has ended the cycle and collected, the pipeline's own state
+// needs more than the budget leaves. The high one leaves the collector room: a live heap near the
 // limit makes it run continuously.
 const heapHighPart, heapLowPart = 0.70, 0.55
 
@@ -91,7 +94,10 @@ func (c *Config) memoryPlan(partitions int32, stores int) memoryPlan {
 	perTask := m.cycleBytes / 4 / p
 	m.outboxKeepBytes = int(min(max(perTask/2, 256<<10), 8<<20))
 	m.cycleKeepBytes = int(min(max(perTask/2/int64(max(stores, 1)), 64<<10), 8<<20))
-	offHeap := c.StateCacheBytes + int64(m.memTableBytes)*4*p + nonHeapBytes
+	offHeap := int64(nonHeapBytes)
+	if stores > 0 { // a stateless pipeline opens no Pebble: no block cache, no memtables
+		offHeap += c.StateCacheBytes + int64(m.memTableBytes)*4*p
+	}
 	// A budget too small for its partitions' memtables still leaves the Go heap a quarter of it;
 	// the runtime warns (Run).
 	m.goLimit = max(b-offHeap, b/4)

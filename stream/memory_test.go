@@ -40,6 +40,9 @@ func TestMemoryPlanFitsTheBudget(t *testing.T) {
 			m := c.memoryPlan(tc.partitions, tc.stores)
 			p := int64(tc.partitions)
 			offHeap := c.StateCacheBytes + int64(m.memTableBytes)*4*p + nonHeapBytes
+			if stateless := c.memoryPlan(tc.partitions, 0); stateless.goLimit != tc.budget-nonHeapBytes {
+				t.Errorf("stateless: Go limit %d, want the budget less the code, %d", stateless.goLimit, tc.budget-nonHeapBytes)
+			}
 			if m.goLimit+offHeap != tc.budget {
 				t.Errorf("Go limit %d + off-heap %d = %d, want the budget %d", m.goLimit, offHeap, m.goLimit+offHeap, tc.budget)
 			}
@@ -99,7 +102,7 @@ func testGuard(t *testing.T) (*memoryGuard, *fakeHeap, *metrics, *bytes.Buffer) 
 	t.Helper()
 	c := Config{Brokers: []string{"b:9092"}, MemoryBudget: 128 << 20}
 	c.EnsureDefaults()
-	m, err := newMetrics(prometheus.NewRegistry())
+	m, err := newMetrics(prometheus.NewRegistry(), DefaultTransactionTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}

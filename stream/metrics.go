@@ -1,7 +1,9 @@
 package stream
 
 import (
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -46,7 +48,10 @@ type metrics struct {
 	memoryPauses  prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics registers the runtime's metrics on reg. The transaction timeout adds boundaries to
+// the transaction duration histogram, so that the transactions that came near it or outlived it
+// can be counted.
+func newMetrics(reg prometheus.Registerer, txnTimeout time.Duration) (*metrics, error) {
 	m := &metrics{
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamd_records_consumed_total",
@@ -128,8 +133,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"topic"}),
 		txnDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "streamd_transaction_duration_seconds",
-			Help:    "Time from the start of a commit cycle's transaction to its end, committed or aborted; the broker aborts one that outlives kafka.transaction_timeout.",
-			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16), // 1 ms to ~33 s
+			Help:    "Time from the start of a commit cycle's transaction to its end, committed or aborted; the broker aborts one that outlives kafka.transaction_timeout, which is one of the buckets.",
+			Buckets: txnBuckets(txnTimeout),
 		}),
 		memoryBudget: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "streamd_memory_budget_bytes",
@@ -180,4 +185,15 @@ func (m *metrics) dropLag(topic string, partition int32) {
 	m.watermarkLag.DeleteLabelValues(topic, p)
 	m.openWindows.DeleteLabelValues(topic, p)
 	m.stateBytes.DeleteLabelValues(topic, p)
+}
+
+// txnBuckets are 1 ms to ~8 s in powers of two, and a third, half, once and twice the transaction
+// timeout.
+func txnBuckets(timeout time.Duration) []float64 {
+	b := prometheus.ExponentialBuckets(0.001, 2, 14)
+	for _, f := range []float64{1.0 / 3, 0.5, 1, 2} {
+		b = append(b, timeout.Seconds()*f)
+	}
+	slices.Sort(b)
+	return slices.Compact(b)
 }

@@ -76,7 +76,7 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 	if err := initFormats(p); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(cfg.Registerer)
+	m, err := newMetrics(cfg.Registerer, cfg.TransactionTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("stream: register metrics: %w", err)
 	}

@@ -14,6 +14,10 @@ import (
 // whose EnsureDefaults and Validate are the authority for its defaults and bounds.
 type Admin struct {
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiles (net/http/pprof) under /debug/pprof/ on the admin server. Off by
+	// default: a profile shows the process's internals to anyone who reaches the admin port (the
+	// admin token guards it like /v1/*).
+	Pprof bool `yaml:"pprof"`
 	// TokenEnv names the environment variable holding the bearer token; TokenFile, instead, a file
 	// holding it, re-read when it changes. The token itself is never written in the config.
 	TokenEnv  string `yaml:"token_env"`

@@ -48,7 +48,7 @@ type Kafka struct {
 }
 
 // Memory is the instance's memory budget (stream.Config.MemoryBudget), which the runtime splits
-// between its buffers and caches and keeps to by pausing fetches.
+// between its buffers and caches, sets the Go memory limit from, and keeps to by pausing fetches.
 type Memory struct {
 	Budget ByteSize `yaml:"budget"`
 }

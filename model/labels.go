@@ -131,6 +131,7 @@ func (p *processor) setWaiting(n int64) {
 // loadWaiting reads the number of waiting early labels and the earliest expiry among them.
 func (p *processor) loadWaiting() error {
 	p.counts.waiting, p.nextEarly = 0, math.MaxInt64
+	p.evict.reset()
 	v, ok, err := p.store.Get([]byte(waitingKey))
 	if err != nil {
 		return err
@@ -172,6 +173,7 @@ func (p *processor) waitEarly(t *stream.Task, id []byte, y float64, ts int64) er
 			return err
 		}
 		p.store.Delete(p.earlyExpiryKey(old, id))
+		p.evict.removed(p.earlyBuf)
 		p.counts.unmatched++
 	} else {
 		n++
@@ -181,6 +183,7 @@ func (p *processor) waitEarly(t *stream.Task, id []byte, y float64, ts int64) er
 	binary.LittleEndian.PutUint64(b[8:], math.Float64bits(y))
 	p.store.Set(p.earlyKey(id), b[:])
 	p.store.Set(p.earlyExpiryKey(exp, id), nil)
+	p.evict.inserted(p.earlyBuf)
 	p.nextEarly = min(p.nextEarly, exp)
 	p.counts.early++
 	if n > int64(p.op.spec.Labels.MaxWaiting) {
@@ -193,27 +196,39 @@ func (p *processor) waitEarly(t *stream.Task, id []byte, y float64, ts int64) er
 	return nil
 }
 
-// evictEarly removes the early label that would expire first (it may be the one just added).
+// evictEarly removes the early label that would expire first (it may be the one just added). The
+// cursor (evictCursor) finds it without stepping over the front's tombstones every time.
 func (p *processor) evictEarly() error {
-	it, err := p.store.NewIter([]byte(earlyExpPrefix), []byte(earlyExpEnd))
+	k, ok, err := p.evict.first(p.firstEarly)
 	if err != nil {
 		return err
+	}
+	if !ok || len(k) < len(earlyExpPrefix)+8 {
+		return fmt.Errorf("%w: %d early labels counted, none indexed", errCorrupt, p.counts.waiting)
+	}
+	p.store.Delete(k)
+	p.store.Delete(p.earlyKey(k[len(earlyExpPrefix)+8:]))
+	p.evict.evicted(k)
+	p.counts.evicted++
+	p.counts.unmatched++
+	return nil
+}
+
+// firstEarly returns a copy of the first key of the early labels' expiry index at or after from
+// (nil: from nextEarly, below which none waits).
+func (p *processor) firstEarly(from []byte) ([]byte, bool, error) {
+	if from == nil {
+		from = putTime([]byte(earlyExpPrefix), p.nextEarly)
+	}
+	it, err := p.store.NewIter(from, []byte(earlyExpEnd))
+	if err != nil {
+		return nil, false, err
 	}
 	var k []byte
 	if it.Valid() {
 		k = append(k, it.Key()...)
 	}
-	if err := it.Close(); err != nil {
-		return err
-	}
-	if len(k) < len(earlyExpPrefix)+8 {
-		return fmt.Errorf("%w: %d early labels counted, none indexed", errCorrupt, p.counts.waiting)
-	}
-	p.store.Delete(k)
-	p.store.Delete(p.earlyKey(k[len(earlyExpPrefix)+8:]))
-	p.counts.evicted++
-	p.counts.unmatched++
-	return nil
+	return k, k != nil, it.Close()
 }
 
 // takeEarly returns and removes the early label of event id, if one waits.
@@ -231,6 +246,7 @@ func (p *processor) takeEarly(id []byte) (float64, bool, error) {
 	}
 	p.store.Delete(p.earlyKey(id))
 	p.store.Delete(p.earlyExpiryKey(exp, id))
+	p.evict.removed(p.earlyBuf)
 	p.setWaiting(p.counts.waiting - 1)
 	return y, true, nil
 }
@@ -241,13 +257,14 @@ func (p *processor) expireEarly(wm int64) error {
 	if wm < p.nextEarly {
 		return nil
 	}
-	due, next, err := p.due(earlyExpPrefix, earlyExpEnd, wm)
+	due, next, err := p.due(earlyExpPrefix, earlyExpEnd, p.nextEarly, wm)
 	if err != nil {
 		return err
 	}
 	p.nextEarly = next
 	for _, k := range due {
 		p.store.Delete(k)
+		p.evict.removed(k)
 		p.store.Delete(p.earlyKey(k[len(earlyExpPrefix)+8:]))
 		p.counts.unmatched++
 	}
@@ -258,9 +275,10 @@ func (p *processor) expireEarly(wm int64) error {
 }
 
 // due returns the keys of the expiry index [prefix, end) whose time is at most wm, and the first
-// time after wm (math.MaxInt64 when there is none).
-func (p *processor) due(prefix, end string, wm int64) ([][]byte, int64, error) {
-	it, err := p.store.NewIter([]byte(prefix), []byte(end))
+// time after wm (math.MaxInt64 when there is none). from is a lower bound of the index's times:
+// the scan starts there, past the tombstones of what expired before (see evictCursor).
+func (p *processor) due(prefix, end string, from, wm int64) ([][]byte, int64, error) {
+	it, err := p.store.NewIter(putTime([]byte(prefix), from), []byte(end))
 	if err != nil {
 		return nil, 0, err
 	}

@@ -228,6 +228,7 @@ type processor struct {
 	out         []byte
 	nextExpiry  int64 // the earliest expiry of a pending prediction (a lower bound)
 	nextEarly   int64 // the earliest expiry of an early label (a lower bound)
+	evict       evictCursor
 	counts      taskCounts
 
 	partitions int32
@@ -399,7 +400,7 @@ func (p *processor) OnWatermark(t *stream.Task, wm int64) error {
 	if wm < p.nextExpiry {
 		return nil
 	}
-	due, next, err := p.due(expPrefix, expEnd, wm)
+	due, next, err := p.due(expPrefix, expEnd, p.nextExpiry, wm)
 	if err != nil {
 		return err
 	}

@@ -35,8 +35,9 @@ type Options struct {
 	// MemTableSize bounds each memtable. Default 4 MiB: state is meant to live on disk, not on the
 	// heap, and restores write large batches anyway.
 	MemTableSize uint64
-	// CycleCacheMaxBytes: a cycle's write cache that grew beyond this returns its memory at the end
-	// of the cycle instead of keeping it for the next. Default 8 MiB.
+	// CycleCacheMaxBytes: a store's cycle write cache that holds more than this (its arena, entries
+	// and hash slots) returns its memory at the end of the cycle instead of keeping it for the
+	// next. Default 8 MiB.
 	CycleCacheMaxBytes int
 	// RecordCacheBytes bounds the cache of committed values in front of Pebble, per store: a
 	// window's keys are read again and again while it is open, and a Pebble read goes through the
@@ -335,6 +336,21 @@ func (d *DB) Abort() {
 		s.cycle.Reset(d.opts.CycleCacheMaxBytes)
 		s.flushedSeq = s.cycle.Seq()
 	}
+}
+
+// CycleBytes returns the memory the open cycle's writes hold on the Go heap: every store's write
+// cache (with what it keeps for reuse, up to Options.CycleCacheMaxBytes each) and the bytes of the
+// indexed batch the writes are copied into for range scans and at Commit. The runtime bounds a
+// cycle by it. The batch's index is left out: it is small beside the keys and values.
+func (d *DB) CycleBytes() int {
+	if d.closed {
+		return 0
+	}
+	n := d.batch.Len()
+	for _, s := range d.ordered {
+		n += s.cycle.Held()
+	}
+	return n
 }
 
 // DiskUsage estimates the bytes the database takes on disk.
@@ -653,7 +669,9 @@ func (c *recordCache) put(key, value []byte, deleted bool) {
 	// An entry costs its bytes plus the map's per-entry bookkeeping (entry struct and hash slots).
 	const entryOverhead = 64
 	if c.cur.Bytes()+c.cur.Len()*entryOverhead+len(key)+len(value) > c.budget {
-		c.prev.Reset(c.budget + 1)
+		// The budget counts 64 bytes of bookkeeping an entry; the entries and slots a map keeps
+		// for reuse can hold twice that, on top of the arena.
+		c.prev.Reset(3*c.budget + 1)
 		c.cur, c.prev = c.prev, c.cur
 	}
 	c.cur.Reserve(max(c.budget-c.cur.Bytes()-c.cur.Len()*entryOverhead, len(key)+len(value))) // never doubled

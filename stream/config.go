@@ -57,12 +57,15 @@ type Config struct {
 	// StateDir is where tasks keep their Pebble state: <StateDir>/<pipeline>/<topic>-<partition>.
 	// Required when an operator is stateful.
 	StateDir string
-	// MemoryBudget is the memory the instance may use, for the whole process: the runtime sizes its
-	// fetch and produce buffers, Pebble's block cache and memtables and the record cache from it
-	// (memoryPlan in memory.go gives the split), and a backlog of any size is processed within it:
-	// fetching pauses while the open cycle's work is unfinished, nothing is dropped. Half of it
-	// is left to the Go runtime and the open cycle's records. Default 384MiB, which fits a 512MiB
-	// pod limit; at least 64MiB.
+	// MemoryBudget is the resident memory the instance may use, for the whole process. The runtime
+	// sizes its fetch and produce buffers, Pebble's block cache and memtables, the record cache and
+	// the open commit cycle's share from it (memoryPlan in memory.go gives the split); Run sets the
+	// Go runtime's soft memory limit (debug.SetMemoryLimit) to what the budget leaves the Go heap,
+	// unless the GOMEMLIMIT environment variable is set, and pauses fetching, ending the open cycle
+	// early, while the live heap is over a high-water mark of that limit. So a backlog of any size is
+	// processed within it; nothing is dropped. The memory limit is the process's: a process that
+	// runs several runtimes, or other work besides, sets GOMEMLIMIT itself. Default 384MiB, which
+	// fits a 512MiB pod limit; at least 64MiB.
 	MemoryBudget int64
 	// StateCacheBytes is the Pebble block cache shared by every task. Default MemoryBudget/12
 	// (32MiB at the default budget); at least 1MiB.

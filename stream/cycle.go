@@ -37,9 +37,12 @@ func (r *Runtime) loop(ctx context.Context) error {
 		if c.open {
 			wait = max(time.Until(c.started.Add(r.cfg.CommitInterval)), 0)
 		}
-		pollCtx, cancel := context.WithTimeout(ctx, wait)
-		fetches := r.sess.PollRecords(pollCtx, budget.n-c.records)
-		cancel()
+		var fetches kgo.Fetches
+		if !r.mem.hold(c.open) { // over the memory budget: no more records until the cycle ends
+			pollCtx, cancel := context.WithTimeout(ctx, wait)
+			fetches = r.sess.PollRecords(pollCtx, budget.n-c.records)
+			cancel()
+		}
 
 		if ctx.Err() != nil {
 			return r.shutdown(&c)
@@ -64,12 +67,12 @@ func (r *Runtime) loop(ctx context.Context) error {
 				return r.fail(&c, err)
 			}
 		}
-		if c.open && (time.Since(c.started) >= r.cfg.CommitInterval || c.records >= budget.n) {
+		if c.open && (time.Since(c.started) >= r.cfg.CommitInterval || c.records >= budget.n || r.mem.paused || r.cycleFull()) {
 			end, err := r.endCycle(&c, kgo.TryCommit)
 			if err != nil {
 				return err
 			}
-			budget.adapt(end, r.cfg.CommitInterval, r.cfg.CommitRecords)
+			budget.adapt(end, r.cfg.CommitInterval, r.cfg.CommitRecords, r.mem.plan.cycleBytes)
 			r.sess.AllowRebalance()
 			if err := r.afterEnd(ctx, end, &o); err != nil {
 				return err
@@ -157,6 +160,8 @@ type cycleEnd struct {
 	// until they had all been processed (the barrier), before the transaction ended.
 	records int
 	busy    time.Duration
+	// bytes is the memory the cycle held in its tasks at the barrier (Runtime.cycleBytes).
+	bytes int64
 	// missing are the output topics that did not exist, which made the cycle abort; the runtime
 	// waits for them (creating them when it may) and processes the cycle's input again.
 	missing []string
@@ -178,7 +183,8 @@ type cycleEnd struct {
 func (r *Runtime) endCycle(c *cycle, want kgo.TransactionEndTry) (cycleEnd, error) {
 	start := time.Now()
 	r.barrier()
-	records, busy := c.records, time.Since(c.started)
+	records, busy, bytes := c.records, time.Since(c.started), r.cycleBytes()
+	r.m.cycleBytes.Set(float64(bytes))
 	taskErr := r.checkTaskErr()
 	if taskErr != nil {
 		want = kgo.TryAbort
@@ -199,6 +205,14 @@ func (r *Runtime) endCycle(c *cycle, want kgo.TransactionEndTry) (cycleEnd, erro
 	endCtx, cancel := context.WithTimeout(r.ctx, r.cfg.TransactionTimeout)
 	committed, endErr := r.sess.End(endCtx, want)
 	cancel()
+	took := time.Since(c.started)
+	r.m.txnDuration.Observe(took.Seconds())
+	if took > r.cfg.TransactionTimeout/3 {
+		// Ready reports false past this too; the broker aborts the transaction at the timeout.
+		r.log.Warn("a commit cycle took over a third of the transaction timeout", "took", took.Round(time.Millisecond),
+			"transaction_timeout", r.cfg.TransactionTimeout, "records", records, "processing", busy.Round(time.Millisecond),
+			"ending", (took - busy).Round(time.Millisecond), "cycle_bytes", bytes)
+	}
 	r.produce.reset()
 	*c = cycle{}
 	r.cycleSince.Store(0)
@@ -241,7 +255,7 @@ func (r *Runtime) endCycle(c *cycle, want kgo.TransactionEndTry) (cycleEnd, erro
 	if !committed && want == kgo.TryCommit {
 		r.log.Info("transaction aborted by a rebalance; its records will be processed again")
 	}
-	return cycleEnd{committed: committed, records: records, busy: busy}, nil
+	return cycleEnd{committed: committed, records: records, busy: busy, bytes: bytes}, nil
 }
 
 // settle moves the tasks past the ended cycle: each task commits (or rewinds) its state on its own
@@ -287,6 +301,7 @@ func (r *Runtime) settle(committed bool) {
 		t.eventLatency.reset()
 		t.cycle.reset()
 		t.out.reset()
+		t.pub.cycleBytes.Store(t.cycleBytes()) // what the task keeps for the next cycle
 	}
 }
 

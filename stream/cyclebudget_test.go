@@ -30,7 +30,7 @@ func TestCycleBudget(t *testing.T) {
 						t.Fatalf("cycle %d: budget %d, but the tasks process %.0f per interval", cycle, records, capacity)
 					}
 				}
-				b.adapt(cycleEnd{records: records, busy: busy}, interval, limit)
+				b.adapt(cycleEnd{records: records, busy: busy}, interval, limit, 0)
 			}
 		})
 	}
@@ -40,9 +40,37 @@ func TestCycleBudget(t *testing.T) {
 // budget alone, and cycles with nothing in them are ignored.
 func TestCycleBudgetQuietCycles(t *testing.T) {
 	b := cycleBudget{n: 5000}
-	b.adapt(cycleEnd{records: 300, busy: 100 * time.Millisecond}, 100*time.Millisecond, 20000)
-	b.adapt(cycleEnd{}, 100*time.Millisecond, 20000)
+	b.adapt(cycleEnd{records: 300, busy: 100 * time.Millisecond}, 100*time.Millisecond, 20000, 0)
+	b.adapt(cycleEnd{}, 100*time.Millisecond, 20000, 0)
 	if b.n != 5000 {
 		t.Fatalf("budget %d after quiet cycles, want 5000", b.n)
+	}
+}
+
+// TestCycleBudgetMemory runs the cycle budget against a model of tasks that hold bytesPer bytes of
+// every record they process until the cycle ends, with plenty of time: once the budget has
+// settled, a cycle holds at most its memory share (ending on it is the loop's job; the budget
+// makes the overshoot of the records already handed out small), and it still gets at least half
+// of what fits.
+func TestCycleBudgetMemory(t *testing.T) {
+	const interval, limit, share = 100 * time.Millisecond, 20000, 16 << 20
+	for _, bytesPer := range []int64{100, 3_000, 50_000, 1 << 20} {
+		t.Run(fmt.Sprint(bytesPer), func(t *testing.T) {
+			b := newCycleBudget(limit)
+			fit := max(min(share/bytesPer, limit), minCycleRecords)
+			for cycle := 0; cycle < 100; cycle++ {
+				records := b.n
+				held := int64(records) * bytesPer
+				if cycle >= 20 {
+					if held > share && records != minCycleRecords {
+						t.Fatalf("cycle %d: %d records hold %d bytes, over the share %d", cycle, records, held, share)
+					}
+					if int64(records) < fit/2 {
+						t.Fatalf("cycle %d: budget %d, but %d records fit", cycle, records, fit)
+					}
+				}
+				b.adapt(cycleEnd{records: records, busy: interval / 10, bytes: held}, interval, limit, share)
+			}
+		})
 	}
 }

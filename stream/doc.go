@@ -79,6 +79,11 @@
 // keeps its scratch, and every produced record, header and copied byte comes from the task's
 // outbox, whose slabs are reused once the cycle has ended (when franz-go no longer holds them).
 //
+// The process as a whole keeps to Config.MemoryBudget (memory.go): every buffer that grows with
+// the input has a share of it, a commit cycle ends once its tasks hold their share (each task
+// publishes what its outbox and state writes hold), the Go memory limit is set from the budget,
+// and the poll loop pauses, ending the open cycle, while the live heap is over a high-water mark.
+//
 // # Shutdown
 //
 // Cancelling Run's context stops polling, commits the open cycle (bounded by ShutdownTimeout),

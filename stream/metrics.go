@@ -1,7 +1,9 @@
 package stream
 
 import (
+	"slices"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -39,9 +41,21 @@ type metrics struct {
 	aborted   prometheus.Counter
 
 	produceFailures *prometheus.CounterVec
+
+	// The memory budget (memory.go).
+	txnDuration   prometheus.Histogram
+	memoryBudget  prometheus.Gauge
+	heapHighWater prometheus.Gauge
+	heapLive      prometheus.Gauge
+	cycleBytes    prometheus.Gauge
+	memoryPaused  prometheus.Gauge
+	memoryPauses  prometheus.Counter
 }
 
-func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+// newMetrics registers the runtime's metrics on reg. The transaction timeout adds boundaries to
+// the transaction duration histogram, so that the transactions that came near it or outlived it
+// can be counted.
+func newMetrics(reg prometheus.Registerer, txnTimeout time.Duration) (*metrics, error) {
 	m := &metrics{
 		consumed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "streamd_records_consumed_total",
@@ -129,8 +143,38 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "streamd_produce_failures_total",
 			Help: "Records whose produce failed, by destination topic; each failure aborts its cycle, whose input is processed again.",
 		}, []string{"topic"}),
+		txnDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "streamd_transaction_duration_seconds",
+			Help:    "Time from the start of a commit cycle's transaction to its end, committed or aborted; the broker aborts one that outlives kafka.transaction_timeout, which is one of the buckets.",
+			Buckets: txnBuckets(txnTimeout),
+		}),
+		memoryBudget: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamd_memory_budget_bytes",
+			Help: "The configured memory budget of the process (memory.budget).",
+		}),
+		heapHighWater: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamd_memory_heap_high_water_bytes",
+			Help: "The live Go heap above which fetching pauses, from the memory budget.",
+		}),
+		heapLive: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamd_memory_heap_bytes",
+			Help: "The live Go heap found by the last garbage collection, as the memory guard last read it.",
+		}),
+		cycleBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamd_memory_cycle_bytes",
+			Help: "Memory the last commit cycle held in its tasks at its end: outputs not yet produced, state writes not yet committed.",
+		}),
+		memoryPaused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamd_memory_paused",
+			Help: "1 while fetching is paused because the live heap is over the high-water mark of the memory budget.",
+		}),
+		memoryPauses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamd_memory_pauses_total",
+			Help: "Times fetching paused because the live heap crossed the high-water mark of the memory budget.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.consumed, m.produced, m.deadLetters, m.transactions,
+	for _, c := range []prometheus.Collector{m.txnDuration, m.memoryBudget, m.heapHighWater, m.heapLive,
+		m.cycleBytes, m.memoryPaused, m.memoryPauses, m.consumed, m.produced, m.deadLetters, m.transactions,
 		m.commitDuration, m.lag, m.assigned, m.rebalances, m.restoreDuration, m.restoring, m.restoreRemaining, m.restoredRecords,
 		m.restoredBytes, m.changelogRecords, m.late, m.watermarkLag, m.openWindows, m.stateBytes,
 		m.arrivalLatency, m.eventLatency, m.produceFailures, m.sessionRestarts} {
@@ -154,4 +198,15 @@ func (m *metrics) dropLag(topic string, partition int32) {
 	m.openWindows.DeleteLabelValues(topic, p)
 	m.stateBytes.DeleteLabelValues(topic, p)
 	m.restoreRemaining.DeletePartialMatch(prometheus.Labels{"partition": p})
+}
+
+// txnBuckets are 1 ms to ~8 s in powers of two, and a third, half, once and twice the transaction
+// timeout.
+func txnBuckets(timeout time.Duration) []float64 {
+	b := prometheus.ExponentialBuckets(0.001, 2, 14)
+	for _, f := range []float64{1.0 / 3, 0.5, 1, 2} {
+		b = append(b, timeout.Seconds()*f)
+	}
+	slices.Sort(b)
+	return slices.Compact(b)
 }

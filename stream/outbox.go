@@ -2,6 +2,7 @@ package stream
 
 import (
 	"strconv"
+	"unsafe"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -14,6 +15,13 @@ type outbox struct {
 	n    int
 	hdrs []kgo.RecordHeader
 	buf  []byte
+	// keep bounds what reset keeps for the next cycle, in bytes; zero keeps the most (8192 records,
+	// 24576 headers and 1MiB of bytes).
+	keep int
+	// held is the memory of the slabs allocated in this cycle and kept from earlier ones: a slab
+	// that was outgrown stays alive until the cycle's records are produced, so it counts until
+	// reset.
+	held int
 	// src caches the lineage header values of the source partition last seen: a task reads one
 	// partition of one or two topics, so the topic and partition values are built once and shared
 	// by every record's headers (nothing writes to a header value once produced), and only the
@@ -34,6 +42,7 @@ func (o *outbox) record() *kgo.Record {
 			size = 256
 		}
 		o.recs = make([]kgo.Record, size)
+		o.held += size * int(unsafe.Sizeof(kgo.Record{}))
 		o.n = 0
 	}
 	r := &o.recs[o.n]
@@ -57,6 +66,7 @@ func (o *outbox) copy(b []byte) []byte {
 			size = len(b)
 		}
 		o.buf = make([]byte, 0, size)
+		o.held += size
 	}
 	start := len(o.buf)
 	o.buf = append(o.buf, b...)
@@ -79,6 +89,7 @@ func (o *outbox) headers(n int) []kgo.RecordHeader {
 			size = 1024
 		}
 		o.hdrs = make([]kgo.RecordHeader, 0, size)
+		o.held += size * int(unsafe.Sizeof(kgo.RecordHeader{}))
 	}
 	start := len(o.hdrs)
 	o.hdrs = o.hdrs[:start+n]
@@ -108,12 +119,18 @@ func (o *outbox) lineage(rec *kgo.Record) []kgo.RecordHeader {
 // burst grew large (all of a window's results at once) are let go, so that one burst does not pin
 // its memory for the life of the task.
 func (o *outbox) reset() {
-	const keepRecords, keepBytes = 8192, 1 << 20
+	keepRecords, keepHeaders, keepBytes := 8192, 3*8192, 1<<20
+	if o.keep > 0 {
+		// A third of keep for each slab.
+		keepRecords = min(keepRecords, o.keep/3/int(unsafe.Sizeof(kgo.Record{})))
+		keepHeaders = min(keepHeaders, o.keep/3/int(unsafe.Sizeof(kgo.RecordHeader{})))
+		keepBytes = min(keepBytes, o.keep/3)
+	}
 	o.n = 0
 	if len(o.recs) > keepRecords {
 		o.recs = nil
 	}
-	if cap(o.hdrs) > 3*keepRecords {
+	if cap(o.hdrs) > keepHeaders {
 		o.hdrs = nil
 	}
 	if cap(o.buf) > keepBytes {
@@ -121,4 +138,5 @@ func (o *outbox) reset() {
 	}
 	o.hdrs = o.hdrs[:0]
 	o.buf = o.buf[:0]
+	o.held = len(o.recs)*int(unsafe.Sizeof(kgo.Record{})) + cap(o.hdrs)*int(unsafe.Sizeof(kgo.RecordHeader{})) + cap(o.buf)
 }

@@ -65,6 +65,11 @@ type Runtime struct {
 	partitions    int32                   // of the source topic
 	changelogIDs  map[string]kadm.TopicID // every changelog topic's id when the runtime started
 	auth          authState               // the connection's security, and refusals of it (auth.go)
+	mem           *memoryGuard            // the memory budget's plan and guard, from Run on
+	// memProbe and memCollect replace the guard's reading of the live heap and its collection
+	// (tests).
+	memProbe   func() int64
+	memCollect func()
 }
 
 // NewRuntime checks the pipeline and the config and prepares a runtime; it does not connect.
@@ -76,7 +81,7 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 	if err := initFormats(p); err != nil {
 		return nil, err
 	}
-	m, err := newMetrics(cfg.Registerer)
+	m, err := newMetrics(cfg.Registerer, cfg.TransactionTimeout)
 	if err != nil {
 		return nil, fmt.Errorf("stream: register metrics: %w", err)
 	}
@@ -95,6 +100,7 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 	for _, reason := range reasons {
 		m.deadLetters.WithLabelValues(string(reason))
 	}
+	m.memoryBudget.Set(float64(cfg.MemoryBudget))
 	for _, op := range p.Operators {
 		if _, ok := op.(LateReporter); ok {
 			m.late.WithLabelValues(op.Name())
@@ -212,7 +218,7 @@ func labelsFormat(p *Pipeline) Format {
 func (r *Runtime) transactionalID() string { return r.pipeline.Name + "-" + r.cfg.InstanceID }
 
 func (r *Runtime) clientOpts() []kgo.Opt {
-	mem := r.cfg.memoryPlan(r.partitions)
+	mem := r.mem.plan
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(r.cfg.Brokers...),
 		kgo.ClientID("streamd"),
@@ -236,12 +242,11 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 		kgo.ProducerBatchMaxBytes(r.cfg.producerBatchMaxBytes()),
 		kgo.FetchMaxPartitionBytes(r.cfg.fetchMaxPartitionBytes()),
 		kgo.FetchMaxWait(250 * time.Millisecond),
-		// The memory budget's shares of fetches and produces (memoryPlan). The record count is
-		// not the bound, the bytes are.
+		// The memory budget's shares of fetches and produces (memoryPlan).
 		kgo.FetchMaxBytes(mem.fetchMaxBytes),
 		kgo.MaxConcurrentFetches(mem.concurrentFetches),
 		kgo.MaxBufferedBytes(mem.producerBytes),
-		kgo.MaxBufferedRecords(1 << 20),
+		kgo.MaxBufferedRecords(mem.producerRecords),
 		kgo.OnPartitionsAssigned(r.onAssigned),
 		kgo.OnPartitionsRevoked(r.onRevoked),
 		kgo.OnPartitionsLost(r.onLost),
@@ -270,6 +275,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if err := r.prepareTopics(ctx); err != nil {
 		return err
 	}
+	r.mem = r.newMemoryGuard()
+	defer setMemoryLimit(r.mem.plan, r.log)()
 	if len(r.stores) > 0 {
 		r.cache = pebble.NewCache(r.cfg.StateCacheBytes)
 		defer r.cache.Unref()

@@ -205,6 +205,7 @@ func (t *Task) run() {
 			if t.fatalErr == nil {
 				t.flushChangelogs()
 			}
+			t.pub.cycleBytes.Store(t.cycleBytes())
 			w.barrier.Done()
 		case w.settle != nil:
 			if err := t.settleState(w.settle.committed); err != nil {
@@ -232,6 +233,7 @@ func (t *Task) run() {
 					break
 				}
 			}
+			t.pub.cycleBytes.Store(t.cycleBytes())
 		}
 	}
 }

@@ -47,6 +47,9 @@ type taskEnv struct {
 	recordCacheBytes int
 	memTableBytes    uint64 // 0: state's default
 	restore          RestoreFunc
+	// cycleKeepBytes and outboxKeepBytes bound what a store's write cache and the task's outbox
+	// keep between cycles (memoryPlan); 0: their defaults.
+	cycleKeepBytes, outboxKeepBytes int
 }
 
 // openTask builds a task for p: its decoders, its state restored from the changelogs, its operators
@@ -73,6 +76,7 @@ func openTask(ctx context.Context, p *Pipeline, env taskEnv) (*Task, error) {
 		lateTopic:          p.LateTopic,
 		app:                p.Name,
 		wm:                 newWatermark(env.maxOutOfOrderness.Milliseconds()),
+		out:                outbox{keep: env.outboxKeepBytes},
 	}
 	t.ev.Features = make([]float64, len(p.Features))
 	if l := p.Labels; l != nil {
@@ -99,7 +103,7 @@ func (t *Task) openState(ctx context.Context, env taskEnv) error {
 		return nil
 	}
 	db, err := state.OpenOrRebuild(state.Options{Dir: env.dir, Cache: env.cache, Logger: t.log, RecordCacheBytes: env.recordCacheBytes,
-		MemTableSize: env.memTableBytes})
+		MemTableSize: env.memTableBytes, CycleCacheMaxBytes: env.cycleKeepBytes})
 	if err != nil {
 		return err
 	}
@@ -182,12 +186,13 @@ func (r *Runtime) openTask(ctx context.Context, topic string, partition int32, r
 		send:               func(rec *kgo.Record) { r.sess.Produce(r.ctx, rec, r.promise) },
 		deadLetterMaxBytes: r.cfg.DeadLetterMaxBytes,
 		maxOutOfOrderness:  r.cfg.MaxOutOfOrderness,
+		outboxKeepBytes:    r.mem.plan.outboxKeepBytes,
 	}
 	if len(r.stores) > 0 {
 		env.stores = r.stores
 		env.dir = filepath.Join(r.cfg.StateDir, r.pipeline.Name, fmt.Sprintf("%s-%d", topic, partition))
 		env.cache = r.cache
-		env.memTableBytes = r.cfg.memoryPlan(r.partitions).memTableBytes
+		env.memTableBytes, env.cycleKeepBytes = r.mem.plan.memTableBytes, r.mem.plan.cycleKeepBytes
 		if r.cfg.RecordCacheBytes > 0 {
 			// The operators' stores share the task's part of the budget; the task store holds one key.
 			env.recordCacheBytes = int(max(r.cfg.RecordCacheBytes/int64(max(r.partitions, 1))/int64(max(len(r.stores)-1, 1)), 256<<10))

@@ -273,6 +273,9 @@ type published struct {
 	next, lso    atomic.Int64
 	stateBytes   atomic.Int64
 	openWindows  atomic.Int64
+	// cycleBytes is the memory the open cycle holds in the task (cycleBytes), which the poll loop
+	// bounds (memory.go).
+	cycleBytes atomic.Int64
 }
 
 func (p *published) store(t *Task) {
@@ -325,4 +328,15 @@ func (t *Task) Late(ev *Event, operator string) {
 		kgo.RecordHeader{Key: HeaderLateWatermark, Value: t.out.copy(strconv.AppendInt(num[:0], t.wm.value(), 10))})
 	r.Headers = h
 	t.produce(r)
+}
+
+// cycleBytes is the memory the task's open cycle holds on the heap: its outbox (outputs and
+// changelog records, until the producer is done with them) and its state's write caches and batch.
+// It runs on the task's goroutine, or on the runtime's while the task is idle.
+func (t *Task) cycleBytes() int64 {
+	n := t.out.held
+	if t.db != nil {
+		n += t.db.CycleBytes()
+	}
+	return int64(n)
 }

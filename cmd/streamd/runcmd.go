@@ -126,6 +126,9 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, list
 		in.State = nil
 	}
 	adm.HandleInspection(in)
+	if cfg.Admin.Pprof {
+		handlePprof(adm)
+	}
 	if err := adm.Start(); err != nil {
 		return nil, fmt.Errorf("admin server on %s: %w", listen, err)
 	}

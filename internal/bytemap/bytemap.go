@@ -13,6 +13,7 @@ package bytemap
 import (
 	"bytes"
 	"hash/maphash"
+	"unsafe"
 )
 
 // Map is the byte map. The zero value is ready to use. Not safe for concurrent use.
@@ -40,6 +41,12 @@ func (m *Map) Len() int { return len(m.ents) }
 
 // Bytes returns the arena size: the memory the map holds for keys and values.
 func (m *Map) Bytes() int { return len(m.arena) }
+
+// Held returns the memory the map holds, used or kept for reuse: the arena's capacity, the entries
+// and the hash slots.
+func (m *Map) Held() int {
+	return cap(m.arena) + cap(m.ents)*int(unsafe.Sizeof(entry{})) + cap(m.slots)*int(unsafe.Sizeof(int32(0)))
+}
 
 func (m *Map) grow() {
 	n := 2 * len(m.slots)
@@ -152,10 +159,11 @@ func (m *Map) EachSince(seq uint64, fn func(key, value []byte, deleted bool)) {
 	}
 }
 
-// Reset empties the map, keeping its memory. A map that grew beyond maxKeep bytes of arena gives the
-// memory back instead, so that one huge cycle does not pin it forever.
+// Reset empties the map, keeping its memory. A map that holds more than maxKeep bytes (Held: the
+// arena, the entries and the slots) gives the memory back instead, so that one huge cycle does not
+// pin it forever.
 func (m *Map) Reset(maxKeep int) {
-	if cap(m.arena) > maxKeep {
+	if m.Held() > maxKeep {
 		*m = Map{seed: m.seed, init: m.init, seq: m.seq}
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strconv"
 	"testing"
+	"unsafe"
 )
 
 type ref struct {
@@ -102,5 +103,31 @@ func BenchmarkGetSet(b *testing.B) {
 		if i%20000 == 19999 {
 			m.Reset(64 << 20)
 		}
+	}
+}
+
+// TestResetKeepsUpToMaxKeep: Held counts the arena, the entries and the slots; Reset keeps them
+// all for reuse while they hold at most maxKeep bytes and gives them all back beyond it.
+func TestResetKeepsUpToMaxKeep(t *testing.T) {
+	var m Map
+	val := make([]byte, 100)
+	for i := range 1000 {
+		m.Set(fmt.Appendf(nil, "key-%04d", i), val)
+	}
+	held := m.Held()
+	if min := 1000*(8+100) + 1000*int(unsafe.Sizeof(entry{})); held < min {
+		t.Fatalf("Held = %d, less than the keys, values and entries (%d)", held, min)
+	}
+	m.Reset(held)
+	if m.Held() != held || m.Len() != 0 {
+		t.Fatalf("Reset(%d) kept %d bytes and %d keys; want all %d bytes kept and no keys", held, m.Held(), m.Len(), held)
+	}
+	m.Set([]byte("k"), val)
+	m.Reset(held - 1)
+	if m.Held() != 0 {
+		t.Fatalf("Reset(%d) kept %d bytes of a map holding %d", held-1, m.Held(), held)
+	}
+	if _, _, ok := m.Get([]byte("k")); ok {
+		t.Fatal("a key survived Reset")
 	}
 }

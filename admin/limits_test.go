@@ -43,6 +43,24 @@ func waitOpen(t *testing.T, s *Server, n int) {
 	}
 }
 
+// waitIdle waits until the server holds n idle connections.
+func waitIdle(t *testing.T, s *Server, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		s.limiter.mu.Lock()
+		idle := s.limiter.idle.Len()
+		s.limiter.mu.Unlock()
+		if idle == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server holds %d idle connections, want %d", idle, n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // TestConnectionCapEvictsIdle: at the cap, a new connection closes the one idle longest (one that
 // sent nothing, or half its headers, or sits between keep-alive requests) and is served itself.
 func TestConnectionCapEvictsIdle(t *testing.T) {
@@ -66,6 +84,10 @@ func TestConnectionCapEvictsIdle(t *testing.T) {
 	}
 	resp.Body.Close()
 	waitOpen(t, s, 3)
+	// The server marks a connection idle again after its response, on its own goroutine; under load
+	// that can come after the client has read the response. Wait for it, so that the order of idleness
+	// is the one the test means.
+	waitIdle(t, s, 3)
 
 	// Three new requests at the cap, each on a connection kept open after it: each closes the oldest
 	// idle connection in turn.
@@ -88,6 +110,7 @@ func TestConnectionCapEvictsIdle(t *testing.T) {
 		if n := s.limiter.openConns(); n != max {
 			t.Fatalf("%d connections open, want the cap %d", n, max)
 		}
+		waitIdle(t, s, max)
 	}
 	if got := metricSum(t, reg, "streamd_admin_connections_dropped_total"); got != 3 {
 		t.Errorf("streamd_admin_connections_dropped_total = %v, want 3 evictions", got)

@@ -32,7 +32,7 @@ import (
 //   - the open cycle: B/8, for what its tasks hold (their outboxes, and their stores' write caches
 //     and batches: Task.cycleBytes). A cycle ends once its tasks hold that much, whatever its record
 //     count, and the next polls fewer records (cycleBudget). Between cycles the tasks keep a
-//     quarter of it for reuse and give the rest back, so that what they keep does not grow with
+//     third of it for reuse and give the rest back, so that what they keep does not grow with
 //     the partition or store count.
 //
 // The rest (about a third) is for what the runtime does not size: the process's code (about
@@ -91,9 +91,17 @@ func (c *Config) memoryPlan(partitions int32, stores int) memoryPlan {
 		cycleBytes:        b / 8,
 	}
 	m.producerRecords = max(m.producerBytes/64, 1024)
-	perTask := m.cycleBytes / 4 / p
-	m.outboxKeepBytes = int(min(max(perTask/2, 256<<10), 8<<20))
-	m.cycleKeepBytes = int(min(max(perTask/2/int64(max(stores, 1)), 64<<10), 8<<20))
+	// What tasks keep between cycles, a third of the cycle share: all of it for the outboxes of a
+	// stateless pipeline, else half for them and half for the stores' write caches. Less than a
+	// cycle's worth makes every cycle allocate its slabs again (a pass-through pipeline with a
+	// quarter of it ran a quarter slower).
+	perTask := m.cycleBytes / 3 / p
+	if stores == 0 {
+		m.outboxKeepBytes = int(min(max(perTask, 256<<10), 8<<20))
+	} else {
+		m.outboxKeepBytes = int(min(max(perTask/2, 256<<10), 8<<20))
+		m.cycleKeepBytes = int(min(max(perTask/2/int64(stores), 64<<10), 8<<20))
+	}
 	offHeap := int64(nonHeapBytes)
 	if stores > 0 { // a stateless pipeline opens no Pebble: no block cache, no memtables
 		offHeap += c.StateCacheBytes + int64(m.memTableBytes)*4*p

@@ -120,11 +120,11 @@ func (o *outbox) lineage(rec *kgo.Record) []kgo.RecordHeader {
 // its memory for the life of the task.
 func (o *outbox) reset() {
 	keepRecords, keepHeaders, keepBytes := 8192, 3*8192, 1<<20
-	if o.keep > 0 {
-		// A third of keep for each slab.
-		keepRecords = min(keepRecords, o.keep/3/int(unsafe.Sizeof(kgo.Record{})))
-		keepHeaders = min(keepHeaders, o.keep/3/int(unsafe.Sizeof(kgo.RecordHeader{})))
-		keepBytes = min(keepBytes, o.keep/3)
+	if most := keepRecords*int(unsafe.Sizeof(kgo.Record{})) + keepHeaders*int(unsafe.Sizeof(kgo.RecordHeader{})) + keepBytes; o.keep > 0 && o.keep < most {
+		// Each slab in the proportion of the most.
+		keepRecords = keepRecords * o.keep / most
+		keepHeaders = keepHeaders * o.keep / most
+		keepBytes = keepBytes * o.keep / most
 	}
 	o.n = 0
 	if len(o.recs) > keepRecords {

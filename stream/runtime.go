@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamd/streamd/state/standby"
 )
 
 // ErrStopped is returned by Run when it is called twice.
@@ -66,6 +68,10 @@ type Runtime struct {
 	changelogIDs  map[string]kadm.TopicID // every changelog topic's id when the runtime started
 	auth          authState               // the connection's security, and refusals of it (auth.go)
 	mem           *memoryGuard            // the memory budget's plan and guard, from Run on
+	// standby keeps the standby replicas (standby.go); nil without Config.StandbyReplicas.
+	// standbyNudge asks for the group to be described again after a rebalance.
+	standby      *standby.Replicas
+	standbyNudge chan struct{}
 	// memProbe and memCollect replace the guard's reading of the live heap and its collection
 	// (tests).
 	memProbe   func() int64
@@ -94,6 +100,8 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 		restoring: map[int32]*restoring{},
 		counters:  map[string]prometheus.Counter{},
 		auth:      newAuthState(),
+		// One pending nudge is enough: the next description sees every rebalance before it.
+		standbyNudge: make(chan struct{}, 1),
 	}
 	// Series that exist from the start, at zero, so that rates and alerts have data before the
 	// first dead letter or late record.
@@ -281,6 +289,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 		r.cache = pebble.NewCache(r.cfg.StateCacheBytes)
 		defer r.cache.Unref()
 	}
+	// Stopped after the sessions, whose tasks it must not race, and before the cache is released.
+	defer r.startStandby(ctx)()
 	r.log.Info("runtime started", "source", r.pipeline.Source.Topic, "group", r.pipeline.Name,
 		"transactional_id", r.transactionalID(), "commit_interval", r.cfg.CommitInterval)
 	var (

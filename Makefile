@@ -51,6 +51,13 @@ CHAOS_DURATION ?= 10m
 chaos:
 	$(GO) run ./test/chaos -duration $(CHAOS_DURATION)
 
+## failover-bench: TestFailoverToStandby with 1M keys of state (FAILOVER_KEYS) on the broker in
+## KAFKA_BROKERS, with and without a standby replica (docs/BENCHMARKS.md has the figures).
+FAILOVER_KEYS ?= 1000000
+.PHONY: failover-bench
+failover-bench:
+	STREAMD_FAILOVER_KEYS=$(FAILOVER_KEYS) $(GO) test ./test/e2e -run TestFailoverToStandby -count=1 -timeout 30m -v
+
 ## kafka-up: a single-node KRaft Apache Kafka broker on 127.0.0.1:9092 from Maven Central (cached).
 kafka-up:
 	scripts/kafka.sh up

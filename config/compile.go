@@ -116,6 +116,7 @@ func (c *Config) streamConfig() stream.Config {
 		StateDir:           c.State.Dir,
 		MemoryBudget:       int64(c.Memory.Budget),
 		StateCacheBytes:    int64(c.State.CacheSize),
+		StandbyReplicas:    c.State.StandbyReplicas,
 		MaxOutOfOrderness:  c.Source.MaxOutOfOrderness.D(),
 		IdleTimeout:        c.Source.IdleTimeout.D(),
 	}
@@ -136,6 +137,7 @@ var runtimeKeys = map[string]string{
 	"DeadLetterMaxBytes": "outputs.dead_letter_max_bytes",
 	"MemoryBudget":       "memory.budget",
 	"StateCacheBytes":    "state.cache_size",
+	"StandbyReplicas":    "state.standby_replicas",
 	"MaxOutOfOrderness":  "source.max_out_of_orderness",
 	"IdleTimeout":        "source.idle_timeout",
 	"AuthRetryTimeout":   "kafka.auth_retry_timeout",

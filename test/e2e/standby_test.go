@@ -120,6 +120,15 @@ log:
 		}
 		return path
 	}
+	adm := kadm.NewClient(b.Client(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	// A new topic takes a moment to reach every broker's metadata; a daemon that starts before
+	// then refuses a missing source.
+	waitUntil(t, 30*time.Second, "the source topic to be listed", func() error { return nil }, func() bool {
+		ends, err := adm.ListEndOffsets(ctx, src)
+		return err == nil && ends.Error() == nil && len(ends[src]) == partitions
+	})
 	portA, portB := freePort(t), freePort(t)
 	a := start(t, logPath, nil, bin, "run", "-config", config("sb-a", portA))
 	survivor := start(t, logPath, nil, bin, "run", "-config", config("sb-b", portB))
@@ -132,22 +141,22 @@ log:
 	}()
 
 	cl := b.Client(t, kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(5*time.Millisecond))
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
-	defer cancel()
 	stopped := func() error { return errorsOf(a.exited(), survivor.exited()) }
-	adm := kadm.NewClient(b.Client(t))
 	// The input comes once both own their partitions, so that each partition's state is built by
 	// one instance only and the survivor has none of the other's (a full restore without replicas).
 	var ofA []int32
 	waitUntil(t, 2*time.Minute, "both instances to own partitions and be ready", stopped, func() bool {
-		ofA = ownedBy(ctx, t, adm, app, src, "sb-a")
-		return len(ofA) > 0 && len(ofA) < partitions && len(ownedBy(ctx, t, adm, app, src, "sb-b")) == partitions-len(ofA) &&
+		var errA, errB error
+		var ofB []int32
+		ofA, errA = ownedBy(ctx, adm, app, src, "sb-a")
+		ofB, errB = ownedBy(ctx, adm, app, src, "sb-b")
+		return errA == nil && errB == nil && len(ofA) > 0 && len(ofB) > 0 && len(ofA)+len(ofB) == partitions &&
 			ready(portA) && ready(portB)
 	})
 	produceKeys(ctx, t, cl, src, 0, keys)
 	b.WaitCaughtUp(t, app, src, 10*time.Minute, stopped)
-	if got := ownedBy(ctx, t, adm, app, src, "sb-a"); fmt.Sprint(got) != fmt.Sprint(ofA) {
-		t.Fatalf("sb-a's partitions moved from %v to %v while the input was processed", ofA, got)
+	if got, err := ownedBy(ctx, adm, app, src, "sb-a"); err != nil || fmt.Sprint(got) != fmt.Sprint(ofA) {
+		t.Fatalf("sb-a's partitions moved from %v to %v while the input was processed (%v)", ofA, got, err)
 	}
 	metricsB := "http://127.0.0.1:" + strconv.Itoa(portB) + "/metrics"
 	if replicas > 0 {
@@ -168,14 +177,23 @@ log:
 	highBefore := changelogHigh(ctx, t, adm, changelogs, ofA)
 	before := scrape(t, metricsB)
 
+	// The kill lands mid-stream: new keys flow at 2,000/s for two seconds before it and on after
+	// it, so the killed instance dies with a cycle open and its replicas a little behind.
+	flowCtx, stopFlow := context.WithCancel(ctx)
+	flowed := make(chan int, 1)
+	go func() { flowed <- produceFlow(flowCtx, cl, src, keys, 2000) }()
+	time.Sleep(2 * time.Second)
 	a.kill(t)
 	aKilled = true
 	killed := time.Now()
-	// What the killed instance wrote after the replicas caught up: at most this is left to replay.
+	// What the killed instance wrote after the replicas had caught up: at most this is left to
+	// replay (its open transaction's records are aborted and not replayed).
 	tail := changelogHigh(ctx, t, adm, changelogs, ofA) - highBefore
-	// New input on every partition: the survivor has resumed the killed instance's partitions when
-	// it has committed all of it.
-	produceKeys(ctx, t, cl, src, keys, 400)
+	time.Sleep(time.Second)
+	stopFlow()
+	next := keys + <-flowed
+	// The survivor has resumed the killed instance's partitions when it has committed everything.
+	produceKeys(ctx, t, cl, src, next, 400)
 	b.WaitCaughtUp(t, app, src, 5*time.Minute, survivor.exited)
 	resumed := time.Since(killed)
 
@@ -228,6 +246,26 @@ func ready(port int) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
+// produceFlow produces one event for each key c<from>, c<from+1>, ... at rate per second until
+// ctx ends, and returns how many it produced (all acknowledged).
+func produceFlow(ctx context.Context, cl *kgo.Client, topic string, from int, rate float64) int {
+	start := time.Now()
+	n := 0
+	for ctx.Err() == nil {
+		if ahead := time.Duration(float64(n)/rate*float64(time.Second)) - time.Since(start); ahead > 0 {
+			time.Sleep(min(ahead, 50*time.Millisecond))
+			continue
+		}
+		i := from + n
+		key := fmt.Sprintf("c%07d", i)
+		v := fmt.Sprintf(`{"card_id":%q,"event_id":"e%d","event_time":%q,"amount":1.5}`, key, i, time.Now().UTC().Format(time.RFC3339Nano))
+		cl.Produce(context.Background(), &kgo.Record{Topic: topic, Key: []byte(key), Value: []byte(v)}, nil)
+		n++
+	}
+	_ = cl.Flush(context.Background())
+	return n
+}
+
 // countOne finds a window's count of 1 in a /v1/state answer.
 var countOne = regexp.MustCompile(`"count":\s*1\b`)
 
@@ -260,11 +298,10 @@ func produceKeys(ctx context.Context, t *testing.T, cl *kgo.Client, topic string
 }
 
 // ownedBy returns the source partitions the group assigns to instance.
-func ownedBy(ctx context.Context, t *testing.T, adm *kadm.Client, group, topic, instance string) []int32 {
-	t.Helper()
+func ownedBy(ctx context.Context, adm *kadm.Client, group, topic, instance string) ([]int32, error) {
 	gs, err := adm.DescribeGroups(ctx, group)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	var out []int32
 	for _, m := range gs[group].Members {
@@ -279,7 +316,7 @@ func ownedBy(ctx context.Context, t *testing.T, adm *kadm.Client, group, topic, 
 			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // changelogHigh sums the high watermarks of the changelogs' partitions.

@@ -3,6 +3,9 @@ package stream
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -157,4 +160,24 @@ func errorsOf(errs ...error) error {
 		}
 	}
 	return nil
+}
+
+// TestPruneStateDirs: with standby replicas the directories of partitions neither owned nor stood
+// by for go; corrupt ones moved aside, other topics' and other files stay.
+func TestPruneStateDirs(t *testing.T) {
+	dir := t.TempDir()
+	rt := &Runtime{cfg: Config{StateDir: dir}, pipeline: &Pipeline{Name: "app", Source: Source{Topic: "tx"}}, log: slog.New(slog.DiscardHandler)}
+	names := []string{"tx-0", "tx-1", "tx-2", "tx-3", "tx-1.corrupt-20261202T000000.000000000Z", "tx-2-0", "other-1"}
+	for _, n := range names {
+		if err := os.MkdirAll(filepath.Join(dir, "app", n), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rt.pruneStateDirs(map[int32]bool{0: true, 2: true})
+	for _, n := range names {
+		_, err := os.Stat(filepath.Join(dir, "app", n))
+		if gone, want := err != nil, n == "tx-1" || n == "tx-3"; gone != want {
+			t.Errorf("%s: removed %v, want %v", n, gone, want)
+		}
+	}
 }

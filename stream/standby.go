@@ -44,7 +44,11 @@ func (r *Runtime) taskDir(topic string, partition int32) string {
 // for replicas and the pipeline keeps state. The returned function stops both and waits; the
 // replicas' directories stay.
 func (r *Runtime) startStandby(ctx context.Context) (stop func()) {
-	if r.cfg.StandbyReplicas == 0 || len(r.stores) == 0 {
+	if r.cfg.StandbyReplicas == 0 {
+		return func() {}
+	}
+	if len(r.stores) == 0 {
+		r.log.Info("standby replicas: the pipeline keeps no state, so there is nothing to keep warm", "standby_replicas", r.cfg.StandbyReplicas)
 		return func() {}
 	}
 	src := r.pipeline.Source.Topic

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -178,6 +179,75 @@ func TestPruneStateDirs(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dir, "app", n))
 		if gone, want := err != nil, n == "tx-1" || n == "tx-3"; gone != want {
 			t.Errorf("%s: removed %v, want %v", n, gone, want)
+		}
+	}
+}
+
+// TestStandbyWithThreeInstances: with three instances and standby_replicas 1 every partition has
+// one replica, on the instance before its owner in instance-id order, and each instance's state
+// directory holds exactly the partitions it owns or stands by for: the first instance, which owned
+// everything before the others joined, has removed the rest.
+func TestStandbyWithThreeInstances(t *testing.T) {
+	b := kafkatest.Start(t)
+	src := b.Topic(t, "src", 6)
+	app, out, dlq := kafkatest.Name(t, "app"), kafkatest.Name(t, "out"), kafkatest.Name(t, "dlq")
+	p := &Pipeline{
+		Name:            app,
+		Source:          Source{Topic: src, Format: fatalFormat()},
+		Operators:       []Operator{&countOp{Topic: out}},
+		DeadLetterTopic: dlq,
+	}
+	produceInputs(t, b, src, 0, 300, "", 0)
+	var rs []*running
+	var dirs []string
+	for i := range 3 {
+		cfg := fatalConfig(b, t.TempDir())
+		cfg.InstanceID, cfg.StandbyReplicas = fmt.Sprintf("i%d", i+1), 1
+		dirs = append(dirs, filepath.Join(cfg.StateDir, app))
+		rs = append(rs, start(t, p, cfg))
+		if i == 0 {
+			b.WaitCaughtUp(t, app, src, 60*time.Second, rs[0].stopped)
+		}
+	}
+	onDisk := func(dir string) []int32 {
+		entries, _ := os.ReadDir(dir)
+		var ps []int32
+		for _, e := range entries {
+			var p int32
+			if _, err := fmt.Sscanf(strings.TrimPrefix(e.Name(), src+"-"), "%d", &p); err == nil {
+				ps = append(ps, p)
+			}
+		}
+		slices.Sort(ps)
+		return ps
+	}
+	waitFor(t, 90*time.Second, "every instance to own two partitions and stand by for the next one's, with only those on disk", func() bool {
+		for i, r := range rs {
+			if err := r.stopped(); err != nil {
+				t.Fatal(err)
+			}
+			next := rs[(i+1)%3]
+			owned := r.rt.Assigned()
+			if len(owned) != 2 || !r.rt.Ready() || !reflect.DeepEqual(r.rt.standby.Following(), next.rt.Assigned()) {
+				return false
+			}
+			want := append(append([]int32(nil), owned...), r.rt.standby.Following()...)
+			slices.Sort(want)
+			if !reflect.DeepEqual(onDisk(dirs[i]), want) {
+				return false
+			}
+		}
+		return true
+	})
+	replicas := map[int32]int{}
+	for _, r := range rs {
+		for _, p := range r.rt.standby.Following() {
+			replicas[p]++
+		}
+	}
+	for p := range int32(6) {
+		if replicas[p] != 1 {
+			t.Errorf("partition %d has %d replicas, want 1", p, replicas[p])
 		}
 	}
 }

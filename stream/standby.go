@@ -116,8 +116,8 @@ func (r *Runtime) keepStandby(ctx context.Context) {
 	}
 }
 
-// refreshStandby describes the group and, if it is settled and this instance is in it, sets the
-// replicas from the assignment and removes the state directories of partitions this instance
+// refreshStandby describes the group and, if it is settled (Stable, every source partition
+// assigned) and this instance is in it, sets the replicas from the assignment and removes the state directories of partitions this instance
 // neither owns nor stands by for.
 func (r *Runtime) refreshStandby(ctx context.Context, adm *kadm.Client) (settled bool, err error) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -155,6 +155,19 @@ func (r *Runtime) refreshStandby(ctx context.Context, adm *kadm.Client) (settled
 			self = sm.Partitions
 		}
 		members = append(members, sm)
+	}
+	// A cooperative rebalance commits in two rounds: the first takes the moving partitions away
+	// and leaves them unassigned in a Stable group, the second gives them to their new owners.
+	// Between the two the assignment says nothing about those partitions' replicas; acting on it
+	// would stop and remove replicas that are about to be wanted again.
+	assigned := map[int32]bool{}
+	for _, m := range members {
+		for _, p := range m.Partitions {
+			assigned[p] = true
+		}
+	}
+	if len(assigned) < int(r.partitions) {
+		return false, nil
 	}
 	chosen := standby.Choose(members, r.cfg.InstanceID, r.cfg.StandbyReplicas)
 	if self == nil && chosen == nil {

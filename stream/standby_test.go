@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -79,7 +80,7 @@ func TestStandbyPromotionReplaysOnlyTheTail(t *testing.T) {
 
 	var ofA, ofB []int32
 	waitFor(t, 60*time.Second, "each instance to own partitions and stand by for all of the other's", func() bool {
-		if err := errorsOf(a.stopped(), second.stopped()); err != nil {
+		if err := errors.Join(a.stopped(), second.stopped()); err != nil {
 			t.Fatal(err)
 		}
 		ofA, ofB = a.rt.Assigned(), second.rt.Assigned()
@@ -152,15 +153,6 @@ func TestStandbyPromotionReplaysOnlyTheTail(t *testing.T) {
 	if got := readCounts(t, b, app); !reflect.DeepEqual(got, want) {
 		t.Errorf("counts in the changelog %v, want %v", got, want)
 	}
-}
-
-func errorsOf(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // TestPruneStateDirs: with standby replicas the directories of partitions neither owned nor stood

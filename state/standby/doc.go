@@ -33,7 +33,8 @@
 // # Which partitions
 //
 // Every instance decides its own replicas from the group's assignment after each rebalance (the
-// runtime describes the group, and again every few seconds): Choose gives each member the
+// runtime describes the group, and again every few seconds; a group with partitions left
+// unassigned between the two rounds of a cooperative rebalance is not acted on): Choose gives each member the
 // partitions owned by the n members that follow it in the order of their instance ids, so every
 // partition has min(n, members-1) replicas on instances other than its owner. With two instances
 // and n = 1 each has a warm copy of everything the other owns.

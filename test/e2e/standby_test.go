@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -141,7 +142,7 @@ log:
 	}()
 
 	cl := b.Client(t, kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(5*time.Millisecond))
-	stopped := func() error { return errorsOf(a.exited(), survivor.exited()) }
+	stopped := func() error { return errors.Join(a.exited(), survivor.exited()) }
 	// The input comes once both own their partitions, so that each partition's state is built by
 	// one instance only and the survivor has none of the other's (a full restore without replicas).
 	var ofA []int32
@@ -381,13 +382,4 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, stop func() err
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func errorsOf(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

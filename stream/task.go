@@ -25,6 +25,13 @@ const (
 	HeaderField           = "streamd-field"          // dead letters: the offending field, if any
 	HeaderOperator        = "streamd-operator"       // dead letters: the operator that rejected, if any
 	HeaderOriginalBytes   = "streamd-original-bytes" // dead letters: set when the value was truncated
+	// HeaderReplayCount is set by streamd dlq replay (package dlq) on every record it re-injects: how
+	// many times the record has been replayed. A dead letter keeps its record's headers, so the count
+	// survives a replayed record's rejection and bounds replay loops.
+	HeaderReplayCount = "streamd-replay-count"
+	// HeaderReplayedFrom is set by streamd dlq replay: the dead letter the record was replayed from,
+	// as topic/partition/offset.
+	HeaderReplayedFrom = "streamd-replayed-from"
 )
 
 // Task owns one input partition: its decoder, its operator instances and its outputs of the current
@@ -172,7 +179,9 @@ func (t *Task) produce(r *kgo.Record) {
 	t.send(r)
 }
 
-// deadLetter produces rec to the dead-letter topic with the rejection in its headers.
+// deadLetter produces rec to the dead-letter topic with the rejection in its headers. The dead
+// letter keeps rec's key, value, timestamp and headers (after the lineage headers, before the
+// rejection's), so that streamd dlq replay can re-inject the record as it was.
 func (t *Task) deadLetter(rec *kgo.Record, rj *Rejection, operator string) {
 	r := t.out.record()
 	r.Topic = t.deadLetterTopic
@@ -180,6 +189,7 @@ func (t *Task) deadLetter(rec *kgo.Record, rj *Rejection, operator string) {
 	r.Value = rec.Value
 	r.Timestamp = rec.Timestamp
 	h := t.out.lineage(rec)
+	h = append(h, rec.Headers...)
 	h = append(h, kgo.RecordHeader{Key: HeaderReason, Value: t.out.copyString(string(rj.Reason))})
 	h = append(h, kgo.RecordHeader{Key: HeaderError, Value: t.out.copyString(rj.Detail)})
 	if rj.Field != "" {

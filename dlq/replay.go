@@ -200,8 +200,9 @@ func Replay(ctx context.Context, o Options) (Summary, error) {
 	// transaction, so the ledger read next holds every replay that will ever be committed before
 	// this run's.
 	var prod *kgo.Client
+	created := false
 	if !o.DryRun {
-		if err := ensureLedger(ctx, adm, ledger, o.ReplicationFactor); err != nil {
+		if created, err = ensureLedger(ctx, adm, ledger, o.ReplicationFactor); err != nil {
 			return sum, err
 		}
 		prod, err = kgo.NewClient(append(base,
@@ -218,10 +219,9 @@ func Replay(ctx context.Context, o Options) (Summary, error) {
 			return sum, fmt.Errorf("dlq: initializing the transactional producer %s: %w", TransactionalID(o.App), err)
 		}
 	}
-	done := map[string]bool{}
-	if err := readTopic(ctx, base, adm, ledger, func(r *kgo.Record) { done[string(r.Key)] = true }); err != nil &&
-		!errors.Is(err, errNoTopic) {
-		return sum, fmt.Errorf("dlq: reading the ledger %s: %w", ledger, err)
+	done, err := readLedger(ctx, base, ledger, created || o.DryRun)
+	if err != nil {
+		return sum, err
 	}
 	o.Logger.Info("replay ledger read", "topic", ledger, "replayed_before", len(done))
 
@@ -449,8 +449,9 @@ func header(r *kgo.Record, key string) string {
 	return v
 }
 
-// ensureLedger creates the ledger topic (compacted, one partition) unless it exists.
-func ensureLedger(ctx context.Context, adm *kadm.Client, topic string, rf int16) error {
+// ensureLedger creates the ledger topic (compacted, one partition) unless it exists, and reports
+// whether it created it.
+func ensureLedger(ctx context.Context, adm *kadm.Client, topic string, rf int16) (bool, error) {
 	if rf == 0 {
 		rf = -1
 	}
@@ -459,10 +460,45 @@ func ensureLedger(ctx context.Context, adm *kadm.Client, topic string, rf int16)
 	if err == nil {
 		err = resp.Err
 	}
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("dlq: creating the ledger topic %s: %w", topic, err)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, kerr.TopicAlreadyExists):
+		return false, nil
 	}
-	return nil
+	return false, fmt.Errorf("dlq: creating the ledger topic %s: %w", topic, err)
+}
+
+// readLedger returns the dead-letter positions the ledger names. A ledger that does not exist is
+// empty only when mayBeMissing (this run just created it, or a dry run, which creates nothing):
+// otherwise the broker's "unknown topic" is a metadata lag, waited out, because taking an
+// existing ledger for empty would replay everything again.
+func readLedger(ctx context.Context, base []kgo.Opt, ledger string, mayBeMissing bool) (map[string]bool, error) {
+	for attempt := 0; ; attempt++ {
+		done := map[string]bool{}
+		// A client per attempt: a client keeps answering "unknown topic" for a while after it
+		// was first told so.
+		cl, err := kgo.NewClient(base...)
+		if err != nil {
+			return nil, err
+		}
+		err = readTopic(ctx, base, kadm.NewClient(cl), ledger, func(r *kgo.Record) { done[string(r.Key)] = true })
+		cl.Close()
+		switch {
+		case err == nil:
+			return done, nil
+		case errors.Is(err, errNoTopic) && mayBeMissing:
+			return done, nil
+		case errors.Is(err, errNoTopic) && attempt < 20:
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(250 * time.Millisecond):
+			}
+			continue
+		}
+		return nil, fmt.Errorf("dlq: reading the ledger %s: %w", ledger, err)
+	}
 }
 
 var errNoTopic = errors.New("dlq: no such topic")

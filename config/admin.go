@@ -27,7 +27,10 @@ type Admin struct {
 	// InsecureNoAuth allows a listen address beyond loopback without any credential.
 	InsecureNoAuth bool `yaml:"insecure_no_auth"`
 	// ExposeState serves /v1/state/{key}; default true.
-	ExposeState       *bool     `yaml:"expose_state"`
+	ExposeState *bool `yaml:"expose_state"`
+	// ExposeFeatures serves /v1/features/{key}, which shows the same per-entity data; default
+	// ExposeState's value, so that turning the state off does not leave its features on.
+	ExposeFeatures    *bool     `yaml:"expose_features"`
 	TLS               *AdminTLS `yaml:"tls"`
 	MaxConnections    int       `yaml:"max_connections"`
 	ReadHeaderTimeout Duration  `yaml:"read_header_timeout"`
@@ -52,6 +55,10 @@ func (a *Admin) ensureDefaults() {
 	if a.ExposeState == nil {
 		yes := true
 		a.ExposeState = &yes
+	}
+	if a.ExposeFeatures == nil {
+		v := *a.ExposeState
+		a.ExposeFeatures = &v
 	}
 	var d admin.Options
 	d.EnsureDefaults()

@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -325,3 +326,11 @@ func (r *raw) decode(b []byte) ([]byte, error) {
 }
 
 var errCorrupt = errors.New("model: corrupt state")
+
+// ViewFeatures implements stream.FeatureView: ev's features as its prediction would show them.
+func (p *processor) ViewFeatures(_ *stream.Task, ev *stream.Event) (json.RawMessage, error) {
+	l := p.op.layout
+	r := l.newRaw()
+	l.extract(ev, &r, nil)
+	return l.appendJSON(nil, &r, ev), nil
+}

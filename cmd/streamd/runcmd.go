@@ -125,6 +125,9 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, list
 	if !*cfg.Admin.ExposeState {
 		in.State = nil
 	}
+	if !*cfg.Admin.ExposeFeatures {
+		in.Features = nil
+	}
 	adm.HandleInspection(in)
 	if cfg.Admin.Pprof {
 		handlePprof(adm)
@@ -154,7 +157,7 @@ func (d *daemon) wait() error {
 // inspection gathers the sources of the admin API's inspection endpoints: the runtime (watermarks,
 // key state) and the pipeline's model operators.
 func inspection(rt *stream.Runtime, p *stream.Pipeline) admin.Inspection {
-	in := admin.Inspection{Watermarks: rt, State: rt}
+	in := admin.Inspection{Watermarks: rt, State: rt, Features: rt}
 	for _, op := range p.Operators {
 		if m, ok := op.(*model.Operator); ok {
 			in.Models = append(in.Models, m.Registry())

@@ -172,6 +172,8 @@ func TestDeadLetterReplayAfterAConfigFix(t *testing.T) {
 		t.Fatalf("the first replay finished before the kill; slow it down: %v", err)
 	}
 	killed.kill(t)
+	// The replay sleeps for -rate inside its open transaction: the kill almost always lands in one.
+	t.Logf("replay transaction at the kill: %s", txnState(ctx, kadm.NewClient(b.Client(t)), dlq.TransactionalID(app)))
 	ledger := b.ReadCommitted(t, dlq.LedgerTopic(app), time.Minute)
 	if len(ledger) == 0 || len(ledger) >= tooTight {
 		t.Fatalf("the kill did not land midway: the ledger holds %d of at least %d replays", len(ledger), tooTight)

@@ -54,7 +54,11 @@ type Task struct {
 	// position then, the last record the task processed.
 	position kgo.Record
 	in       chan taskWork
-	done     chan struct{}
+	// lookups are admin look-ups (/v1/state, /v1/features), served ahead of the queued batches:
+	// between two records of a batch, or while the task waits for work, so that a look-up waits
+	// for one record rather than for every batch queued before it.
+	lookups chan func()
+	done    chan struct{}
 	// fatalErr is the error that stopped the task's processing, for the task's goroutine; failed
 	// holds the same error for the runtime, which looks at it from the poll loop while the task runs.
 	fatalErr error
@@ -97,14 +101,13 @@ type Task struct {
 
 // taskWork is one message to a task's goroutine: a batch of records, a barrier (flush the cycle's
 // changelog, then acknowledge), a settle (the cycle committed or aborted), or a watermark advance
-// because the partition is idle.
+// because the partition is idle. Admin look-ups have a queue of their own (Task.lookups).
 type taskWork struct {
 	recs    []*kgo.Record
 	lso     int64 // with recs: the partition's last stable offset in the fetch that brought them
 	barrier *sync.WaitGroup
 	settle  *settleWork
 	idle    *idleWork
-	inspect func() // run on the task's goroutine (admin look-ups)
 }
 
 type settleWork struct {
@@ -209,7 +212,20 @@ func (t *Task) deadLetter(rec *kgo.Record, rj *Rejection, operator string) {
 
 func (t *Task) run() {
 	defer close(t.done)
-	for w := range t.in {
+	for {
+		var w taskWork
+		select {
+		case f := <-t.lookups:
+			f()
+			continue
+		case work, ok := <-t.in:
+			if !ok {
+				// Revoked: the runtime queued its last look-up before closing the input.
+				t.serveLookups()
+				return
+			}
+			w = work
+		}
 		switch {
 		case w.barrier != nil:
 			if t.fatalErr == nil {
@@ -222,8 +238,6 @@ func (t *Task) run() {
 				t.fail(err)
 			}
 			w.settle.wg.Done()
-		case w.inspect != nil:
-			w.inspect()
 		case w.idle != nil:
 			if t.fatalErr == nil {
 				if err := t.advanceIdle(w.idle.watermark); err != nil {
@@ -238,6 +252,9 @@ func (t *Task) run() {
 			t.lso = w.lso
 			t.times.arrivals = append(t.times.arrivals, arrival{at: t.lastRecord, n: len(w.recs)})
 			for _, rec := range w.recs {
+				if len(t.lookups) > 0 {
+					t.serveLookups()
+				}
 				if err := t.process(rec); err != nil {
 					t.fail(err)
 					break
@@ -329,6 +346,19 @@ func (t *Task) processLabel(rec *kgo.Record) error {
 		}
 	}
 	return nil
+}
+
+// serveLookups runs the look-ups queued so far. Between two records the task's state is that of
+// the records before, as after a batch: a look-up sees what the next record would.
+func (t *Task) serveLookups() {
+	for {
+		select {
+		case f := <-t.lookups:
+			f()
+		default:
+			return
+		}
+	}
 }
 
 // close stops the task's goroutine, closes its processors and its state. The task must be idle

@@ -109,6 +109,8 @@ func stateHandler(src KeyInspector, timeout time.Duration) http.Handler {
 		switch {
 		case errors.Is(err, stream.ErrNotOwned):
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		case errors.Is(err, stream.ErrLookupsBusy):
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		case err != nil:
 			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 		case !ks.Found():
@@ -124,7 +126,7 @@ func stateHandler(src KeyInspector, timeout time.Duration) http.Handler {
 // featuresHandler answers /v1/features/{key}: the key's stream.KeyFeatures (200); 404 when another
 // instance owns the key's partition, or, without an event, when no window holds anything for the
 // key; 400 for a bad query (at, a key that differs from the event's); 422 for an event the pipeline
-// would reject; 500 otherwise. The event, if any, is the body of a POST or the event query
+// would reject; 503 when the key's task has too many look-ups queued; 500 otherwise. The event, if any, is the body of a POST or the event query
 // parameter of a GET: one source record's value. at (RFC 3339 or Unix ms) sets the event time.
 func featuresHandler(src FeatureLookup, timeout time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -158,6 +160,8 @@ func featuresHandler(src FeatureLookup, timeout time.Duration) http.Handler {
 		switch {
 		case errors.Is(err, stream.ErrNotOwned):
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		case errors.Is(err, stream.ErrLookupsBusy):
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		case errors.As(err, &rejected):
 			writeJSON(w, http.StatusUnprocessableEntity, map[string]string{"error": err.Error(), "reason": string(rejected.Rejection.Reason)})
 		case errors.As(err, &mismatch):

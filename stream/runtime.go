@@ -39,7 +39,11 @@ type Runtime struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu        sync.Mutex // guards tasks, restoring and taskErr against the rebalance callbacks
+	mu sync.Mutex // guards tasks, restoring and taskErr against the rebalance callbacks
+	// lookupMu guards tasks and partitions for the admin look-ups (runOnOwner), which must not
+	// wait for r.mu: a barrier holds r.mu until every task has processed its cycle. Lock order:
+	// r.mu, then lookupMu; writers of tasks and partitions hold both, runOnOwner only lookupMu.
+	lookupMu  sync.Mutex
 	tasks     map[int32]*Task
 	restoring map[int32]*restoring // assigned partitions whose tasks are opening (rebalance.go)
 	taskErr   error                // a failure in a callback or a restore, reported by the poll loop

@@ -23,7 +23,7 @@ import (
 
 // featureDaemon runs the example pipeline on a kfake cluster and returns its admin base URL and a
 // client of the cluster.
-func featureDaemon(t *testing.T) (string, *kgo.Client) {
+func featureDaemon(t testing.TB) (string, *kgo.Client) {
 	t.Helper()
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(4))
 	if err != nil {
@@ -76,7 +76,7 @@ func featureDaemon(t *testing.T) (string, *kgo.Client) {
 }
 
 // predictionsOf reads the committed predictions until it has n for key, and returns them in order.
-func predictionsOf(t *testing.T, cl *kgo.Client, key string, n int) []map[string]any {
+func predictionsOf(t testing.TB, cl *kgo.Client, key string, n int) []map[string]any {
 	t.Helper()
 	rd, err := kgo.NewClient(kgo.SeedBrokers(cl.OptValue(kgo.SeedBrokers).([]string)...), kgo.ConsumeTopics("fraud-scores"),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -190,5 +190,58 @@ func TestFeatureLookupEqualsTheNextPrediction(t *testing.T) {
 	}
 	if code, v := lookup(t, base, key, tx("x", "card-7", now, 1, "m")); code != http.StatusBadRequest {
 		t.Errorf("another key's event: %d %v, want 400", code, v)
+	}
+}
+
+// BenchmarkFeatureLookup: one /v1/features/{key} look-up after another (HTTP on loopback, the
+// key's two sliding windows read on its task) on the example pipeline holding 200 keys, idle. It
+// is the cost of a look-up without contention; docs/BENCHMARKS.md has the latency at 1,000/s
+// beside a pipeline at full speed (test/bench/lookups).
+func BenchmarkFeatureLookup(b *testing.B) {
+	base, cl := featureDaemon(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := time.Now().Add(-time.Minute)
+	var recs []*kgo.Record
+	for i := range 2000 {
+		key := fmt.Sprintf("card-%06d", i%200)
+		recs = append(recs, &kgo.Record{Key: []byte(key), Value: tx(fmt.Sprintf("e%d", i), key, now.Add(time.Duration(i)*time.Millisecond), float64(i%90), fmt.Sprintf("m%d", i%7))})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		b.Fatal(err)
+	}
+	client := &http.Client{}
+	for k := 0; k < 200; { // until every key's events are in
+		resp, err := client.Get(fmt.Sprintf("%s/v1/features/card-%06d", base, k))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var kf struct {
+			Features map[string]any `json:"features"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&kf)
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK && kf.Features["tx_count_10m"] == 10.0 {
+			k++
+		} else if ctx.Err() != nil {
+			b.Fatalf("card-%06d: %d %v", k, resp.StatusCode, kf.Features)
+		} else {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		resp, err := client.Get(fmt.Sprintf("%s/v1/features/card-%06d", base, i%200))
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("status %d", resp.StatusCode)
+		}
+		i++
 	}
 }

@@ -73,7 +73,8 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes caps a request's headers. Default DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
-	// MaxBodyBytes caps a request's body; no endpoint reads one. Default DefaultMaxBodyBytes.
+	// MaxBodyBytes caps a request's body (only POST /v1/features/{key} reads one: an event).
+	// Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 }
 

@@ -58,7 +58,8 @@ type Inspection struct {
 	Models []ModelViewer
 }
 
-// maxFeatureEventBytes bounds the event of a POST /v1/features/{key}.
+// maxFeatureEventBytes bounds the event of a POST /v1/features/{key} (the server's own body limit,
+// Options.MaxBodyBytes, applies too).
 const maxFeatureEventBytes = 1 << 20
 
 // defaultStateTimeout is Inspection.StateTimeout's default.
@@ -69,9 +70,10 @@ const defaultStateTimeout = 5 * time.Second
 //
 // The answers are JSON: /v1/watermarks {"partitions": [...]} (200); /v1/models {"operators": [...]}
 // (200); /v1/state/{key} the key's stream.KeyState (200), or {"error": "..."} with 404 when another
-// instance owns the key's partition or no operator holds anything for the key, and 500 on any other failure (not started, a timeout, an
-// operator's error). The key is the path segment after /v1/state/, percent-decoded, so a key with a
-// slash is written %2F.
+// instance owns the key's partition or no operator holds anything for the key, 503 when the key's
+// task has too many look-ups queued, and 500 on any other failure (not started, a timeout, an
+// operator's error); /v1/features/{key} as featuresHandler says. The key is the path segment after
+// /v1/state/ or /v1/features/, percent-decoded, so a key with a slash is written %2F.
 func (s *Server) HandleInspection(in Inspection) {
 	if in.Watermarks != nil {
 		s.Handle("GET /v1/watermarks", watermarksHandler(in.Watermarks))

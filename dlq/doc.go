@@ -5,7 +5,9 @@
 // A dead letter (stream's dead-letter topic) is the rejected record itself — key, value, record
 // timestamp and the record's own headers — followed by streamd's headers: the lineage
 // (streamd-source-topic, -partition, -offset) and the rejection (streamd-reason, streamd-error,
-// streamd-field, streamd-operator, and streamd-original-bytes when the value was truncated).
+// streamd-field, streamd-operator, and streamd-original-bytes when the value was truncated). Replay
+// splits them by position (leading lineage, trailing rejection), not by name, because a record read
+// from another streamd pipeline's output carries lineage headers of its own, which it keeps.
 //
 // # Replay
 //

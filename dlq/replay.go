@@ -250,7 +250,8 @@ func Replay(ctx context.Context, o Options) (Summary, error) {
 		}
 		sum.Scanned++
 		pos := position(dl)
-		reason := header(dl, stream.HeaderReason)
+		parts := splitDeadLetter(dl)
+		reason := parts.rejection[stream.HeaderReason]
 		switch {
 		case !o.selects(dl, reason):
 			sum.Filtered++
@@ -259,12 +260,12 @@ func Replay(ctx context.Context, o Options) (Summary, error) {
 			sum.Already++
 			return
 		}
-		count, _ := strconv.Atoi(header(dl, stream.HeaderReplayCount))
+		count := parts.replayCount()
 		if count >= o.MaxReplays {
 			sum.TooOften++
 			return
 		}
-		rec, ok := replayed(dl, pos, count+1)
+		rec, ok := replayed(dl, &parts, pos, count+1)
 		if !ok {
 			sum.Unusable++
 			return
@@ -404,26 +405,65 @@ func cmpOr(a, b error) error {
 	return b
 }
 
-// streamdHeaders are the headers a dead letter adds to its record; a replay removes them.
-var streamdHeaders = []string{stream.HeaderSourceTopic, stream.HeaderSourcePartition, stream.HeaderSourceOffset,
-	stream.HeaderReason, stream.HeaderError, stream.HeaderField, stream.HeaderOperator, stream.HeaderOriginalBytes,
-	stream.HeaderReplayCount, stream.HeaderReplayedFrom}
+// lineageHeaders lead a dead letter's headers, rejectionHeaders end them; the record's own headers
+// are in between (stream.Task.deadLetter). A record may carry headers of these names itself (one
+// read from another streamd pipeline's output carries its lineage), so a dead letter is split by
+// position, not by name.
+var (
+	lineageHeaders   = []string{stream.HeaderSourceTopic, stream.HeaderSourcePartition, stream.HeaderSourceOffset}
+	rejectionHeaders = []string{stream.HeaderReason, stream.HeaderError, stream.HeaderField, stream.HeaderOperator, stream.HeaderOriginalBytes}
+)
+
+// deadLetterParts are a dead letter's headers, split.
+type deadLetterParts struct {
+	lineage, rejection map[string]string
+	own                []kgo.RecordHeader // the record's own headers
+}
+
+func splitDeadLetter(dl *kgo.Record) deadLetterParts {
+	h := dl.Headers
+	d := deadLetterParts{lineage: map[string]string{}, rejection: map[string]string{}}
+	i := 0
+	for ; i < len(h) && i < len(lineageHeaders) && h[i].Key == lineageHeaders[i]; i++ {
+		d.lineage[h[i].Key] = string(h[i].Value)
+	}
+	j := len(h)
+	for j > i && slices.Contains(rejectionHeaders, h[j-1].Key) {
+		j--
+		if _, seen := d.rejection[h[j].Key]; !seen {
+			d.rejection[h[j].Key] = string(h[j].Value)
+		}
+	}
+	d.own = h[i:j]
+	return d
+}
+
+// replayCount is how many times the record was replayed before: its own streamd-replay-count.
+func (d *deadLetterParts) replayCount() int {
+	n := 0
+	for _, h := range d.own {
+		if h.Key == stream.HeaderReplayCount {
+			n, _ = strconv.Atoi(string(h.Value))
+		}
+	}
+	return n
+}
 
 // replayed is the record dl was, to go back to its source topic and partition, carrying count and
 // where it was replayed from. It reports false for a dead letter that cannot be replayed as its
 // record was: a truncated value, or no lineage.
-func replayed(dl *kgo.Record, pos string, count int) (*kgo.Record, bool) {
-	if header(dl, stream.HeaderOriginalBytes) != "" {
+func replayed(dl *kgo.Record, d *deadLetterParts, pos string, count int) (*kgo.Record, bool) {
+	if _, cut := d.rejection[stream.HeaderOriginalBytes]; cut {
 		return nil, false
 	}
-	topic := header(dl, stream.HeaderSourceTopic)
-	part, err := strconv.ParseInt(header(dl, stream.HeaderSourcePartition), 10, 32)
+	topic := d.lineage[stream.HeaderSourceTopic]
+	part, err := strconv.ParseInt(d.lineage[stream.HeaderSourcePartition], 10, 32)
 	if topic == "" || err != nil || part < 0 {
 		return nil, false
 	}
 	rec := &kgo.Record{Topic: topic, Partition: int32(part), Key: dl.Key, Value: dl.Value, Timestamp: dl.Timestamp}
-	for _, h := range dl.Headers {
-		if !slices.Contains(streamdHeaders, h.Key) {
+	for _, h := range d.own {
+		if h.Key != stream.HeaderReplayCount && h.Key != stream.HeaderReplayedFrom {
 			rec.Headers = append(rec.Headers, h)
 		}
 	}
@@ -436,17 +476,6 @@ func replayed(dl *kgo.Record, pos string, count int) (*kgo.Record, bool) {
 // position names a record by topic/partition/offset: the ledger's key.
 func position(r *kgo.Record) string {
 	return r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
-}
-
-// header returns the last value of header key on r ("" if none).
-func header(r *kgo.Record, key string) string {
-	v := ""
-	for _, h := range r.Headers {
-		if h.Key == key {
-			v = string(h.Value)
-		}
-	}
-	return v
 }
 
 // ensureLedger creates the ledger topic (compacted, one partition) unless it exists, and reports

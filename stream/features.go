@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -70,10 +71,9 @@ func (e *KeyMismatchError) Error() string {
 // event's own time.
 func (r *Runtime) Features(ctx context.Context, key, event []byte, at int64) (*KeyFeatures, error) {
 	kf := &KeyFeatures{Key: string(key), Features: map[string]json.RawMessage{}, WithEvent: event != nil}
-	nfields := len(r.pipeline.Source.Format.FieldNames())
-	nfeatures := len(r.pipeline.Features)
+	p := r.pipeline
 	done := make(chan error, 1)
-	part, err := r.runOnOwner(ctx, key, func(t *Task) { done <- t.lookupFeatures(kf, key, event, at, nfields, nfeatures) })
+	part, err := r.runOnOwner(ctx, key, func(t *Task) { done <- t.lookupFeatures(kf, p, key, event, at) })
 	if err != nil {
 		return nil, err
 	}
@@ -89,8 +89,22 @@ func (r *Runtime) Features(ctx context.Context, key, event []byte, at int64) (*K
 	}
 }
 
-// lookupFeatures fills kf on the task's goroutine.
-func (t *Task) lookupFeatures(kf *KeyFeatures, key, event []byte, at int64, nfields, nfeatures int) error {
+// Features computes key's features as Runtime.Features does, on the caller's goroutine (the task's).
+func (l *LocalTask) Features(key, event []byte, at int64) (*KeyFeatures, error) {
+	if l.closed {
+		return nil, ErrLocalTaskClosed
+	}
+	kf := &KeyFeatures{Key: string(key), Partition: l.t.partition, Features: map[string]json.RawMessage{}, WithEvent: event != nil}
+	if err := l.t.lookupFeatures(kf, l.p, key, event, at); err != nil {
+		return nil, err
+	}
+	return kf, nil
+}
+
+// lookupFeatures fills kf on the task's goroutine: the pipeline's computed features by name
+// (Pipeline.Features; null when undefined), then what each FeatureView shows, which wins.
+func (t *Task) lookupFeatures(kf *KeyFeatures, p *Pipeline, key, event []byte, at int64) error {
+	nfields, nfeatures := len(p.Source.Format.FieldNames()), len(p.Features)
 	wm := t.wm.value()
 	if wm != math.MinInt64 {
 		kf.Watermark = time.UnixMilli(wm).UTC().Format(time.RFC3339Nano)
@@ -124,15 +138,24 @@ func (t *Task) lookupFeatures(kf *KeyFeatures, key, event []byte, at int64, nfie
 	}
 	kf.AsOfMs = ev.Time
 	kf.AsOf = time.UnixMilli(ev.Time).UTC().Format(time.RFC3339Nano)
-	for i, p := range t.procs {
-		if s, ok := p.(FeatureSource); ok {
+	for i, proc := range t.procs {
+		if s, ok := proc.(FeatureSource); ok {
 			found, err := s.LookupFeatures(t, ev, event != nil)
 			if err != nil {
 				return fmt.Errorf("stream: operator %s: %w", t.ops[i].Name(), err)
 			}
 			kf.Found = kf.Found || found
 		}
-		if v, ok := p.(FeatureView); ok {
+	}
+	for i, name := range p.Features {
+		v := json.RawMessage("null")
+		if x := ev.Features[i]; !math.IsNaN(x) && !math.IsInf(x, 0) {
+			v = strconv.AppendFloat(nil, x, 'g', -1, 64)
+		}
+		kf.Features[name] = v
+	}
+	for i, proc := range t.procs {
+		if v, ok := proc.(FeatureView); ok {
 			obj, err := v.ViewFeatures(t, ev)
 			if err != nil {
 				return fmt.Errorf("stream: operator %s: %w", t.ops[i].Name(), err)

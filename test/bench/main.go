@@ -490,7 +490,7 @@ func full(ctx context.Context, addrs []string, input, group, out string) error {
 		return err
 	}
 	rc.LeaveGroupOnShutdown = true
-	rc.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rc.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: benchLogLevel()}))
 	rc.Registerer = prometheus.NewRegistry()
 	rt, err := stream.NewRuntime(p, rc)
 	if err != nil {
@@ -609,4 +609,14 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// benchLogLevel is the workloads' log level: warnings, or BENCH_LOG_LEVEL (e.g. DEBUG for every
+// commit cycle's phases).
+func benchLogLevel() slog.Level {
+	var l slog.Level = slog.LevelWarn
+	if v := os.Getenv("BENCH_LOG_LEVEL"); v != "" {
+		_ = l.UnmarshalText([]byte(v))
+	}
+	return l
 }

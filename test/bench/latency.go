@@ -88,7 +88,7 @@ func latencyRun(ctx context.Context, cl *kgo.Client, adm *kadm.Client, addrs []s
 			return res, err
 		}
 	}
-	if w == "full" {
+	if w == "full" || w == "ml" {
 		if err := createLabels(ctx, adm, partitions, out+"-labels"); err != nil {
 			return res, err
 		}

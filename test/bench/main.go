@@ -48,7 +48,7 @@ func main() {
 		roundRobin = flag.Bool("round-robin", false, "use every key in turn instead of Zipf (for a state-size run: all -keys keys have state)")
 		winSize    = flag.Duration("window-size", time.Minute, "tumbling window size of the window workload")
 		partitions = flag.Int("partitions", 4, "input partitions")
-		workloads  = flag.String("workloads", "baseline,passthrough,window", "comma-separated: baseline, passthrough, window, full (configs/fraud-pipeline.yaml), restore (of the last window run)")
+		workloads  = flag.String("workloads", "baseline,passthrough,window", "comma-separated: baseline, passthrough, window, ml (the window, 4 sliding-window features, one FTRL model), full (configs/fraud-pipeline.yaml), restore (of the last window run)")
 		input      = flag.String("input", "", "reuse this input topic instead of producing one")
 		profiles   = flag.String("profiles", "", "write each workload's CPU profile into this directory")
 		latency    = flag.String("latency", "", "comma-separated workloads (baseline, passthrough, full) to run again at fixed rates, for latency percentiles; each must be in -workloads too, whose rate sets the saturation")
@@ -82,8 +82,8 @@ func main() {
 	if *latency != "" {
 		lat.workloads = strings.Split(*latency, ",")
 		for _, w := range lat.workloads {
-			if w != "baseline" && w != "passthrough" && w != "full" {
-				fmt.Fprintf(os.Stderr, "bench: -latency: %q has no output per input record (window results wait for their window to close); use baseline, passthrough or full\n", w)
+			if w != "baseline" && w != "passthrough" && w != "full" && w != "ml" {
+				fmt.Fprintf(os.Stderr, "bench: -latency: %q has no output per input record (window results wait for their window to close); use baseline, passthrough, ml or full\n", w)
 				os.Exit(2)
 			}
 		}
@@ -174,8 +174,8 @@ func drive(addrs []string, n, keys int, partitions int32, workloads []string, in
 				return err
 			}
 		}
-		if w == "full" {
-			// The example pipeline joins a labels topic of the source's partition count; it stays
+		if w == "full" || w == "ml" {
+			// The model pipelines join a labels topic of the source's partition count; it stays
 			// empty, so the models score every event and learn nothing.
 			if err := createLabels(ctx, adm, partitions, outTopic+"-labels"); err != nil {
 				return err
@@ -368,7 +368,9 @@ func runWorkload(name string, addrs []string, input, group, out string) error {
 	case "window":
 		err = windowed(ctx, addrs, input, group, out)
 	case "full":
-		err = full(ctx, addrs, input, group, out)
+		err = full(ctx, addrs, input, group, out, configs.FraudPipeline)
+	case "ml":
+		err = full(ctx, addrs, input, group, out, mlPipeline)
 	case "restore":
 		err = restore(addrs, input, group, out)
 	default:
@@ -460,16 +462,16 @@ func windowed(ctx context.Context, addrs []string, input, group, out string) err
 }
 
 // full is the example pipeline, configs/fraud-pipeline.yaml (validation, clean output, two windows,
-// windowed features, two online models), compiled by config/ as `streamd run` does, over the same
-// input, with its topics renamed after the run.
-func full(ctx context.Context, addrs []string, input, group, out string) error {
+// windowed features, two online models), or another pipeline's YAML (ml), compiled by config/ as
+// `streamd run` does, over the same input, with its topics renamed after the run.
+func full(ctx context.Context, addrs []string, input, group, out string, yaml []byte) error {
 	dir, err := os.MkdirTemp("", "streamd-bench-full-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 	os.Setenv("KAFKA_BROKERS", strings.Join(addrs, ","))
-	c, err := config.Parse(configs.FraudPipeline)
+	c, err := config.Parse(yaml)
 	if err != nil {
 		return err
 	}

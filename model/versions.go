@@ -43,7 +43,7 @@ import (
 
 // MaxVersionBytes bounds a pushed model file after gzip: a record of the versions topic stays
 // below Kafka's default message size limit (1 MiB).
-const MaxVersionBytes = 1000 << 10
+const MaxVersionBytes = 900 << 10
 
 func versionKey(model string, v int64) string { return model + "/v/" + strconv.FormatInt(v, 10) }
 func liveKey(model string) string             { return model + "/live" }
@@ -330,6 +330,11 @@ func (o *Operator) Rollback(ctx context.Context, cl *kgo.Client, name string, ve
 		return fmt.Errorf("model: rollback %s to version %d: %w", name, version, err)
 	}
 	return nil
+}
+
+// RollbackLive is Rollback with the tasks' own client options: the admin API's rollback.
+func (o *Operator) RollbackLive(ctx context.Context, name string, version int64) error {
+	return o.Rollback(ctx, nil, name, version)
 }
 
 // History is what the versions topic holds for one model: its versions in order and the live one.

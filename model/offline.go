@@ -427,7 +427,7 @@ func (p *processor) swapVersions(t *stream.Task) {
 		}
 		from := l.version
 		l.use(v, m)
-		t.Logger().Info("offline model swapped", "model", c.name, "partition", p.partition, "from", from, "to", v)
+		t.Logger().Info("offline model swapped", "model", c.name, "from", from, "to", v)
 	}
 }
 

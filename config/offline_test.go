@@ -102,3 +102,16 @@ func TestOfflineModelConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestOfflineExampleIsValid keeps the walkthrough's pipeline (examples/offline, with the model it
+// trained) in step with the code.
+func TestOfflineExampleIsValid(t *testing.T) {
+	t.Setenv("NIGHTLY_MODEL", "../examples/offline/nightly.json")
+	c, err := Load("../examples/offline/pipeline.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Pipeline(); err != nil {
+		t.Fatal(err)
+	}
+}

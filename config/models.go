@@ -124,8 +124,9 @@ type ModelEntry struct {
 // Offline is a model trained offline (XGBoost or LightGBM): its file is version 0; later
 // versions come from the versions topic (streamd model push).
 type Offline struct {
-	File        string `yaml:"file"`
-	ExplainTopK int    `yaml:"explain_top_k"`
+	File            string  `yaml:"file"`
+	ExplainTopK     int     `yaml:"explain_top_k"`
+	ExplainMinScore float64 `yaml:"explain_min_score"`
 }
 
 func (l *Learner) given() bool { return l.Kind != "" || l.spec.IsValid() }
@@ -152,6 +153,7 @@ func (c *Config) validateOffline(v *validator, key string, e *ModelEntry) {
 	if o.ExplainTopK < 0 || o.ExplainTopK > model.MaxExplainTopK {
 		v.bad(key+".offline.explain_top_k", "%d: want 0 (off) to %d", o.ExplainTopK, model.MaxExplainTopK)
 	}
+
 	if o.File == "" {
 		v.bad(key+".offline.file", "required: the model file (XGBoost JSON or UBJSON, LightGBM text)")
 		return
@@ -455,7 +457,7 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 	}
 	for _, e := range c.Models.List {
 		if o := e.Offline; o != nil {
-			ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Offline: &model.OfflineSpec{File: o.File, ExplainTopK: o.ExplainTopK}})
+			ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Offline: &model.OfflineSpec{File: o.File, ExplainTopK: o.ExplainTopK, ExplainMinScore: o.ExplainMinScore}})
 			continue
 		}
 		spec, err := e.Learner.Spec()

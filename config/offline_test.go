@@ -58,6 +58,13 @@ func TestOfflineModelConfig(t *testing.T) {
 	if got := op.CompactedTopics("fraud"); len(got) != 2 || got[1] != "fraud-versions" {
 		t.Errorf("compacted topics %v", got)
 	}
+	// A very low minimum explains every prediction of a regression model.
+	c2, err := offlineConfig(t, func(s string) string {
+		return strings.Replace(s, "explain_top_k: 3", "explain_top_k: 3, explain_min_score: -1e300", 1)
+	})
+	if err != nil || c2.Models.List[0].Offline.ExplainMinScore != -1e300 {
+		t.Errorf("explain_min_score -1e300: %v, %v", err, c2)
+	}
 	c.Models.VersionsTopic = ""
 	if c.versionsTopic() != "fraud-model-versions" {
 		t.Errorf("default versions topic %q", c.versionsTopic())
@@ -74,6 +81,7 @@ func TestOfflineModelConfigErrors(t *testing.T) {
 		{"no file", "offline: {file: ../model/testdata/fraud_v1.json, explain_top_k: 3}", "offline: {explain_top_k: 3}", "models.list[0].offline.file", "required"},
 		{"file missing", "fraud_v1.json", "nope.json", "models.list[0].offline.file", "nope.json"},
 		{"not a model", "../model/testdata/fraud_v1.json", "../model/testdata/gen.py", "models.list[0].offline.file", "unknown model format"},
+		{"min score NaN", "explain_top_k: 3", "explain_top_k: 3, explain_min_score: .nan", "models.list[0].offline.explain_min_score", "want a number"},
 		{"top-k too large", "explain_top_k: 3", "explain_top_k: 1000", "models.list[0].offline.explain_top_k", "want 0 (off) to 100"},
 		{"learner and offline", "offline: {file:", "learner: {kind: ftrl_logistic}, offline: {file:", "models.list[0]", "not both"},
 		{"margin of an online learner", "margin_of: nightly", "margin_of: online", "features[3].margin_of", "online learner"},

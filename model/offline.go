@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 	"sync"
@@ -41,6 +42,11 @@ type OfflineSpec struct {
 	// ExplainTopK: when > 0, each prediction this model publishes (as champion) carries the
 	// TreeSHAP contributions of its TopK largest features by absolute value, and the bias.
 	ExplainTopK int
+	// ExplainMinScore: only predictions with a score at or above it are explained (TreeSHAP
+	// costs far more than the prediction, and a fraud analyst reads the high scores). The default,
+	// 0, explains every prediction of a binary or multiclass model; a regression model with
+	// negative values needs a minimum below them all.
+	ExplainMinScore float64
 }
 
 // MaxExplainTopK bounds OfflineSpec.ExplainTopK.
@@ -166,13 +172,14 @@ func (c *catalog) view() []VersionView {
 // operator's champion, challengers, evaluation, snapshots and promotion treat it like any model;
 // it does not learn, merge or reset. Its state is the version it scores with.
 type offlineLearner struct {
-	cat     *catalog
-	topK    int
-	version int64
-	scorer  *gbdt.Scorer
-	task    online.Task
-	out     []float64 // predictions
-	margin  []float64
+	cat      *catalog
+	topK     int
+	minScore float64 // explain only scores at or above it
+	version  int64
+	scorer   *gbdt.Scorer
+	task     online.Task
+	out      []float64 // predictions
+	margin   []float64
 	// explanations (ExplainTopK > 0)
 	contribs []float64
 	top      []gbdt.Contribution
@@ -181,8 +188,8 @@ type offlineLearner struct {
 	lastCls  int
 }
 
-func newOfflineLearner(c *catalog, topK int) *offlineLearner {
-	l := &offlineLearner{cat: c, topK: topK, task: onlineTask(c.task), out: make([]float64, c.outputs), margin: make([]float64, c.outputs)}
+func newOfflineLearner(c *catalog, spec *OfflineSpec) *offlineLearner {
+	l := &offlineLearner{cat: c, topK: spec.ExplainTopK, minScore: spec.ExplainMinScore, task: onlineTask(c.task), out: make([]float64, c.outputs), margin: make([]float64, c.outputs)}
 	v := c.live.Load()
 	if m := c.get(v); m != nil {
 		l.use(v, m)
@@ -358,6 +365,9 @@ func newOfflineCatalog(ms *ModelSpec, l *layout) (*catalog, error) {
 		return nil, fmt.Errorf("model: %s has both a learner and an offline model", ms.Name)
 	}
 	o := ms.Offline
+	if math.IsNaN(o.ExplainMinScore) {
+		return nil, fmt.Errorf("model: %s: explain min score is NaN", ms.Name)
+	}
 	if o.ExplainTopK < 0 || o.ExplainTopK > MaxExplainTopK {
 		return nil, fmt.Errorf("model: %s: explain top-k %d: want 0 (off) to %d", ms.Name, o.ExplainTopK, MaxExplainTopK)
 	}

@@ -23,7 +23,7 @@ import (
 
 // offlineFormat is the events of the offline model tests: amount, channel and the card's count in
 // the last minute as a field (the models were trained on those names, testdata/gen.py).
-func offlineFormat(t *testing.T) *stream.JSONFormat {
+func offlineFormat(t testing.TB) *stream.JSONFormat {
 	t.Helper()
 	f := &stream.JSONFormat{
 		KeyField: "k", IDField: "id",
@@ -70,7 +70,7 @@ func readTestFile(t testing.TB, name string) []byte {
 
 // offlinePipeline: the given models over offlineFeatures (plus extra features), labels in the
 // events.
-func offlinePipeline(t *testing.T, spec Spec) (*stream.Pipeline, *Operator) {
+func offlinePipeline(t testing.TB, spec Spec) (*stream.Pipeline, *Operator) {
 	t.Helper()
 	f := offlineFormat(t)
 	spec.Features = append(offlineFeatures(), spec.Features...)
@@ -415,6 +415,26 @@ func TestOfflineExplanations(t *testing.T) {
 	}
 }
 
+// TestOfflineExplainMinScore: with a minimum score, only the predictions at or above it carry an
+// explanation.
+func TestOfflineExplainMinScore(t *testing.T) {
+	p, _ := offlinePipeline(t, Spec{Models: []ModelSpec{{Name: "nightly", Offline: &OfflineSpec{Model: loadTestModel(t, "fraud_v1.json"), ExplainTopK: 2, ExplainMinScore: 0.3}}}})
+	d := newDriver(t, p)
+	feed(t, d, records(genOffline(rand.New(rand.NewPCG(5, 5)), 300), 0), 50, 0, 0)
+	explained := 0
+	for i, pr := range decodePredictions(t, d.Outputs("predictions")) {
+		if (pr.Explanation != nil) != (pr.Score >= 0.3) {
+			t.Fatalf("prediction %d: score %v, explanation %+v", i, pr.Score, pr.Explanation)
+		}
+		if pr.Explanation != nil {
+			explained++
+		}
+	}
+	if explained == 0 || explained == 300 {
+		t.Fatalf("%d of 300 explained: the threshold splits nothing", explained)
+	}
+}
+
 // TestOfflineChallengerAndPromotion: an offline challenger is scored on every event (its score in
 // the champion's record, shadow: never published as the prediction), evaluated prequentially on
 // the labels, and promoted by the drift rule when its rolling loss is better; the published
@@ -557,6 +577,44 @@ func TestOfflineScoringAllocs(t *testing.T) {
 			run()
 			if n := testing.AllocsPerRun(5, run); n != 0 {
 				t.Fatalf("%v allocations per 1,000 events, want 0", n)
+			}
+		})
+	}
+}
+
+// BenchmarkOfflineScoring times the model operator's per-event path (features, the boundary
+// check, scoring, the prediction record) with an offline champion (model/testdata/fraud_v2.json:
+// 40 trees of depth 4), with and without a top-3 explanation, beside an online FTRL champion.
+func BenchmarkOfflineScoring(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		ms   ModelSpec
+	}{
+		{"offline", ModelSpec{Name: "nightly", Offline: &OfflineSpec{Model: loadTestModel(b, "fraud_v2.json")}}},
+		{"offline_explain3", ModelSpec{Name: "nightly", Offline: &OfflineSpec{Model: loadTestModel(b, "fraud_v2.json"), ExplainTopK: 3}}},
+		{"ftrl", ModelSpec{Name: "ftrl", Learner: online.FTRLSpec{}}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			p, op := offlinePipeline(b, Spec{Models: []ModelSpec{bc.ms}})
+			d := newDriver(b, p)
+			feed(b, d, records(genOffline(rand.New(rand.NewPCG(8, 8)), 10), 0), 10, 0, 0)
+			pr := d.op.last
+			f := p.Source.Format.NewDecoder()
+			evs := make([]stream.Event, 1024)
+			for i, r := range records(genOffline(rand.New(rand.NewPCG(9, 9)), len(evs)), 100) {
+				if err := f.Decode(r, &evs[i]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			task := d.Task()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				ev := &evs[i%len(evs)]
+				pr.swapVersions(task)
+				pr.buf = op.layout.extract(ev, &pr.raw, pr.buf)
+				pr.predict(&pr.raw)
+				pr.out = pr.appendPrediction(pr.out[:0], ev)
 			}
 		})
 	}

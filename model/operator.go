@@ -566,7 +566,7 @@ func (p *processor) appendPrediction(b []byte, ev *stream.Event) []byte {
 	b = strconv.AppendInt(b, ev.Record.Offset, 10)
 	b = append(b, `},"features":`...)
 	b = o.layout.appendJSON(b, &p.raw, ev)
-	if off != nil && off.topK > 0 {
+	if off != nil && off.topK > 0 && p.scores[c] >= off.minScore {
 		b = off.appendExplanation(b, p.dense, p.classes[c])
 	}
 	if len(p.scores) > 1 {

@@ -31,7 +31,7 @@ func newModels(o *Operator) (*models, error) {
 	for i, ms := range o.spec.Models {
 		var l online.Learner
 		if c := o.catalogs[i]; c != nil {
-			l = newOfflineLearner(c, ms.Offline.ExplainTopK)
+			l = newOfflineLearner(c, ms.Offline)
 		} else if l, err = online.New(ms.Learner); err != nil {
 			return nil, err
 		}

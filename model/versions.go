@@ -78,6 +78,11 @@ type versionsFollower struct {
 // followVersions starts the versions reader if this is the first task, and returns once the topic
 // has been read to its end.
 func (o *Operator) followVersions(t *stream.Task) error {
+	return o.followWith(t.ClientOpts(), t.Logger())
+}
+
+// followWith is followVersions with the client options and logger of the task.
+func (o *Operator) followWith(clientOpts []kgo.Opt, log *slog.Logger) error {
 	if o.spec.VersionsTopic == "" || len(o.offline) == 0 {
 		return nil
 	}
@@ -88,8 +93,8 @@ func (o *Operator) followVersions(t *stream.Task) error {
 	if f.refs > 1 {
 		return nil
 	}
-	f.clientOpts = t.ClientOpts()
-	cl, err := kgo.NewClient(append(t.ClientOpts(),
+	f.clientOpts = clientOpts
+	cl, err := kgo.NewClient(append(clientOpts,
 		kgo.ConsumeTopics(o.spec.VersionsTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
@@ -99,7 +104,7 @@ func (o *Operator) followVersions(t *stream.Task) error {
 		return fmt.Errorf("model: versions topic reader: %w", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	err = o.catchUpVersions(ctx, cl, t.Logger())
+	err = o.catchUpVersions(ctx, cl, log)
 	cancel()
 	if err != nil {
 		cl.Close()
@@ -115,10 +120,10 @@ func (o *Operator) followVersions(t *stream.Task) error {
 			fs := cl.PollFetches(ctx)
 			fs.EachError(func(topic string, p int32, err error) {
 				if !errors.Is(err, context.Canceled) {
-					t.Logger().Warn("reading the versions topic", "topic", topic, "err", err)
+					log.Warn("reading the versions topic", "topic", topic, "err", err)
 				}
 			})
-			fs.EachRecord(func(r *kgo.Record) { o.applyVersion(r, t.Logger()) })
+			fs.EachRecord(func(r *kgo.Record) { o.applyVersion(r, log) })
 		}
 	}()
 	return nil

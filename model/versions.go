@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -73,6 +74,10 @@ type versionsFollower struct {
 	cancel     context.CancelFunc
 	done       chan struct{}
 	clientOpts []kgo.Opt // the tasks' client options, kept for Rollback
+	// applied is the offset after the last record applied: a reader started again (after every
+	// task closed and one opened) reads the topic from its start, and skips what the catalogs
+	// already hold, so that refusals are not counted twice.
+	applied atomic.Int64
 }
 
 // followVersions starts the versions reader if this is the first task, and returns once the topic
@@ -184,6 +189,10 @@ func versionsEnd(ctx context.Context, cl *kgo.Client, topic string) (int64, erro
 
 // applyVersion takes one record of the versions topic into the catalogs.
 func (o *Operator) applyVersion(r *kgo.Record, log *slog.Logger) {
+	if r.Offset < o.versions.applied.Load() {
+		return
+	}
+	o.versions.applied.Store(r.Offset + 1)
 	name, v, isVersion, ok := parseVersionKey(string(r.Key))
 	if !ok {
 		return

@@ -100,6 +100,15 @@ func TestVersionsTopic(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLive(0)
+	// Every task closed, one opens again: the reader reads the topic again, and counts nothing
+	// twice.
+	inst.releaseVersions()
+	if err := inst.followWith(opts, log); err != nil {
+		t.Fatal(err)
+	}
+	if n := c0.refusals.Load(); n != 2 || c0.live.Load() != 0 {
+		t.Fatalf("after the reader started again: refusals %d (want 2), live %d (want 0)", n, c0.live.Load())
+	}
 	hist, err := ReadVersions(ctx, cl, "app-model-versions")
 	if err != nil {
 		t.Fatal(err)

@@ -628,7 +628,7 @@ func BenchmarkOfflineScoring(b *testing.B) {
 				pr.out = pr.appendPrediction(pr.out[:0], ev)
 			}
 			// CPU time, not wall time: the shared machine's wall clock includes other processes.
-			b.ReportMetric(float64((processCPU() - start).Nanoseconds())/float64(b.N), "cpu-ns/event")
+			b.ReportMetric(float64((processCPU()-start).Nanoseconds())/float64(b.N), "cpu-ns/event")
 		})
 	}
 }

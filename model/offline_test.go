@@ -486,6 +486,48 @@ func TestOfflineChallengerAndPromotion(t *testing.T) {
 	}
 }
 
+// TestOfflineStaleChampionIsReplacedOnDrift: an offline champion whose world changes (the labels
+// flip at event 3,000) is replaced by the online challenger once the drift detector sees the
+// champion's loss jump and the challenger's rolling loss is lower: the promotion rule works with an
+// offline champion, and the pipeline keeps serving a model that adapts.
+func TestOfflineStaleChampionIsReplacedOnDrift(t *testing.T) {
+	p, op := offlinePipeline(t, Spec{
+		Models: []ModelSpec{
+			{Name: "nightly", Offline: &OfflineSpec{Model: loadTestModel(t, "fraud_v1.json")}},
+			{Name: "online", Learner: online.FTRLSpec{}},
+		},
+		Drift: DriftSpec{Detector: "adwin", Action: "promote_best_challenger"},
+	})
+	d := newDriver(t, p)
+	const drift = 3000
+	evs := genOffline(rand.New(rand.NewPCG(10, 10)), 8000)
+	for i := drift; i < len(evs); i++ {
+		evs[i].label = 1 - evs[i].label
+	}
+	feed(t, d, records(evs, 0), 100, 0, 0)
+	preds := decodePredictions(t, d.Outputs("predictions"))
+	switched := -1
+	for i, pr := range preds {
+		if pr.Model == "online" && switched < 0 {
+			switched = i
+		}
+		if switched < 0 && (pr.Model != "nightly" || pr.Version != 0) {
+			t.Fatalf("prediction %d: %s version %d before the switch", i, pr.Model, pr.Version)
+		}
+	}
+	if switched < drift || switched > drift+1000 {
+		t.Fatalf("the online challenger took over at event %d; the labels flipped at %d", switched, drift)
+	}
+	if last := preds[len(preds)-1]; last.Model != "online" {
+		t.Fatalf("the last prediction is %s's", last.Model)
+	}
+	v := op.Registry().View()
+	if v.Drifts == 0 || v.Models[1].Name != "online" || !v.Models[1].Champion {
+		t.Fatalf("view: drifts %v, models %+v", v.Drifts, v.Models)
+	}
+	t.Logf("the online challenger took over at event %d (drift at %d)", switched, drift)
+}
+
 // TestOfflineStackedMargin: an online learner reads the offline model's margin as a feature: the
 // prediction record shows it (equal to gbdt's margin), the learner learns from it, and a restart
 // replays the learning log to the same state.

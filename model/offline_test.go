@@ -416,6 +416,49 @@ func TestOfflineExplanations(t *testing.T) {
 	}
 }
 
+// TestOfflineMulticlass: a multiclass offline model publishes the most probable class and its
+// probability, is evaluated on class labels, and explains the predicted class.
+func TestOfflineMulticlass(t *testing.T) {
+	m := loadTestModel(t, "channel_multiclass.json")
+	p, op := offlinePipeline(t, Spec{Models: []ModelSpec{{Name: "channel", Offline: &OfflineSpec{Model: m, ExplainTopK: 1}}}})
+	d := newDriver(t, p)
+	evs := genOffline(rand.New(rand.NewPCG(11, 11)), 300)
+	feed(t, d, records(evs, 0), 50, 0, 0)
+	s, err := m.Bind(op.layout.denseNames())
+	if err != nil {
+		t.Fatal(err)
+	}
+	probs := make([]float64, 3)
+	contribs := make([]float64, m.ContributionsLen())
+	classes := map[int]int{}
+	for i, pr := range decodePredictions(t, d.Outputs("predictions")) {
+		e := evs[i]
+		x := []float64{e.amount, float64(e.channel), e.txc}
+		s.Predict(x, probs)
+		best := 0
+		for k := range probs {
+			if probs[k] > probs[best] {
+				best = k
+			}
+		}
+		if pr.Class != best || pr.Score != probs[best] {
+			t.Fatalf("prediction %d: class %d score %v, want %d %v", i, pr.Class, pr.Score, best, probs[best])
+		}
+		s.Contributions(x, contribs)
+		top := m.TopK(contribs, best, 1, nil)
+		if pr.Explanation == nil || len(pr.Explanation.Top) != 1 || pr.Explanation.Top[0].Contribution != top[0].Value {
+			t.Fatalf("prediction %d: explanation %+v, want class %d's %+v", i, pr.Explanation, best, top)
+		}
+		classes[best]++
+	}
+	if len(classes) < 2 {
+		t.Fatalf("predicted classes %v: the test does not reach a class but the first", classes)
+	}
+	if ev := op.Registry().View().Models[0].Evaluation; len(ev) != 1 || ev[0].Metric != "accuracy" || ev[0].Examples != 300 {
+		t.Fatalf("evaluation %+v", ev)
+	}
+}
+
 // TestOfflineExplainMinScore: with a minimum score, only the predictions at or above it carry an
 // explanation.
 func TestOfflineExplainMinScore(t *testing.T) {

@@ -41,6 +41,9 @@ def main():
     xgb.XGBRegressor(n_estimators=5, max_depth=2, n_jobs=1).fit(X, y).save_model(os.path.join(HERE, "fraud_regression.json"))
     X2 = X.assign(merchant_risk=np.random.default_rng(4).random(len(X)))
     xgb.XGBClassifier(n_estimators=5, max_depth=2, n_jobs=1).fit(X2, y).save_model(os.path.join(HERE, "fraud_needs_merchant_risk.json"))
+    # A multiclass model (the channel from the amount and the count), for the multiclass paths.
+    xgb.XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1, random_state=5).fit(
+        X[["amount", "tx_count_1m"]], X["channel"].astype(int)).save_model(os.path.join(HERE, "channel_multiclass.json"))
     # The reference predictions for the first rows, to check streamd scores as the library does.
     Xt, _ = data(200, 9)
     Xt.loc[::7, "amount"] = np.nan

@@ -141,6 +141,9 @@ func (o *Operator) releaseVersions() {
 	f := &o.versions
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.refs == 0 {
+		return
+	}
 	if f.refs--; f.refs == 0 && f.cancel != nil {
 		f.cancel()
 		<-f.done

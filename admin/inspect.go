@@ -56,6 +56,17 @@ type Inspection struct {
 	Features FeatureLookup
 	// Models are the pipeline's model operators, in pipeline order.
 	Models []ModelViewer
+	// Rollbacks are the model operators with offline models, for POST /v1/models/{name}/rollback;
+	// none leaves the endpoint out.
+	Rollbacks []ModelRollbacker
+}
+
+// ModelRollbacker makes an earlier version of an offline model live, for POST
+// /v1/models/{name}/rollback. *model.Operator implements it (RollbackLive): it returns an error
+// wrapping model.ErrNoSuchModel for a name it does not have, model.ErrVersionRefused for a version
+// it will not serve.
+type ModelRollbacker interface {
+	RollbackLive(ctx context.Context, name string, version int64) error
 }
 
 // maxFeatureEventBytes bounds the event of a POST /v1/features/{key} (the server's own body limit,
@@ -95,6 +106,43 @@ func (s *Server) HandleInspection(in Inspection) {
 		s.Handle("POST /v1/features/{key}", h)
 	}
 	s.Handle("GET /v1/models", modelsHandler(in.Models))
+	if len(in.Rollbacks) > 0 {
+		s.Handle("POST /v1/models/{name}/rollback", rollbackHandler(in.Rollbacks))
+	}
+}
+
+// rollbackHandler: POST /v1/models/{name}/rollback?version=V makes version V of the offline model
+// live (published to the versions topic; every instance swaps at its next commit). 200 with
+// {"model","live"}; 400 for a missing or bad version; 404 for a model that is not an offline
+// model of the pipeline; 409 for a version that is refused (not in the versions topic, or a model
+// that does not fit the pipeline); 500 otherwise.
+func rollbackHandler(ops []ModelRollbacker) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		name := req.PathValue("name")
+		v, err := strconv.ParseInt(req.URL.Query().Get("version"), 10, 64)
+		if err != nil || v < 0 {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "give ?version=V, a version of 0 or more"})
+			return
+		}
+		ctx, cancel := context.WithTimeout(req.Context(), 30*time.Second)
+		defer cancel()
+		for _, op := range ops {
+			err = op.RollbackLive(ctx, name, v)
+			if !errors.Is(err, model.ErrNoSuchModel) {
+				break
+			}
+		}
+		switch {
+		case err == nil:
+			writeJSON(w, http.StatusOK, map[string]any{"model": name, "live": v})
+		case errors.Is(err, model.ErrNoSuchModel):
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
+		case errors.Is(err, model.ErrVersionRefused):
+			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+		default:
+			writeJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+		}
+	})
 }
 
 func watermarksHandler(src WatermarkReporter) http.Handler {

@@ -246,6 +246,12 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 		kgo.ProducerBatchMaxBytes(r.cfg.producerBatchMaxBytes()),
 		kgo.FetchMaxPartitionBytes(r.cfg.fetchMaxPartitionBytes()),
 		kgo.FetchMaxWait(250 * time.Millisecond),
+		// A produce right after EndTxn can meet CONCURRENT_TRANSACTIONS while the broker still writes
+		// the previous transaction's markers (KIP-890). franz-go retries it after its next metadata
+		// update, which MetadataMinAge spaces out: at the default 5 s, one such retry stalled a whole
+		// commit cycle for up to 5 s, a few times a minute under load. A quarter second bounds the
+		// stall; metadata is still refreshed only when something asks for it.
+		kgo.MetadataMinAge(250 * time.Millisecond),
 		// The memory budget's shares of fetches and produces (memoryPlan).
 		kgo.FetchMaxBytes(mem.fetchMaxBytes),
 		kgo.MaxConcurrentFetches(mem.concurrentFetches),

@@ -161,6 +161,9 @@ func inspection(rt *stream.Runtime, p *stream.Pipeline) admin.Inspection {
 	for _, op := range p.Operators {
 		if m, ok := op.(*model.Operator); ok {
 			in.Models = append(in.Models, m.Registry())
+			if m.VersionsTopic() != "" {
+				in.Rollbacks = append(in.Rollbacks, m)
+			}
 		}
 	}
 	return in

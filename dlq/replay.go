@@ -132,7 +132,9 @@ type Summary struct {
 	Unusable int            // truncated, or without lineage to say where they came from
 	ByReason map[string]int // replayed, by reason
 	ByTarget map[string]int // replayed, by target topic
-	DryRun   bool
+	// Transactions committed (none in a dry run).
+	Transactions int
+	DryRun       bool
 }
 
 // String is the one-line summary streamd dlq replay prints.
@@ -159,6 +161,9 @@ func (s Summary) String() string {
 	}
 	fmt.Fprintf(b, "; skipped %d by filter, %d already replayed, %d replayed too often, %d unusable (truncated or no lineage)",
 		s.Filtered, s.Already, s.TooOften, s.Unusable)
+	if !s.DryRun {
+		fmt.Fprintf(b, "; %d transactions", s.Transactions)
+	}
 	return b.String()
 }
 
@@ -288,6 +293,12 @@ func Replay(ctx context.Context, o Options) (Summary, error) {
 		if o.Rate > 0 {
 			n := sum.Replayed + len(b.recs)
 			if ahead := time.Duration(float64(n)/o.Rate*float64(time.Second)) - time.Since(start); ahead > 0 {
+				// A slow rate must not keep a transaction open until the broker aborts it:
+				// commit what the batch holds before a wait that would take it past a third of
+				// the transaction timeout.
+				if b.err == nil && len(b.recs) > 0 && time.Since(b.began)+ahead > o.TransactionTimeout/3 {
+					b.commit(ctx)
+				}
 				select {
 				case <-ctx.Done():
 				case <-time.After(ahead):
@@ -338,6 +349,7 @@ type batch struct {
 	reasons []string
 	sum     *Summary
 	log     *slog.Logger
+	began   time.Time // when the open transaction began
 	err     error
 	// failed is the first produce error of the open transaction, set from the producer's
 	// goroutines; read after Flush.
@@ -360,6 +372,7 @@ func (b *batch) add(ctx context.Context, rec, entry *kgo.Record, reason string) 
 				b.err = fmt.Errorf("dlq: begin transaction: %w", err)
 				return
 			}
+			b.began = time.Now()
 		}
 		b.prod.Produce(ctx, rec, b.produced)
 		b.prod.Produce(ctx, entry, b.produced)
@@ -393,6 +406,7 @@ func (b *batch) commit(ctx context.Context) {
 		b.sum.ByTarget[rec.Topic]++
 	}
 	if b.prod != nil {
+		b.sum.Transactions++
 		b.log.Info("replayed records committed", "records", len(b.recs), "total", b.sum.Replayed)
 	}
 	b.recs, b.reasons = b.recs[:0], b.reasons[:0]

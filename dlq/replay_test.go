@@ -233,3 +233,16 @@ func TestOptionsValidate(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestReplaySlowRateCommitsInTime: a rate slow enough to hold a batch open past a third of the
+// transaction timeout commits it early, so that the broker does not abort it.
+func TestReplaySlowRateCommitsInTime(t *testing.T) {
+	f := newFixture(t)
+	o := f.options(dlq.Selection{Reasons: []string{"out_of_range"}})
+	// 13 records at 8/s take 1.5 s; a batch may stay open 0.5 s.
+	o.BatchRecords, o.Rate, o.TransactionTimeout = 500, 8, 1500*time.Millisecond
+	s := f.replay(t, o)
+	if s.Replayed != 13 || s.Transactions < 3 {
+		t.Fatalf("%+v: want 13 replayed in at least 3 transactions", s)
+	}
+}

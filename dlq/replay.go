@@ -192,7 +192,8 @@ func Replay(ctx context.Context, o Options) (Summary, error) {
 	if err := o.Validate(); err != nil {
 		return sum, err
 	}
-	base := append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.ClientID("streamd-dlq-replay")}, o.ClientOpts...)
+	// Clipped: each client appends its own options to base.
+	base := slices.Clip(append([]kgo.Opt{kgo.SeedBrokers(o.Brokers...), kgo.ClientID("streamd-dlq-replay")}, o.ClientOpts...))
 	admCl, err := kgo.NewClient(base...)
 	if err != nil {
 		return sum, fmt.Errorf("dlq: kafka client: %w", err)
@@ -230,9 +231,9 @@ func Replay(ctx context.Context, o Options) (Summary, error) {
 	}
 	o.Logger.Info("replay ledger read", "topic", ledger, "replayed_before", len(done))
 
-	parts := map[string]int{} // target topic → partition count, for key partitioning
+	partCounts := map[string]int{} // target topic → partition count, for key partitioning
 	partitionsOf := func(topic string) (int, error) {
-		if n, ok := parts[topic]; ok {
+		if n, ok := partCounts[topic]; ok {
 			return n, nil
 		}
 		td, err := adm.ListTopics(ctx, topic)
@@ -243,7 +244,7 @@ func Replay(ctx context.Context, o Options) (Summary, error) {
 		if !ok || d.Err != nil {
 			return 0, fmt.Errorf("dlq: target topic %s does not exist", topic)
 		}
-		parts[topic] = len(d.Partitions)
+		partCounts[topic] = len(d.Partitions)
 		return len(d.Partitions), nil
 	}
 

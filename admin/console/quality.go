@@ -88,7 +88,7 @@ func (q *quality) add(now time.Time, views []model.View) {
 				s[slot] = e.Rolling
 			}
 			if prev, ok := q.last[m.Name]; ok {
-				if m.Version != prev.Version {
+				if m.Version != prev.Version && prev.Version != 0 { // 0: no replica had opened yet
 					q.event(Event{TimeMs: at, Kind: EventVersion, Model: m.Name, Detail: versionDetail(prev.Version, m.Version)})
 				}
 				if m.Champion && !prev.Champion {

@@ -76,6 +76,16 @@
     const rows = Math.max(...order.map((k) => cols[k].length), 1);
     const height = TOP + rows * (NODE_H + GAP_Y);
     const width = order.length * NODE_W + (order.length - 1) * COL_GAP;
+    // Outputs in the order of the operators that write them, so that arrows cross as little as
+    // possible; the dead letters, written from the decode stage and several operators, last.
+    const rank = {};
+    cols.operator.forEach((n, i) => { rank[n.id] = i; });
+    const weight = (n) => {
+      if (n.detail === "dead letters") return 1e9;
+      const from = p.edges.filter((e) => e.to === n.id && rank[e.from] !== undefined).map((e) => rank[e.from]);
+      return from.length ? from.reduce((a, b) => a + b, 0) / from.length : 1e8;
+    };
+    cols.output.sort((a, b) => weight(a) - weight(b));
     const pos = {};
     order.forEach((k, c) => {
       const list = cols[k];
@@ -103,12 +113,13 @@
       if (n.detail === "late records") cls += " late";
       const g = el("svg:g", { class: cls, transform: `translate(${x},${y})`, "data-id": n.id, "data-rate": n.rate, "data-total": n.total });
       g.append(el("svg:rect", { width: NODE_W, height: NODE_H, rx: 8 }));
-      g.append(el("svg:text", { class: "title", x: 12, y: 20, text: n.label }));
+      const title = n.label.length > 26 ? n.label.slice(0, 25) + "…" : n.label;
+      g.append(el("svg:text", { class: "title", x: 12, y: 20, text: title }));
       let sub = n.detail;
       if (n.stores && n.stores.length) sub += " · state";
       g.append(el("svg:text", { class: "sub", x: 12, y: 36, text: sub }));
       const verb = n.kind === "input" ? "consumed" : n.kind === "stage" ? "decoded" : n.kind === "output" ? "produced" : "written";
-      g.append(el("svg:text", { class: "rate", x: NODE_W - 12, y: 20, "text-anchor": "end", text: fmtRate(n.rate) }));
+      g.append(el("svg:text", { class: "rate", x: NODE_W - 12, y: 51, "text-anchor": "end", text: fmtRate(n.rate) }));
       g.append(el("svg:text", { class: "total", x: 12, y: 51, text: `${fmt(n.total)} ${verb}` }));
       g.append(el("svg:title", { text: `${n.label} (${n.detail}): ${fmtRate(n.rate)}, ${fmt(n.total)} ${verb} since start` }));
       svg.append(g);
@@ -163,14 +174,21 @@
     const byMetric = {};
     for (const s of q.series) (byMetric[s.metric] = byMetric[s.metric] || []).push(s);
     const box = $("#charts");
-    const metrics = Object.keys(byMetric).sort((a, b) => order(a) - order(b) || a.localeCompare(b));
-    function order(m) { const i = ["auc", "logloss", "accuracy", "mae", "rmse"].indexOf(m); return i < 0 ? 99 : i; }
+    // The headline metrics get a chart; the rest (precision, recall, ...) are in the model table,
+    // unless a model has none of the headline ones.
+    const CHARTED = ["auc", "logloss", "accuracy", "mae", "rmse"];
+    let metrics = Object.keys(byMetric).filter((m) => CHARTED.includes(m));
+    if (!metrics.length) metrics = Object.keys(byMetric);
+    metrics.sort((a, b) => order(a) - order(b) || a.localeCompare(b));
+    function order(m) { const i = CHARTED.indexOf(m); return i < 0 ? 99 : i; }
     if (!metrics.length) {
       box.replaceChildren(el("div", { class: "chart" }, el("h3", { text: "waiting for labels" }),
         el("div", { class: "empty", text: "no labelled prediction yet: quality appears once labels arrive" })));
       for (const k in charts) delete charts[k];
     } else if (box.querySelector(".empty")) box.replaceChildren();
-    const width = Math.max(360, Math.floor((box.clientWidth - 20) / Math.max(1, Math.min(metrics.length, Math.floor(box.clientWidth / 440)))) - 4);
+    const perRow = Math.max(1, Math.min(metrics.length || 1, Math.floor(box.clientWidth / 380)));
+    box.style.gridTemplateColumns = `repeat(${perRow}, minmax(0, 1fr))`;
+    const width = Math.max(300, Math.floor((box.clientWidth - 20 * (perRow - 1)) / perRow) - 2);
     for (const m of metrics) {
       const series = byMetric[m];
       const xsSet = new Set();
@@ -206,7 +224,7 @@
       }
       c.box.dataset.points = points;
     }
-    for (const m in charts) if (!byMetric[m]) { charts[m].plot.destroy(); charts[m].box.remove(); delete charts[m]; }
+    for (const m in charts) if (!metrics.includes(m)) { charts[m].plot.destroy(); charts[m].box.remove(); delete charts[m]; }
 
     const tb = $("#models tbody");
     tb.replaceChildren(...q.models.map((r) => el("tr", {},
@@ -223,13 +241,15 @@
     const total = d.by_reason.reduce((a, r) => a + r.total, 0);
     $("#dlq-note").textContent = `${fmt(total)} since start` + (d.contents_shown ? "" : " · record contents hidden (admin.console.dead_letter_contents)");
     const max = Math.max(1, ...d.by_reason.map((r) => r.total));
-    $("#reasons").replaceChildren(...d.by_reason.map((r) => {
+    const seen = d.by_reason.filter((r) => r.total > 0), unseen = d.by_reason.filter((r) => r.total === 0);
+    const none = unseen.length ? [el("div", { class: "row zero" }, el("span", { text: `${unseen.length} other reasons` }), el("span", { text: "0" }))] : [];
+    $("#reasons").replaceChildren(...seen.map((r) => {
       const bar = el("i");
       bar.style.width = (100 * r.total / max).toFixed(1) + "%";
       return el("div", { class: "row" + (r.total ? "" : " zero"), "data-reason": r.reason },
         el("span", { text: r.reason }), el("span", { text: `${fmt(r.total)}  ${r.rate ? "(" + fmtRate(r.rate) + ")" : ""}` }),
         r.total ? el("div", { class: "bar" }, bar) : null);
-    }));
+    }), ...none);
     const tb = $("#deadletters tbody");
     if (!d.recent.length) {
       tb.replaceChildren(el("tr", {}, el("td", { colspan: 5, class: "muted", text: d.listed ? "no dead letter yet" : "not listed by this server" })));
@@ -262,12 +282,12 @@
   async function poll() {
     clearTimeout(timer);
     try {
-      const [p, w, q, d, r, ready] = await Promise.all([get("/v1/pipeline"), get("/v1/watermarks"), get("/v1/quality"),
+      const [p, w, q, d, r, isReady] = await Promise.all([get("/v1/pipeline"), get("/v1/watermarks"), get("/v1/quality"),
         get("/v1/deadletters"), get("/v1/restore"), ready()]);
       renderGraph(p); renderPartitions(w); renderQuality(q); renderDeadLetters(d); renderRestore(r);
       const st = $("#state");
-      st.className = "pill " + (ready ? "ok" : r && r.restoring_partitions ? "warn" : "bad");
-      st.textContent = ready ? "processing" : r && r.restoring_partitions ? "restoring" : "not ready";
+      st.className = "pill " + (isReady ? "ok" : r && r.restoring_partitions ? "warn" : "bad");
+      st.textContent = isReady ? "processing" : r && r.restoring_partitions ? "restoring" : "not ready";
       $("#updated").textContent = "updated " + clock(Date.now());
       $("#logout").hidden = !sessionStorage.getItem(TOKEN_KEY);
       document.body.dataset.loaded = "true";
@@ -278,8 +298,9 @@
         sessionStorage.removeItem(TOKEN_KEY);
         return;
       }
+      console.error("streamd console:", e);
       const st = $("#state");
-      st.className = "pill bad"; st.textContent = "unreachable";
+      st.className = "pill bad"; st.textContent = "unreachable"; st.title = String(e && e.message || e);
       timer = setTimeout(poll, POLL_MS * 2);
     }
   }

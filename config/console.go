@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/streamd/streamd/admin/console"
+	"github.com/streamd/streamd/internal/units"
 )
 
 // AdminConsole is the web console the admin server serves at / (admin/console). Its defaults and
@@ -35,7 +36,8 @@ func (c *AdminConsole) ensureDefaults() {
 
 func (c *AdminConsole) validate(v *validator) {
 	if d := c.SampleInterval.D(); d < console.MinSampleInterval || d > console.MaxSampleInterval {
-		v.bad("admin.console.sample_interval", "%s is outside [%s, %s]", d, console.MinSampleInterval, console.MaxSampleInterval)
+		f := units.FormatDuration
+		v.bad("admin.console.sample_interval", "%s is outside [%s, %s]", f(d), f(console.MinSampleInterval), f(console.MaxSampleInterval))
 	}
 	if c.History < console.MinHistory || c.History > console.MaxHistory {
 		v.bad("admin.console.history", "%d is outside [%d, %d] samples", c.History, console.MinHistory, console.MaxHistory)

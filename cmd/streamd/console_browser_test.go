@@ -6,59 +6,15 @@ import (
 	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/streamd/streamd/internal/browsertest"
 )
-
-// chromium finds a Chromium or Chrome binary: $STREAMD_CHROMIUM, else the usual names on PATH.
-func chromium() string {
-	if p := os.Getenv("STREAMD_CHROMIUM"); p != "" {
-		return p
-	}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "headless-shell"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
-// artifactDir is where screenshots go: $STREAMD_TEST_ARTIFACTS (kept after the test), else a
-// temporary directory.
-func artifactDir(t *testing.T) string {
-	if d := os.Getenv("STREAMD_TEST_ARTIFACTS"); d != "" {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
-	return t.TempDir()
-}
-
-// newBrowser starts headless Chromium, skipping the test when none is installed.
-func newBrowser(t *testing.T) context.Context {
-	t.Helper()
-	bin := chromium()
-	if bin == "" {
-		t.Skip("no Chromium found (install Debian's chromium, or set STREAMD_CHROMIUM): the console's browser test needs one")
-	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.WindowSize(1440, 1000),
-		chromedp.Flag("disable-dev-shm-usage", true))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	ctx, cancel2 := chromedp.NewContext(actx, chromedp.WithLogf(t.Logf))
-	t.Cleanup(cancel2)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
-	}
-	return ctx
-}
 
 // consoleState is what the page shows, read out of its DOM.
 type consoleState struct {
@@ -100,7 +56,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo for about a minute")
 	}
-	browser := newBrowser(t)
+	browser := browsertest.New(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	outR, outW := io.Pipe()
@@ -166,7 +122,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shot := filepath.Join(artifactDir(t), "console.png")
+	shot := filepath.Join(browsertest.ArtifactDir(t), "console.png")
 	if err := os.WriteFile(shot, png, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -48,13 +48,7 @@ func runDemo(parent context.Context, args []string, stdout, stderr io.Writer) in
 	defer stop()
 	ctx, stopParent := context.WithCancel(ctx)
 	defer stopParent()
-	go func() {
-		select {
-		case <-parent.Done():
-			stopParent()
-		case <-ctx.Done():
-		}
-	}()
+	defer context.AfterFunc(parent, stopParent)()
 	if duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, duration)

@@ -233,3 +233,31 @@ func TestOptionsValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestRestoreProgress(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	restoring := prometheus.NewGauge(prometheus.GaugeOpts{Name: "streamd_restoring_partitions"})
+	remaining := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "streamd_restore_remaining_offsets"}, []string{"store", "partition"})
+	reg.MustRegister(restoring, remaining)
+	restoring.Set(1)
+	remaining.WithLabelValues("win", "3").Set(1000)
+	c, err := New(Options{Gatherer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	remaining.WithLabelValues("win", "3").Set(250)
+	c.sample(time.Now())
+	c.mu.Lock()
+	p := c.restore
+	c.mu.Unlock()
+	k := storePartition{"win", 3}
+	if p.restoring != 1 || p.remaining[k] != 250 || p.initial[k] != 1000 {
+		t.Fatalf("restore %+v, want 250 of 1000 left on win/3", p)
+	}
+	remaining.WithLabelValues("win", "3").Set(0) // done
+	restoring.Set(0)
+	c.sample(time.Now())
+	if _, ok := c.restore.initial[k]; ok {
+		t.Fatal("a finished restore keeps its start; the next restore of the partition would show a wrong progress")
+	}
+}

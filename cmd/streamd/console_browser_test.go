@@ -29,6 +29,7 @@ type consoleState struct {
 	PartitionLag []string `json:"partitionCells"`
 	Reasons      int      `json:"reasons"`
 	State        string   `json:"state"`
+	DeadRows     int      `json:"deadRows"`
 }
 
 const readConsole = `(() => {
@@ -45,6 +46,7 @@ const readConsole = `(() => {
     charts: charts.length, canvases: document.querySelectorAll('#charts canvas').length,
     partitions: rows.length, partitionCells: rows.map((r) => [...r.cells].map((c) => c.textContent).join(" | ")),
     reasons: document.querySelectorAll('#reasons .row').length,
+    deadRows: document.querySelectorAll('#deadletters tbody tr td.hidden-contents').length,
     state: document.querySelector('#state').textContent,
   });
 })()`
@@ -114,6 +116,9 @@ func TestConsoleInBrowser(t *testing.T) {
 	}
 	if st.Partitions != 4 {
 		t.Errorf("partition table has %d rows, want the demo's 4 partitions", st.Partitions)
+	}
+	if st.DeadRows == 0 {
+		t.Errorf("no recent dead letter listed (with contents hidden, the default)")
 	}
 	if st.Reasons == 0 {
 		t.Errorf("no dead-letter reasons shown (the demo sends 1%% broken records)")

@@ -294,6 +294,8 @@
       timer = setTimeout(poll, POLL_MS);
     } catch (e) {
       if (e instanceof Unauthorized) {
+        const st = $("#state");
+        st.className = "pill warn"; st.textContent = "token needed";
         askToken(sessionStorage.getItem(TOKEN_KEY) ? "That token was refused." : "");
         sessionStorage.removeItem(TOKEN_KEY);
         return;

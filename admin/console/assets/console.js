@@ -213,7 +213,7 @@
           scales: { x: { time: true } },
           series: [{}, ...series.map((s, i) => ({ label: s.model, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
             points: { show: false }, value: (u, v) => v === null ? "–" : v.toFixed(4) }))],
-          axes: [{ stroke: "#6b7385", grid: { stroke: "#eef1f6" }, values: (u, vals) => vals.map((v) => clock(v * 1000).slice(0, vals[vals.length - 1] - vals[0] < 60 ? 8 : 5)) },
+          axes: [{ stroke: "#6b7385", grid: { stroke: "#eef1f6" }, space: 80, values: (u, vals) => vals.map((v) => clock(v * 1000)) },
                  { stroke: "#6b7385", grid: { stroke: "#eef1f6" }, size: 56, values: (u, vals) => vals.map((v) => +v.toFixed(3)) }],
           legend: { live: true },
           plugins: [marksPlugin()],

@@ -14,7 +14,9 @@
 //     it changes) or a client CA, every endpoint but Options.OpenEndpoints (default /healthz and
 //     /readyz, which probes call without secrets) answers 401 without them. The check runs before
 //     routing, so an unauthenticated client cannot even tell which paths exist, and compares SHA-256
-//     digests in constant time. Validate refuses a listen address beyond loopback with no credential
+//     digests in constant time. The exact paths registered with HandlePublic (the console's page,
+//     script and styles, package admin/console) are served without credentials: they hold no data,
+//     and a browser must load them before it can ask for the token. Validate refuses a listen address beyond loopback with no credential
 //     unless InsecureNoAuth says something in front guards it.
 //   - TLS (tls.go). Certificate, key and client CA are read again at the next handshake after they
 //     change; a pair that fails to load keeps the previous one (reload.go).

@@ -37,6 +37,8 @@ type Admin struct {
 	RequestTimeout    Duration  `yaml:"request_timeout"`
 	IdleTimeout       Duration  `yaml:"idle_timeout"`
 	MaxHeaderBytes    ByteSize  `yaml:"max_header_bytes"`
+	// Console is the web console at / (console.go).
+	Console AdminConsole `yaml:"console"`
 }
 
 // AdminTLS serves the admin endpoints over HTTPS. Every file is PEM and is read again when it
@@ -74,6 +76,7 @@ func (a *Admin) ensureDefaults() {
 	if a.MaxHeaderBytes == 0 {
 		a.MaxHeaderBytes = ByteSize(d.MaxHeaderBytes)
 	}
+	a.Console.ensureDefaults()
 }
 
 // AdminOptions compiles the admin keys into the admin server's options, reading the token from the
@@ -121,6 +124,7 @@ var adminKeys = map[string]string{
 // files go together), then admin.Options.Validate's, each reported under its key.
 func (a *Admin) validate(v *validator, env func(string) (string, bool)) {
 	v.hostPort("admin.listen", a.Listen)
+	a.Console.validate(v)
 	_, _, listenErr := net.SplitHostPort(a.Listen)
 	opts := a.options(env)
 	if a.TokenEnv != "" && a.TokenFile != "" {

@@ -124,6 +124,10 @@ func TestAdminRejects(t *testing.T) {
 		{name: "missing cert", block: "{tls: {cert_file: " + dir + "/none, key_file: " + goodFile + "}}", wantKey: "admin.tls.cert_file", wantMsg: "cannot read"},
 		{name: "expose_state not a bool", block: "{expose_state: maybe}", wantKey: "admin.expose_state", wantMsg: "true or false"},
 		{name: "expose_features not a bool", block: "{expose_features: maybe}", wantKey: "admin.expose_features", wantMsg: "true or false"},
+		{name: "console settings", block: "{console: {enabled: false, dead_letter_contents: true, sample_interval: 5s, history: 100}}"},
+		{name: "console interval", block: "{console: {sample_interval: 10ms}}", wantKey: "admin.console.sample_interval", wantMsg: "10ms is outside [100ms, 1m]"},
+		{name: "console history", block: "{console: {history: 5}}", wantKey: "admin.console.history", wantMsg: "5 is outside [10, 100000] samples"},
+		{name: "console unknown key", block: "{console: {dead_letters: true}}", wantKey: "admin.console.dead_letters", wantMsg: "known keys here: dead_letter_contents"},
 		{name: "unknown key", block: "{tokenfile: x}", wantKey: "admin.tokenfile", wantMsg: `did you mean "token_file"`},
 	}
 	for _, tc := range cases {

@@ -275,6 +275,7 @@ func (r *Runtime) settle(committed bool) {
 		t.in <- taskWork{settle: &settleWork{committed: committed, wg: &wg}}
 	}
 	wg.Wait()
+	now := time.Now()
 	for _, t := range r.tasks {
 		if committed {
 			r.m.consumed.WithLabelValues(t.topic).Add(float64(t.cycle.consumed))
@@ -287,6 +288,7 @@ func (r *Runtime) settle(committed bool) {
 			for reason, n := range t.cycle.deadLetters {
 				r.m.deadLetters.WithLabelValues(string(reason)).Add(float64(n))
 			}
+			r.deadRing.add(t.cycle.recentDead, now)
 			r.m.changelogRecords.Add(float64(t.cycle.changelog))
 			for op, n := range t.cycle.late {
 				r.m.late.WithLabelValues(op).Add(float64(n))

@@ -62,6 +62,7 @@ type Runtime struct {
 	sessionNow atomic.Int64
 	produce    produceState // what the open cycle's produces did, and whether outputs can be written
 	counters   map[string]prometheus.Counter
+	deadRing   deadLetterRing // the newest committed dead letters (recentdead.go)
 
 	stores        []string // every store the operators declare
 	cache         *pebble.Cache

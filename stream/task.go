@@ -129,6 +129,9 @@ type cycleCounts struct {
 	deadLetters map[Reason]int
 	late        map[string]int // by operator
 	produced    map[string]int
+	// recentDead are the cycle's dead letters for Runtime.RecentDeadLetters, at most
+	// RecentDeadLetters of them.
+	recentDead []DeadLetterInfo
 }
 
 func (c *cycleCounts) reset() {
@@ -138,6 +141,8 @@ func (c *cycleCounts) reset() {
 	clear(c.deadLetters)
 	clear(c.produced)
 	clear(c.late)
+	clear(c.recentDead) // drop the copies' references before reuse
+	c.recentDead = c.recentDead[:0]
 }
 
 // Topic returns the task's source topic.
@@ -207,6 +212,7 @@ func (t *Task) deadLetter(rec *kgo.Record, rj *Rejection, operator string) {
 	}
 	r.Headers = h
 	t.cycle.deadLetters[rj.Reason]++
+	t.cycle.noteDeadLetter(rec, rj, operator)
 	t.produce(r)
 }
 

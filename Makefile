@@ -36,6 +36,13 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
 
+## bench-e2e: the bare exactly-once loop, windows only and the full pipeline against a real broker in
+## one run (its own broker unless KAFKA_BROKERS is set): records/s, ratio to the bare loop, peak RSS,
+## latency percentiles at 25% and 50% of saturation. About 10 minutes on 2 cores.
+.PHONY: bench-e2e
+bench-e2e:
+	GO=$(GO) scripts/bench-e2e.sh
+
 ## lint: gofmt, go vet, and go.mod/go.sum exactly as `go mod tidy` leaves them (also in the nested
 ## module test/kafkatest/container, which keeps testcontainers-go out of streamd's module graph).
 lint:

@@ -120,7 +120,9 @@ func (r *Runtime) adoptRestored() {
 			r.taskErr = errors.Join(r.taskErr, rs.err)
 			continue
 		}
+		r.lookupMu.Lock()
 		r.tasks[p] = rs.task
+		r.lookupMu.Unlock()
 		adopted = append(adopted, p)
 		r.m.rebalances.WithLabelValues("assigned").Inc()
 	}
@@ -165,7 +167,9 @@ func (r *Runtime) dropTasks(parts map[string][]int32, change string) {
 			if !ok {
 				continue
 			}
-			delete(r.tasks, p)
+			r.lookupMu.Lock()
+			delete(r.tasks, p) // before close: no look-up is queued to a closed task
+			r.lookupMu.Unlock()
 			if err := t.close(); err != nil {
 				r.log.Warn("closing a task failed", "partition", p, "err", err)
 			}
@@ -208,9 +212,11 @@ func (r *Runtime) closeTasks() error {
 	r.m.restoring.Set(0)
 	var errs []error
 	for p, t := range r.tasks {
+		r.lookupMu.Lock()
+		delete(r.tasks, p) // before close: no look-up is queued to a closed task
+		r.lookupMu.Unlock()
 		errs = append(errs, t.close())
 		r.m.dropLag(t.topic, p)
-		delete(r.tasks, p)
 	}
 	r.m.assigned.Set(0)
 	return errors.Join(errs...)

@@ -41,7 +41,11 @@ type Runtime struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu        sync.Mutex // guards tasks, restoring and taskErr against the rebalance callbacks
+	mu sync.Mutex // guards tasks, restoring and taskErr against the rebalance callbacks
+	// lookupMu guards tasks and partitions for the admin look-ups (runOnOwner), which must not
+	// wait for r.mu: a barrier holds r.mu until every task has processed its cycle. Lock order:
+	// r.mu, then lookupMu; writers of tasks and partitions hold both, runOnOwner only lookupMu.
+	lookupMu  sync.Mutex
 	tasks     map[int32]*Task
 	restoring map[int32]*restoring // assigned partitions whose tasks are opening (rebalance.go)
 	taskErr   error                // a failure in a callback or a restore, reported by the poll loop
@@ -60,6 +64,7 @@ type Runtime struct {
 	sessionNow atomic.Int64
 	produce    produceState // what the open cycle's produces did, and whether outputs can be written
 	counters   map[string]prometheus.Counter
+	deadRing   deadLetterRing // the newest committed dead letters (recentdead.go)
 
 	stores        []string // every store the operators declare
 	cache         *pebble.Cache
@@ -250,6 +255,12 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 		kgo.ProducerBatchMaxBytes(r.cfg.producerBatchMaxBytes()),
 		kgo.FetchMaxPartitionBytes(r.cfg.fetchMaxPartitionBytes()),
 		kgo.FetchMaxWait(250 * time.Millisecond),
+		// A produce right after EndTxn can meet CONCURRENT_TRANSACTIONS while the broker still writes
+		// the previous transaction's markers (KIP-890). franz-go retries it after its next metadata
+		// update, which MetadataMinAge spaces out: at the default 5 s, one such retry stalled a whole
+		// commit cycle for up to 5 s, a few times a minute under load. A quarter second bounds the
+		// stall; metadata is still refreshed only when something asks for it.
+		kgo.MetadataMinAge(250 * time.Millisecond),
 		// The memory budget's shares of fetches and produces (memoryPlan).
 		kgo.FetchMaxBytes(mem.fetchMaxBytes),
 		kgo.MaxConcurrentFetches(mem.concurrentFetches),

@@ -206,6 +206,7 @@ func (r *Runtime) openTask(ctx context.Context, topic string, partition int32, r
 		return nil, err
 	}
 	t.in = make(chan taskWork, 16)
+	t.lookups = make(chan func(), lookupQueue)
 	t.done = make(chan struct{})
 	t.lastRecord = opened
 	t.pub.store(t)

@@ -77,12 +77,13 @@ type Dedup struct {
 // dedupBuckets is how many buckets one TTL spans.
 const dedupBuckets = 8
 
-// Sweeping expired ids: at most dedupSweepKeys deletions per sweep, a sweep on every watermark
-// advance and every dedupSweepEvery events while a bucket waits. That deletes up to ~8 ids per
-// event, well ahead of the at most one id an event adds.
+// Sweeping expired ids: at most dedupSweepKeys deletions per sweep, a sweep every
+// dedupSweepEvery events while a bucket waits. That deletes up to 8 ids per event, well ahead of
+// the at most one id an event adds, and opens an iterator (which costs microseconds: it flushes
+// the cycle's writes into the indexed batch) only once per dedupSweepEvery events.
 const (
-	dedupSweepKeys  = 512
-	dedupSweepEvery = 64
+	dedupSweepKeys  = 2048
+	dedupSweepEvery = 256
 )
 
 // Name implements Operator.
@@ -144,6 +145,9 @@ type dedupBucket struct {
 	// expired: the watermark has passed the bucket's end + TTL; swept: and its keys are deleted
 	// (in the open cycle, until it commits).
 	expired, swept bool
+	// resume is where the bucket's sweep goes on: after the last key it deleted, so that a sweep
+	// does not step over the tombstones of the ones before (nil: from the bucket's start).
+	resume []byte
 }
 
 type dedupProc struct {
@@ -239,17 +243,23 @@ func (p *dedupProc) bucket(id int64) *dedupBucket {
 	if i < len(p.buckets) && p.buckets[i].id == id {
 		return &p.buckets[i]
 	}
+	// Size the new bucket's filter for as many ids as the largest bucket so far holds: the rate of
+	// events changes slowly, so the filter usually needs one layer (the fastest to probe).
+	expected := 0
+	for j := range p.buckets {
+		expected = max(expected, p.buckets[j].filter.Len())
+	}
 	p.buckets = append(p.buckets, dedupBucket{})
 	copy(p.buckets[i+1:], p.buckets[i:])
-	p.buckets[i] = dedupBucket{id: id, filter: bloom.New(0)}
+	p.buckets[i] = dedupBucket{id: id, filter: bloom.New(expected + expected/4)}
 	return &p.buckets[i]
 }
 
 // OnWatermark implements WatermarkListener: buckets whose ids have all expired stop being looked
-// up, and their keys are swept.
+// up; Process sweeps their keys.
 func (p *dedupProc) OnWatermark(_ *Task, wm int64) error {
 	p.markExpired(wm)
-	return p.sweep()
+	return nil
 }
 
 func (p *dedupProc) markExpired(wm int64) {
@@ -274,14 +284,17 @@ func (p *dedupProc) sweep() error {
 		if b.swept {
 			continue
 		}
-		lo := dedupKey(nil, b.id, nil)
-		hi := dedupKey(nil, b.id+1, nil)
-		it, err := p.store.NewIter(lo, hi)
+		lo := b.resume
+		if lo == nil {
+			lo = dedupKey(nil, b.id, nil)
+		}
+		it, err := p.store.NewIter(lo, dedupKey(nil, b.id+1, nil))
 		if err != nil {
 			return fmt.Errorf("stream: dedup: sweep: %w", err)
 		}
 		for ; it.Valid() && budget > 0; it.Next() {
 			p.store.Delete(it.Key())
+			b.resume = append(b.resume[:0], it.Key()...)
 			budget--
 		}
 		done := !it.Valid()
@@ -319,7 +332,8 @@ func (p *dedupProc) Committed(*Task) {
 func (p *dedupProc) Rewind(t *Task) error {
 	p.cycleDups = 0
 	for i := range p.buckets {
-		p.buckets[i].expired, p.buckets[i].swept = false, false
+		b := &p.buckets[i]
+		b.expired, b.swept, b.resume = false, false, nil
 	}
 	p.markExpired(t.Watermark())
 	return nil

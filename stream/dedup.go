@@ -77,13 +77,14 @@ type Dedup struct {
 // dedupBuckets is how many buckets one TTL spans.
 const dedupBuckets = 8
 
-// Sweeping expired ids: at most dedupSweepKeys deletions per sweep, a sweep every
-// dedupSweepEvery events while a bucket waits. That deletes up to 8 ids per event, well ahead of
-// the at most one id an event adds, and opens an iterator (which costs microseconds: it flushes
-// the cycle's writes into the indexed batch) only once per dedupSweepEvery events.
+// Sweeping expired ids: at most dedupSweepKeys deletions per sweep, a sweep on the first event of
+// each cycle and every dedupSweepEvery events after while a bucket waits. That deletes up to 8 ids per event, well ahead of
+// the at most one id an event adds, and opens a Pebble iterator (microseconds and tens of
+// allocations: it flushes the cycle's writes into the indexed batch) only once per
+// dedupSweepEvery events. A sweep's tombstones (~1 MiB at most) wait in the cycle's write cache.
 const (
-	dedupSweepKeys  = 2048
-	dedupSweepEvery = 256
+	dedupSweepKeys  = 16384
+	dedupSweepEvery = 2048
 )
 
 // Name implements Operator.
@@ -156,6 +157,7 @@ type dedupProc struct {
 	ttl, width int64
 	buckets    []dedupBucket // by id, ascending
 	key        []byte
+	lo, hi     []byte // the bounds of a sweep
 	dups       prometheus.Counter
 	cycleDups  int
 	sinceSweep int
@@ -218,7 +220,7 @@ func (p *dedupProc) Process(t *Task, ev *Event) error {
 		p.store.Set(p.key, v[:])
 		b.filter.Add(h)
 	}
-	if p.sinceSweep++; p.sinceSweep >= dedupSweepEvery {
+	if p.sinceSweep++; p.sinceSweep > dedupSweepEvery {
 		return p.sweep()
 	}
 	return nil
@@ -286,9 +288,11 @@ func (p *dedupProc) sweep() error {
 		}
 		lo := b.resume
 		if lo == nil {
-			lo = dedupKey(nil, b.id, nil)
+			p.lo = dedupKey(p.lo, b.id, nil)
+			lo = p.lo
 		}
-		it, err := p.store.NewIter(lo, dedupKey(nil, b.id+1, nil))
+		p.hi = dedupKey(p.hi, b.id+1, nil)
+		it, err := p.store.NewIter(lo, p.hi)
 		if err != nil {
 			return fmt.Errorf("stream: dedup: sweep: %w", err)
 		}
@@ -312,6 +316,7 @@ func (p *dedupProc) sweep() error {
 // Committed implements Committer: the cycle's duplicates reach the metric, and the buckets whose
 // deletions are now durable free their filters.
 func (p *dedupProc) Committed(*Task) {
+	p.sinceSweep = dedupSweepEvery // the next cycle starts with a sweep
 	if p.cycleDups > 0 {
 		p.dups.Add(float64(p.cycleDups))
 		p.cycleDups = 0
@@ -330,7 +335,7 @@ func (p *dedupProc) Committed(*Task) {
 // commit, and so must be which buckets count as expired and swept. The filters keep the aborted
 // cycle's ids, which only costs reads.
 func (p *dedupProc) Rewind(t *Task) error {
-	p.cycleDups = 0
+	p.cycleDups, p.sinceSweep = 0, dedupSweepEvery
 	for i := range p.buckets {
 		b := &p.buckets[i]
 		b.expired, b.swept, b.resume = false, false, nil
@@ -376,6 +381,7 @@ func (p *dedupProc) rebuild(t *Task) error {
 		return fmt.Errorf("stream: dedup: rebuild filters: %w", err)
 	}
 	p.markExpired(t.Watermark())
+	p.sinceSweep = dedupSweepEvery
 	return nil
 }
 

@@ -25,7 +25,7 @@ func (l *layer) bit(h1, h2, i uint64) uint64 {
 // Layer parameters: the first layer's false positive rate is 2^-firstProbes, each next layer has
 // one probe more (half the rate) and twice the capacity.
 const (
-	firstProbes = 8
+	firstProbes = 12
 	minItems    = 256
 )
 

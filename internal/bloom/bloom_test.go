@@ -33,7 +33,7 @@ func TestNoFalseNegatives(t *testing.T) {
 	}
 }
 
-// TestFalsePositiveRate: below 2 % whether the filter was sized right or had to grow from the
+// TestFalsePositiveRate: below 0.1 % whether the filter was sized right or had to grow from the
 // minimum.
 func TestFalsePositiveRate(t *testing.T) {
 	for _, tc := range []struct {
@@ -56,8 +56,8 @@ func TestFalsePositiveRate(t *testing.T) {
 			}
 			rate := float64(fp) / probes
 			t.Logf("%d layers, %d bytes (%.1f bits/item), false positives %.3f %%", len(f.layers), f.Bytes(), float64(f.Bytes()*8)/n, rate*100)
-			if rate > 0.02 {
-				t.Fatalf("false positive rate %.3f, want below 0.02", rate)
+			if rate > 0.001 {
+				t.Fatalf("false positive rate %.5f, want below 0.001", rate)
 			}
 		})
 	}

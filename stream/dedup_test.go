@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -159,8 +160,9 @@ func TestDedup(t *testing.T) {
 		d := newDedupDriver(t, dedupPipeline(time.Hour, false))
 		process(t, d, dedupRecord(0, "e1", t0))
 		commit(t, d)
-		// Aborted: e2 accepted, and the watermark passed e1's expiry (its bucket swept).
-		process(t, d, dedupRecord(1, "e2", t0+1), dedupRecord(2, "far", t0+3*hour))
+		// Aborted: a duplicate of e1 dropped, e2 accepted, and the watermark passed e1's expiry
+		// (its bucket swept).
+		process(t, d, dedupRecord(1, "e1", t0), dedupRecord(1, "e2", t0+1), dedupRecord(2, "far", t0+3*hour))
 		if err := d.Abort(); err != nil {
 			t.Fatal(err)
 		}
@@ -168,6 +170,9 @@ func TestDedup(t *testing.T) {
 		commit(t, d)
 		if got, want := fmt.Sprint(outIDs(d)), "[0 1]"; got != want {
 			t.Fatalf("forwarded offsets %s, want %s", got, want)
+		}
+		if got := duplicatesCounted(t, d); got != 1 {
+			t.Fatalf("streamd_duplicate_events_total %v, want 1: the aborted cycle's duplicate is not counted", got)
 		}
 	})
 }
@@ -307,4 +312,16 @@ func firstDiff(a, b []string) int {
 		}
 	}
 	return min(len(a), len(b))
+}
+
+func TestDedupMustComeFirst(t *testing.T) {
+	p := dedupPipeline(time.Hour, false)
+	p.Operators[0], p.Operators[1] = p.Operators[1], p.Operators[0]
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "dedup must be the first operator") {
+		t.Fatalf("a pipeline with dedup second: %v", err)
+	}
+	p = dedupPipeline(0, false)
+	if err := p.Validate(); err == nil || !strings.Contains(err.Error(), "dedup ttl 0s") {
+		t.Fatalf("a dedup without a ttl: %v", err)
+	}
 }

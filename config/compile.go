@@ -65,6 +65,9 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 	if lf != nil {
 		p.Labels = &stream.Source{Topic: c.Labels.Topic, Format: lf}
 	}
+	if d := c.dedupOperator(); d != nil {
+		p.Operators = append(p.Operators, d) // first: no other operator sees a duplicate
+	}
 	if c.Outputs.Clean != "" {
 		p.Operators = append(p.Operators, &stream.Forward{OpName: "clean", Topic: c.Outputs.Clean})
 	}

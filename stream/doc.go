@@ -73,6 +73,14 @@
 // returning Reject(...). Any other error from a processor is fatal: the cycle aborts and Run returns
 // it, so that nothing is half done.
 //
+// # Dedup by event id
+//
+// Dedup (dedup.go), the first operator when source.dedup is set, drops an event whose id was
+// already accepted within a TTL of event time, judged against the task's watermark, so that the
+// decision is the same on every replay; its ids are task state like window state. A processor
+// that drops an event returns ErrDrop: later operators do not see it, it does not move the
+// watermark, and the operator counts it.
+//
 // # Memory
 //
 // The per-record path allocates nothing in steady state: the Event is reused, the JSON scanner

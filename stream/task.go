@@ -309,6 +309,9 @@ func (t *Task) process(rec *kgo.Record) error {
 	}
 	for i, p := range t.procs {
 		if err := p.Process(t, ev); err != nil {
+			if err == ErrDrop {
+				return nil // the operator counted it; later operators and the watermark never see it
+			}
 			if rj, ok := AsRejection(err); ok {
 				t.deadLetter(rec, rj, t.ops[i].Name())
 				return nil

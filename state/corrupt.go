@@ -82,6 +82,16 @@ func environmental(err error) bool {
 	return false
 }
 
+// refusedWrite says whether err is the disk refusing a write: full, failing or read-only.
+func refusedWrite(err error) bool {
+	for _, e := range []error{syscall.ENOSPC, syscall.EDQUOT, syscall.EIO, syscall.EROFS} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
 // OpenOrRebuild opens the database like Open; when Open finds the local state corrupt
 // (ErrCorrupt), it moves the directory aside to <dir>.corrupt-<UTC time>, logs a warning naming
 // both paths and the reason, and opens an empty database in its place. The stores of the new

@@ -333,3 +333,21 @@ func TestCloseOnFailingDisk(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenOnFullDiskIsADiskError: a refused write that faultFS does not see, the LOCK file's
+// creation on a full disk, still comes back from Open as a DiskError matching ErrDiskFull (it
+// reached the caller as a bare file-system error once, in TestDiskFaults under load).
+func TestOpenOnFullDiskIsADiskError(t *testing.T) {
+	noFatal(t)
+	inj := errorfs.InjectorFunc(func(op errorfs.Op) error {
+		if strings.HasSuffix(op.Path, "LOCK") {
+			return &os.PathError{Op: "injected", Path: op.Path, Err: syscall.ENOSPC}
+		}
+		return nil
+	})
+	_, err := Open(Options{Dir: "/db", FS: errorfs.Wrap(vfs.NewMem(), inj), Logger: quiet})
+	var de *DiskError
+	if !errors.As(err, &de) || !errors.Is(err, ErrDiskFull) || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Open on a disk that refuses the LOCK file: %v, want a DiskError matching ErrDiskFull", err)
+	}
+}

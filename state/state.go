@@ -144,7 +144,14 @@ func Open(opts Options) (*DB, error) {
 			d.cache.Unref()
 		}
 		var ce *CorruptError
-		if !errors.As(err, &ce) && !environmental(err) {
+		var de *DiskError
+		switch {
+		case errors.As(err, &de) || errors.As(err, &ce):
+		case refusedWrite(err):
+			// A write that faultFS does not see, such as creating the LOCK file on a full disk,
+			// which Pebble reports as an error of its own.
+			err = &DiskError{Op: "open", Path: opts.Dir, Err: err}
+		case !environmental(err):
 			err = &CorruptError{Path: opts.Dir, Err: err}
 		}
 		return nil, fmt.Errorf("state: open %s: %w", opts.Dir, err)

@@ -63,13 +63,13 @@ var validityCases = []struct {
 	{`{ "a" : 1 , "b" : [ 1 , { } , [ ] ] }`, ok},
 	{`{"":""}`, ok},
 	{`{"a":1,"a":2}`, duplicate},
-	{`{"a":1,"\u0061":2}`, duplicate},    // the same key once unescaped
-	{`{"a":{"x":1,"x":2}}`, ok},           // not along a wanted path: validated only
-	{`{"a":1,"a":2`, syntax},              // malformed first
-	{`{"a":1,"a":"\ud800"}`, lone},       // an invalid string is malformed too
-	{"\v{}", syntax},     // \v is not JSON whitespace
-	{"{}\f", syntax},     // nor is \f
-	{"{}\u00a0", syntax}, // nor NBSP
+	{`{"a":1,"\u0061":2}`, duplicate}, // the same key once unescaped
+	{`{"a":{"x":1,"x":2}}`, ok},       // not along a wanted path: validated only
+	{`{"a":1,"a":2`, syntax},          // malformed first
+	{`{"a":1,"a":"\ud800"}`, lone},    // an invalid string is malformed too
+	{"\v{}", syntax},                  // \v is not JSON whitespace
+	{"{}\f", syntax},                  // nor is \f
+	{"{}\u00a0", syntax},              // nor NBSP
 	{"\xef\xbb\xbf{}", syntax},
 	// Not an object, but valid JSON.
 	{`[]`, isNotObject},

@@ -393,6 +393,7 @@ func (c *Config) labelsFormat() (stream.Format, error) {
 		Time:           stream.EventTimeSpec{Format: stream.TimeKafka},
 		Fields:         []stream.FieldSpec{{Name: l.Field, Type: stream.Number, Required: true}},
 		MaxRecordBytes: int(c.Source.MaxRecordBytes),
+		Rekey:          c.Source.Rekey,
 	})
 }
 

@@ -48,9 +48,27 @@ func TestJSONFormatRejections(t *testing.T) {
 		{name: "malformed value", value: `{` + ok + `,"x":tru}`, reason: ReasonMalformedJSON,
 			detail: "invalid character '}' in literal true (expecting 'e') at offset 81"},
 		{name: "not an object", value: `[1,2]`, reason: ReasonNotAnObject, detail: "the value is JSON but not an object"},
+		{name: "duplicate key", value: `{"card_id":"c1","event_id":"e1","ts":"2026-03-01T11:00:00Z","amount":-7,"amount":5}`,
+			reason: ReasonDuplicateField, detail: `key "amount" twice in one object (again at offset 72)`},
+		{name: "duplicate unread key", value: `{` + ok + `,"x":1,"\u0078":2}`,
+			reason: ReasonDuplicateField, detail: `key "x" twice in one object (again at offset 80)`},
+		{name: "lone surrogate", value: `{` + ok + `,"country":"\ud800"}`,
+			reason: ReasonInvalidString, detail: `lone UTF-16 surrogate in string escape at offset 85`},
+		{name: "lone surrogate in an unread field", value: `{` + ok + `,"note":"a\udc00"}`,
+			reason: ReasonInvalidString, detail: `lone UTF-16 surrogate in string escape at offset 83`},
+		{name: "control character", value: `{` + ok + `,"channel":"po\u001b"}`,
+			reason: ReasonControlCharacters, field: "channel", detail: "control character U+001B at byte 2 (allow_control_characters accepts it)"},
+		{name: "NUL", value: `{` + ok + `,"country":"\u0000"}`,
+			reason: ReasonControlCharacters, field: "country", detail: "control character U+0000 at byte 0 (allow_control_characters accepts it)"},
+		{name: "control character in the key", value: `{"card_id":"c\u0007","event_id":"e1","ts":"2026-03-01T11:00:00Z","amount":1}`,
+			reason: ReasonControlCharacters, field: "card_id", detail: "control character U+0007 at byte 1"},
+		{name: "control character in the id", value: `{"card_id":"c1","event_id":"\u0001","ts":"2026-03-01T11:00:00Z","amount":1}`,
+			reason: ReasonControlCharacters, field: "event_id", detail: "control character U+0001 at byte 0"},
+		{name: "key mismatch", value: `{` + ok + `}`, key: "c2",
+			reason: ReasonKeyMismatch, field: "card_id", detail: `"c1", but the Kafka record key is "c2" (set source.rekey to re-derive keys on purpose)`},
 		{name: "required missing", value: `{"card_id":"c1","event_id":"e1","ts":"2026-03-01T11:00:00Z"}`,
 			reason: ReasonMissingField, field: "amount", detail: "required field is missing"},
-		{name: "required null", value: `{` + ok + `,"amount":null}`,
+		{name: "required null", value: `{"card_id":"c1","event_id":"e1","ts":"2026-03-01T11:00:00Z","amount":null}`,
 			reason: ReasonMissingField, field: "amount", detail: "required field is null"},
 		{name: "number wrong type", value: `{"card_id":"c1","event_id":"e1","ts":"2026-03-01T11:00:00Z","amount":"12"}`,
 			reason: ReasonWrongType, field: "amount", detail: "want a number, got string"},
@@ -306,4 +324,67 @@ func FuzzJSONFormat(f *testing.F) {
 			t.Fatalf("Decode(%q) accepted time %d", value, ev.Time)
 		}
 	})
+}
+
+// TestJSONNestedAndEdges: nested paths for every named field (key, id, time, plain fields), a
+// duplicate along a nested path, the control-character opt-out, allowed whitespace controls, and
+// source.rekey.
+func TestJSONNestedAndEdges(t *testing.T) {
+	format := func(rekey bool) *JSONFormat {
+		return &JSONFormat{
+			KeyField: "card.id", IDField: "meta.ids.0",
+			Time: EventTimeSpec{Field: "meta.ts", Format: TimeEpochMillis},
+			Fields: []FieldSpec{
+				{Name: "payment.amount", Type: Number, Required: true},
+				{Name: "items.1.sku", Type: String},
+				{Name: "note", Type: String, AllowControlCharacters: true},
+				{Name: "memo", Type: String},
+			},
+			Rekey: rekey,
+		}
+	}
+	const base = `"card":{"id":"c1"},"meta":{"ids":["e1","e0"],"ts":1772366400000},"payment":{"amount":42.5,"currency":"EUR"},"items":[{"sku":"a"},{"sku":"b"}]`
+	cases := []struct {
+		name   string
+		value  string
+		key    string
+		rekey  bool
+		reason Reason // "" accepted
+	}{
+		{name: "nested", value: `{` + base + `}`, key: "c1"},
+		{name: "keyless record is not compared", value: `{` + base + `}`},
+		{name: "opt-out and whitespace controls", value: `{` + base + `,"note":"a\u001bb","memo":"l1\n\tl2\r"}`, key: "c1"},
+		{name: "control character without the opt-out", value: `{` + base + `,"memo":"a\u0000"}`, key: "c1", reason: ReasonControlCharacters},
+		{name: "duplicate along a path", value: `{` + base + `,"x":{"amount":1,"amount":2}}`, key: "c1"},
+		{name: "duplicate in a declared object", value: `{"payment":{"amount":-7,"amount":5},` + base[strings.Index(base, `"card"`):strings.Index(base, `,"payment"`)] + `}`, key: "c1", reason: ReasonDuplicateField},
+		{name: "mismatch", value: `{` + base + `}`, key: "c9", reason: ReasonKeyMismatch},
+		{name: "mismatch rekeyed on purpose", value: `{` + base + `}`, key: "c9", rekey: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := format(c.rekey)
+			if err := f.Init(); err != nil {
+				t.Fatal(err)
+			}
+			var key []byte
+			if c.key != "" {
+				key = []byte(c.key)
+			}
+			rec := &kgo.Record{Topic: "tx", Key: key, Value: []byte(c.value), Timestamp: decodeNow}
+			var ev Event
+			err := f.NewDecoder().Decode(rec, &ev)
+			if c.reason != "" {
+				if r, ok := AsRejection(err); !ok || r.Reason != c.reason {
+					t.Fatalf("Decode(%s) = %v, want %s", c.value, err, c.reason)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Decode(%s): %v", c.value, err)
+			}
+			if string(ev.Key) != "c1" || string(ev.ID) != "e1" || ev.Time != 1772366400000 || ev.Fields[0].Num != 42.5 || string(ev.Fields[1].Str) != "b" {
+				t.Errorf("Decode(%s) = key %q id %q time %d amount %v sku %q", c.value, ev.Key, ev.ID, ev.Time, ev.Fields[0].Num, ev.Fields[1].Str)
+			}
+		})
+	}
 }

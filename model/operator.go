@@ -506,6 +506,7 @@ func (p *processor) emit(t *stream.Task, ev *stream.Event) {
 	b = strconv.AppendInt(b, ev.Record.Offset, 10)
 	b = append(b, `},"features":`...)
 	b = o.layout.appendJSON(b, &p.raw, ev)
+	b = o.layout.appendOverflow(b, &p.raw)
 	if len(p.scores) > 1 {
 		b = append(b, `,"challengers":{`...)
 		first := true

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -386,5 +387,85 @@ func TestJSONNestedAndEdges(t *testing.T) {
 				t.Errorf("Decode(%s) = key %q id %q time %d amount %v sku %q", c.value, ev.Key, ev.ID, ev.Time, ev.Fields[0].Num, ev.Fields[1].Str)
 			}
 		})
+	}
+}
+
+// nestedBenchFormat is benchFormat with the same five fields, key, id and time read from nested
+// objects (cardRecordNested).
+func nestedBenchFormat() *JSONFormat {
+	f := benchFormat()
+	f.KeyField = "card.id"
+	names := map[string]string{"amount": "payment.amount", "merchant": "payment.merchant.id", "country": "payment.merchant.country",
+		"channel": "payment.channel", "mcc": "payment.merchant.mcc"}
+	for i := range f.Fields {
+		f.Fields[i].Name = names[f.Fields[i].Name]
+	}
+	return f
+}
+
+func cardRecordNested(i int, now time.Time) *kgo.Record {
+	v := fmt.Sprintf(`{"event_id":"%016x","card":{"id":"card-%06d"},"event_time":%q,"payment":{"amount":%d.17,"channel":"online","merchant":{"id":"m-%04d","country":"DE","mcc":5411}}}`,
+		i, i%10000, now.UTC().Format("2006-01-02T15:04:05.000Z"), i%900, i%3000)
+	return &kgo.Record{Topic: "tx", Offset: int64(i), Key: []byte(fmt.Sprintf("card-%06d", i%10000)), Value: []byte(v), Timestamp: now}
+}
+
+// BenchmarkJSONDecodeNested is BenchmarkJSONDecode with every field nested one or two levels deep.
+func BenchmarkJSONDecodeNested(b *testing.B) {
+	now := time.Now()
+	recs := make([]*kgo.Record, 1024)
+	for i := range recs {
+		recs[i] = cardRecordNested(i, now)
+	}
+	benchDecode(b, nestedBenchFormat(), recs)
+}
+
+// TestJSONNestedDecodeAllocatesNothing: 1,000 nested records per run, so that one allocation every
+// few records would show.
+func TestJSONNestedDecodeAllocatesNothing(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation allocates")
+	}
+	f := nestedBenchFormat()
+	if err := f.Init(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	recs := make([]*kgo.Record, 1000)
+	for i := range recs {
+		recs[i] = cardRecordNested(i, now)
+	}
+	dec := f.NewDecoder()
+	var ev Event
+	if n := testing.AllocsPerRun(20, func() {
+		for _, r := range recs {
+			if err := dec.Decode(r, &ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per 1,000 nested records, want 0", n)
+	}
+}
+
+// TestControlChar checks the 8-bytes-at-a-time scan against a byte loop, at every position.
+func TestControlChar(t *testing.T) {
+	naive := func(s []byte) int {
+		for i, c := range s {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return i
+			}
+		}
+		return -1
+	}
+	for n := 0; n <= 20; n++ {
+		for at := 0; at < n; at++ {
+			for _, c := range []byte{0, 1, '\t', '\n', '\r', 0x1b, 0x1f, 0x20, 0x7f, 0x80, 0xff} {
+				s := []byte(strings.Repeat("a\x80\t", n)[:n])
+				s[at] = c
+				if got, want := controlChar(s), naive(s); got != want {
+					t.Fatalf("controlChar(%q) = %d, want %d", s, got, want)
+				}
+			}
+		}
 	}
 }

@@ -46,15 +46,25 @@ func (k *keySet) close(base int) {
 }
 
 // seen reports whether key is already a key of the object of base (at path depth kd), and adds it
-// if not.
-func (k *keySet) seen(key []byte, base, kd int) bool {
+// if not. bloom is the object's own filter of its small-object keys, kept by the caller: a bit per
+// (length, first and last byte), so that distinct keys, the usual case, are told apart without
+// comparing bytes; only a bit already set sends the key to the linear comparison.
+func (k *keySet) seen(key []byte, base, kd int, bloom *uint64) bool {
 	n := len(k.keys) - base
 	if n < tableMin {
-		for _, o := range k.keys[base:] {
-			if string(o.b) == string(key) {
-				return true
+		h := uint(len(key)) * 7
+		if len(key) > 0 {
+			h += uint(key[0]) + uint(key[len(key)-1])*3
+		}
+		bit := uint64(1) << (h & 63)
+		if *bloom&bit != 0 {
+			for _, o := range k.keys[base:] {
+				if string(o.b) == string(key) {
+					return true
+				}
 			}
 		}
+		*bloom |= bit
 		k.keys = append(k.keys, keyRef{b: key})
 		return false
 	}

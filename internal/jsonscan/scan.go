@@ -216,6 +216,7 @@ func (s *Scanner) object(data []byte, i int, nd *node, vals []Value, level, kd i
 	}
 	base := s.keys.open()
 	defer s.keys.close(base)
+	var bloom uint64
 	for {
 		if data[i] != '"' {
 			return 0, errAt(data, i, "looking for beginning of object key string")
@@ -231,7 +232,7 @@ func (s *Scanner) object(data []byte, i int, nd *node, vals []Value, level, kd i
 			s.keybuf = appendUnescaped(s.keybuf, key)
 			key = s.keybuf[off:len(s.keybuf):len(s.keybuf)]
 		}
-		if s.keys.seen(key, base, kd) && s.dupAt < 0 {
+		if s.keys.seen(key, base, kd, &bloom) && s.dupAt < 0 {
 			// Reported once the whole input is known to be valid JSON: a broken record is
 			// malformed first.
 			s.dupAt, s.dupKey = i, key
@@ -248,9 +249,12 @@ func (s *Scanner) object(data []byte, i int, nd *node, vals []Value, level, kd i
 		if i >= n {
 			return 0, errEOF(data)
 		}
-		if e < 0 {
+		switch {
+		case e < 0:
 			i, err = skipValue(data, i, level+1)
-		} else {
+		case nd.entries[e].kid == nil: // a wanted value, the usual case, without member's call
+			i, err = s.value(data, i, &vals[nd.entries[e].slot], level+1)
+		default:
 			i, err = s.member(data, i, &nd.entries[e], vals, level+1, kd+1)
 		}
 		if err != nil {

@@ -184,6 +184,9 @@ var validityCases = []struct {
 	{`{"a":"\ud800\ud800"}`, lone},
 	{`{"a":"x\udbff"}`, lone},
 	{`{"\ud800":1}`, lone}, // in keys too
+	{`"\ud800"`, lone},     // in a value that is not an object
+	{`["\ud800\n"]`, lone},
+	{`{"a":"\ud800`, syntax},
 	{`{"a":"\ud83d\ude00\udbff\udfff"}`, ok},
 	{`{"a":"\x"}`, syntax},
 	{`{"a":"\'"}`, syntax},

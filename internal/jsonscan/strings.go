@@ -81,7 +81,10 @@ func scanString(data []byte, i int) (int, bool, error) {
 					if r >= 0xdc00 {
 						return 0, false, errLoneSurrogate(i)
 					}
-					if i+7 < n && data[i+6] == '\\' && data[i+7] == 'u' {
+					if i+6 >= n || (data[i+6] == '\\' && i+7 >= n) {
+						return 0, false, errEOF(data)
+					}
+					if data[i+6] == '\\' && data[i+7] == 'u' {
 						if err := checkHex4(data, i+8); err != nil {
 							return 0, false, err
 						}
@@ -89,8 +92,6 @@ func scanString(data []byte, i int) (int, bool, error) {
 							i += 12
 							continue
 						}
-					} else if i+7 >= n {
-						return 0, false, errEOF(data)
 					}
 					return 0, false, errLoneSurrogate(i)
 				}

@@ -95,7 +95,9 @@ func mustJSON(v any) []byte {
 
 func checkPathValue(t *testing.T, data []byte, path []string, v Value, want any) {
 	t.Helper()
-	fail := func(why string) { t.Fatalf("%q: path %q = %v %q: %s (encoding/json: %#v)", data, path, v.Kind, v.Raw, why, want) }
+	fail := func(why string) {
+		t.Fatalf("%q: path %q = %v %q: %s (encoding/json: %#v)", data, path, v.Kind, v.Raw, why, want)
+	}
 	switch w := want.(type) {
 	case nil:
 		if v.Kind != Null {

@@ -169,3 +169,61 @@ func TestClassesChecked(t *testing.T) {
 		})
 	}
 }
+
+// TestClassesFromTheLabelsTopic: string labels from the labels topic, some before their event
+// (early) and some after, join their predictions and are learned as their class; a name not in the
+// classes is an unknown_label dead letter.
+func TestClassesFromTheLabelsTopic(t *testing.T) {
+	classes := []string{"legit", "fraud", "chargeback"}
+	f := &stream.JSONFormat{
+		KeyField: "card.id", IDField: "event_id", Time: stream.EventTimeSpec{Format: stream.TimeKafka},
+		Fields: []stream.FieldSpec{{Name: "payment.amount", Type: stream.Number, Required: true}},
+	}
+	lf := &stream.JSONFormat{IDField: "event_id", Time: stream.EventTimeSpec{Format: stream.TimeKafka},
+		Fields: []stream.FieldSpec{{Name: "label", Type: stream.String, Required: true}}}
+	for _, x := range []stream.Format{f, lf} {
+		if err := x.Init(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	op, err := New(Spec{
+		Features: []FeatureSpec{{Name: "amount", Field: "payment.amount", Window: -1}},
+		Models:   []ModelSpec{{Name: "softmax", Learner: online.SoftmaxSpec{Classes: 3}}},
+		Output:   "predictions",
+		Labels:   LabelSpec{TopicField: "label", TTL: time.Hour, Classes: classes},
+	}, f, lf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDriver(t, &stream.Pipeline{Name: "app", Source: stream.Source{Topic: "tx", Format: f}, DeadLetterTopic: "dlq",
+		Labels: &stream.Source{Topic: "labels", Format: lf}, Operators: []stream.Operator{op}})
+	label := func(i int, name string) *kgo.Record {
+		return &kgo.Record{Topic: "labels", Offset: int64(i), Key: []byte(fmt.Sprintf("c%d", i%7)),
+			Value: []byte(fmt.Sprintf(`{"event_id":"e%d","label":%q}`, i, name)), Timestamp: time.UnixMilli(1772366400000 + int64(i)*1000)}
+	}
+	var recs []*kgo.Record
+	for i := range 300 {
+		ev := classRecord(i, classes[i%3])
+		if i%2 == 0 {
+			recs = append(recs, label(i, classes[i%3]), ev) // early
+		} else {
+			recs = append(recs, ev, label(i, classes[i%3]))
+		}
+	}
+	recs = append(recs, label(999, "refund"))
+	feed(t, d, recs, 50, 0, 0)
+	dls := d.Outputs("dlq")
+	if len(dls) != 1 || header(dls[0], stream.HeaderReason) != "unknown_label" {
+		t.Fatalf("dead letters %v, want one unknown_label", dls)
+	}
+	for _, m := range modelView(t, d).Models {
+		if m.Updates != 300 {
+			t.Errorf("%s learned %d examples, want 300", m.Name, m.Updates)
+		}
+	}
+	for _, p := range predictions(t, d) {
+		if p.Label != classes[p.Class] {
+			t.Fatalf("prediction %+v does not name its class", p)
+		}
+	}
+}

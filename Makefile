@@ -36,6 +36,13 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
 
+## bench-e2e: the bare exactly-once loop, windows only and the full pipeline against a real broker in
+## one run (its own broker unless KAFKA_BROKERS is set): records/s, ratio to the bare loop, peak RSS,
+## latency percentiles at 25% and 50% of saturation. About 10 minutes on 2 cores.
+.PHONY: bench-e2e
+bench-e2e:
+	GO=$(GO) scripts/bench-e2e.sh
+
 ## lint: gofmt, go vet, and go.mod/go.sum exactly as `go mod tidy` leaves them (also in the nested
 ## module test/kafkatest/container, which keeps testcontainers-go out of streamd's module graph).
 lint:
@@ -50,6 +57,13 @@ CHAOS_DURATION ?= 10m
 .PHONY: chaos
 chaos:
 	$(GO) run ./test/chaos -duration $(CHAOS_DURATION)
+
+## failover-bench: TestFailoverToStandby with 1M keys of state (FAILOVER_KEYS) on the broker in
+## KAFKA_BROKERS, with and without a standby replica (docs/BENCHMARKS.md has the figures).
+FAILOVER_KEYS ?= 1000000
+.PHONY: failover-bench
+failover-bench:
+	STREAMD_FAILOVER_KEYS=$(FAILOVER_KEYS) $(GO) test ./test/e2e -run TestFailoverToStandby -count=1 -timeout 30m -v
 
 ## kafka-up: a single-node KRaft Apache Kafka broker on 127.0.0.1:9092 from Maven Central (cached).
 kafka-up:

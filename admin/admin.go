@@ -73,7 +73,8 @@ type Options struct {
 	IdleTimeout time.Duration
 	// MaxHeaderBytes caps a request's headers. Default DefaultMaxHeaderBytes.
 	MaxHeaderBytes int
-	// MaxBodyBytes caps a request's body; no endpoint reads one. Default DefaultMaxBodyBytes.
+	// MaxBodyBytes caps a request's body (only POST /v1/features/{key} reads one: an event).
+	// Default DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 }
 
@@ -229,6 +230,7 @@ var ErrAddrInUse = errors.New("admin: address in use")
 // Server is the admin HTTP server. Register extra endpoints with Handle before Start.
 type Server struct {
 	opts    Options
+	public  map[string]bool // paths served without credentials (HandlePublic)
 	metrics *serverMetrics
 	mux     *http.ServeMux
 	srv     *http.Server
@@ -242,7 +244,7 @@ type Server struct {
 // registry is a programming error).
 func New(opts Options) *Server {
 	opts.EnsureDefaults()
-	s := &Server{opts: opts, mux: http.NewServeMux(), metrics: newServerMetrics(opts.Registerer)}
+	s := &Server{opts: opts, mux: http.NewServeMux(), metrics: newServerMetrics(opts.Registerer), public: map[string]bool{}}
 	if opts.Gatherer != nil {
 		s.mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{
 			ErrorLog:          slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
@@ -270,6 +272,19 @@ func New(opts Options) *Server {
 // Handle registers an extra endpoint. Call it before Start.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
+// HandlePublic registers a GET handler for one exact path that is served without credentials even
+// when the server requires them: only for content that holds no data, like the console's page,
+// script and styles, which a browser must load before it can ask for the token the data needs. Call
+// it before Start. path "/" means the root alone, never the paths below it.
+func (s *Server) HandlePublic(path string, h http.Handler) {
+	pattern := "GET " + path
+	if path == "/" {
+		pattern = "GET /{$}"
+	}
+	s.mux.Handle(pattern, h)
+	s.public[path] = true
+}
+
 // Start checks the options (Validate), loads the token and TLS files, listens and serves in the
 // background until Close. While the address is in use it tries again with a short backoff for up to
 // Options.BindTimeout, logging one warning; then it fails with an error that matches ErrAddrInUse
@@ -281,6 +296,9 @@ func (s *Server) Start() error {
 	}
 	auth := &authenticator{open: map[string]bool{}, unauthorized: s.metrics.unauthorized}
 	for _, p := range o.OpenEndpoints {
+		auth.open[p] = true
+	}
+	for p := range s.public {
 		auth.open[p] = true
 	}
 	switch {

@@ -218,3 +218,76 @@ func TestInspectionLeavesOutUnsetSources(t *testing.T) {
 		}
 	}
 }
+
+var _ FeatureLookup = (*stream.Runtime)(nil)
+
+// fakeFeatures answers Features with its function and remembers what it was asked.
+type fakeFeatures struct {
+	features func(key, event []byte, at int64) (*stream.KeyFeatures, error)
+	asked    []string
+}
+
+func (f *fakeFeatures) Features(_ context.Context, key, event []byte, at int64) (*stream.KeyFeatures, error) {
+	f.asked = append(f.asked, fmt.Sprintf("%s|%s|%d", key, event, at))
+	return f.features(key, event, at)
+}
+
+func TestFeaturesEndpoint(t *testing.T) {
+	found := func(key, event []byte, at int64) (*stream.KeyFeatures, error) {
+		return &stream.KeyFeatures{Key: string(key), Partition: 1, AsOfMs: at, Found: true, WithEvent: event != nil,
+			Features: map[string]json.RawMessage{"tx_count_10m": json.RawMessage("3")}}, nil
+	}
+	unknown := func(key, event []byte, at int64) (*stream.KeyFeatures, error) {
+		return &stream.KeyFeatures{Key: string(key), Partition: 2, WithEvent: event != nil, Features: map[string]json.RawMessage{}}, nil
+	}
+	fails := func(err error) func([]byte, []byte, int64) (*stream.KeyFeatures, error) {
+		return func([]byte, []byte, int64) (*stream.KeyFeatures, error) { return nil, err }
+	}
+	for _, tc := range []struct {
+		name, method, path, body string
+		features                 func(key, event []byte, at int64) (*stream.KeyFeatures, error)
+		wantAsked                string
+		code                     int
+	}{
+		{name: "found", method: "GET", path: "/v1/features/card-1", features: found, wantAsked: "card-1||0", code: 200},
+		{name: "at in ms", method: "GET", path: "/v1/features/card-1?at=1767323045000", features: found, wantAsked: "card-1||1767323045000", code: 200},
+		{name: "at in RFC 3339", method: "GET", path: "/v1/features/card-1?at=2026-01-02T03:04:05Z", features: found, wantAsked: "card-1||1767323045000", code: 200},
+		{name: "bad at", method: "GET", path: "/v1/features/card-1?at=yesterday", features: found, code: 400},
+		{name: "event in the query", method: "GET", path: "/v1/features/card-1?event=%7B%22a%22%3A1%7D", features: found, wantAsked: `card-1|{"a":1}|0`, code: 200},
+		{name: "event as the body", method: "POST", path: "/v1/features/card-1", body: `{"a":2}`, features: found, wantAsked: `card-1|{"a":2}|0`, code: 200},
+		{name: "unknown key", method: "GET", path: "/v1/features/card-0", features: unknown, wantAsked: "card-0||0", code: 404},
+		{name: "unknown key with an event", method: "POST", path: "/v1/features/card-0", body: `{}`, features: unknown, wantAsked: "card-0|{}|0", code: 200},
+		{name: "not owned", method: "GET", path: "/v1/features/card-9", features: fails(fmt.Errorf("%w (partition 1)", stream.ErrNotOwned)), wantAsked: "card-9||0", code: 404},
+		{name: "busy", method: "GET", path: "/v1/features/card-9", features: fails(fmt.Errorf("%w (partition 1)", stream.ErrLookupsBusy)), wantAsked: "card-9||0", code: 503},
+		{name: "rejected event", method: "POST", path: "/v1/features/card-9", body: `{}`, wantAsked: "card-9|{}|0", code: 422,
+			features: fails(&stream.EventRejectedError{Rejection: &stream.Rejection{Reason: stream.ReasonMissingField, Field: "amount", Detail: "absent"}})},
+		{name: "another key's event", method: "POST", path: "/v1/features/card-9", body: `{}`, wantAsked: "card-9|{}|0", code: 400,
+			features: fails(&stream.KeyMismatchError{Key: "card-9", EventKey: "card-8"})},
+		{name: "failure", method: "GET", path: "/v1/features/card-9", features: fails(errors.New("window: broken")), wantAsked: "card-9||0", code: 500},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			src := &fakeFeatures{features: tc.features}
+			s := New(Options{})
+			s.HandleInspection(Inspection{Features: src})
+			rec := httptest.NewRecorder()
+			var body *strings.Reader
+			if tc.body != "" {
+				body = strings.NewReader(tc.body)
+			} else {
+				body = strings.NewReader("")
+			}
+			s.mux.ServeHTTP(rec, httptest.NewRequest(tc.method, tc.path, body))
+			var got map[string]any
+			decodeJSON(t, rec, tc.code, &got)
+			if asked := strings.Join(src.asked, ","); asked != tc.wantAsked {
+				t.Errorf("asked %q, want %q", asked, tc.wantAsked)
+			}
+			if tc.code == 422 && got["reason"] != "missing_field" {
+				t.Errorf("422 body %v lacks the reason", got)
+			}
+			if tc.code == 200 && got["features"] == nil {
+				t.Errorf("200 body %v lacks the features", got)
+			}
+		})
+	}
+}

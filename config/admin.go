@@ -27,13 +27,18 @@ type Admin struct {
 	// InsecureNoAuth allows a listen address beyond loopback without any credential.
 	InsecureNoAuth bool `yaml:"insecure_no_auth"`
 	// ExposeState serves /v1/state/{key}; default true.
-	ExposeState       *bool     `yaml:"expose_state"`
+	ExposeState *bool `yaml:"expose_state"`
+	// ExposeFeatures serves /v1/features/{key}, which shows the same per-entity data; default
+	// ExposeState's value, so that turning the state off does not leave its features on.
+	ExposeFeatures    *bool     `yaml:"expose_features"`
 	TLS               *AdminTLS `yaml:"tls"`
 	MaxConnections    int       `yaml:"max_connections"`
 	ReadHeaderTimeout Duration  `yaml:"read_header_timeout"`
 	RequestTimeout    Duration  `yaml:"request_timeout"`
 	IdleTimeout       Duration  `yaml:"idle_timeout"`
 	MaxHeaderBytes    ByteSize  `yaml:"max_header_bytes"`
+	// Console is the web console at / (console.go).
+	Console AdminConsole `yaml:"console"`
 }
 
 // AdminTLS serves the admin endpoints over HTTPS. Every file is PEM and is read again when it
@@ -53,6 +58,10 @@ func (a *Admin) ensureDefaults() {
 		yes := true
 		a.ExposeState = &yes
 	}
+	if a.ExposeFeatures == nil {
+		v := *a.ExposeState
+		a.ExposeFeatures = &v
+	}
 	var d admin.Options
 	d.EnsureDefaults()
 	if a.OpenEndpoints == nil {
@@ -67,6 +76,7 @@ func (a *Admin) ensureDefaults() {
 	if a.MaxHeaderBytes == 0 {
 		a.MaxHeaderBytes = ByteSize(d.MaxHeaderBytes)
 	}
+	a.Console.ensureDefaults()
 }
 
 // AdminOptions compiles the admin keys into the admin server's options, reading the token from the
@@ -114,6 +124,7 @@ var adminKeys = map[string]string{
 // files go together), then admin.Options.Validate's, each reported under its key.
 func (a *Admin) validate(v *validator, env func(string) (string, bool)) {
 	v.hostPort("admin.listen", a.Listen)
+	a.Console.validate(v)
 	_, _, listenErr := net.SplitHostPort(a.Listen)
 	opts := a.options(env)
 	if a.TokenEnv != "" && a.TokenFile != "" {

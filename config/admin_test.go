@@ -32,6 +32,9 @@ func TestAdminDefaults(t *testing.T) {
 	if !*c.Admin.ExposeState {
 		t.Error("admin.expose_state defaults to false")
 	}
+	if !*c.Admin.ExposeFeatures {
+		t.Error("admin.expose_features defaults to false")
+	}
 }
 
 // TestAdminOptions: every key reaches admin.Options; the token comes from the environment.
@@ -72,6 +75,9 @@ func TestAdminOptions(t *testing.T) {
 	}
 	if *c.Admin.ExposeState {
 		t.Error("admin.expose_state: false is not kept")
+	}
+	if *c.Admin.ExposeFeatures {
+		t.Error("admin.expose_features does not follow admin.expose_state: false")
 	}
 	// The files are not certificates: validation says so, under admin.tls.
 	if _, err := parseWithEnv([]byte(good+block), env); err == nil || !strings.Contains(err.Error(), "admin.tls: does not load") {
@@ -117,6 +123,11 @@ func TestAdminRejects(t *testing.T) {
 		{name: "cert without key", block: "{tls: {cert_file: " + goodFile + "}}", wantKey: "admin.tls", wantMsg: "both required"},
 		{name: "missing cert", block: "{tls: {cert_file: " + dir + "/none, key_file: " + goodFile + "}}", wantKey: "admin.tls.cert_file", wantMsg: "cannot read"},
 		{name: "expose_state not a bool", block: "{expose_state: maybe}", wantKey: "admin.expose_state", wantMsg: "true or false"},
+		{name: "expose_features not a bool", block: "{expose_features: maybe}", wantKey: "admin.expose_features", wantMsg: "true or false"},
+		{name: "console settings", block: "{console: {enabled: false, dead_letter_contents: true, sample_interval: 5s, history: 100}}"},
+		{name: "console interval", block: "{console: {sample_interval: 10ms}}", wantKey: "admin.console.sample_interval", wantMsg: "10ms is outside [100ms, 1m]"},
+		{name: "console history", block: "{console: {history: 5}}", wantKey: "admin.console.history", wantMsg: "5 is outside [10, 100000] samples"},
+		{name: "console unknown key", block: "{console: {dead_letters: true}}", wantKey: "admin.console.dead_letters", wantMsg: "known keys here: dead_letter_contents"},
 		{name: "unknown key", block: "{tokenfile: x}", wantKey: "admin.tokenfile", wantMsg: `did you mean "token_file"`},
 	}
 	for _, tc := range cases {
@@ -148,5 +159,26 @@ func TestAdminRejects(t *testing.T) {
 				t.Errorf("the error contains the token: %v", err)
 			}
 		})
+	}
+}
+
+// TestExposeFeatures: admin.expose_features follows admin.expose_state unless set.
+func TestExposeFeatures(t *testing.T) {
+	for _, tc := range []struct {
+		block       string
+		state, feat bool
+	}{
+		{"admin: {expose_state: false, expose_features: true}\n", false, true},
+		{"admin: {expose_features: false}\n", true, false},
+		{"admin: {expose_state: true}\n", true, true},
+	} {
+		var c Config
+		if err := parseYAML([]byte(good+tc.block), &c, noEnv); err != nil {
+			t.Fatal(err)
+		}
+		c.EnsureDefaults()
+		if *c.Admin.ExposeState != tc.state || *c.Admin.ExposeFeatures != tc.feat {
+			t.Errorf("%s: expose_state %v, expose_features %v; want %v, %v", tc.block, *c.Admin.ExposeState, *c.Admin.ExposeFeatures, tc.state, tc.feat)
+		}
 	}
 }

@@ -68,6 +68,9 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 	if lf != nil {
 		p.Labels = &stream.Source{Topic: c.Labels.Topic, Format: lf}
 	}
+	if d := c.dedupOperator(); d != nil {
+		p.Operators = append(p.Operators, d) // first: no other operator sees a duplicate
+	}
 	if c.Outputs.Clean != "" {
 		p.Operators = append(p.Operators, &stream.Forward{OpName: "clean", Topic: c.Outputs.Clean})
 	}
@@ -119,6 +122,7 @@ func (c *Config) streamConfig() stream.Config {
 		StateDir:           c.State.Dir,
 		MemoryBudget:       int64(c.Memory.Budget),
 		StateCacheBytes:    int64(c.State.CacheSize),
+		StandbyReplicas:    c.State.StandbyReplicas,
 		MaxOutOfOrderness:  c.Source.MaxOutOfOrderness.D(),
 		IdleTimeout:        c.Source.IdleTimeout.D(),
 	}
@@ -139,6 +143,7 @@ var runtimeKeys = map[string]string{
 	"DeadLetterMaxBytes": "outputs.dead_letter_max_bytes",
 	"MemoryBudget":       "memory.budget",
 	"StateCacheBytes":    "state.cache_size",
+	"StandbyReplicas":    "state.standby_replicas",
 	"MaxOutOfOrderness":  "source.max_out_of_orderness",
 	"IdleTimeout":        "source.idle_timeout",
 	"AuthRetryTimeout":   "kafka.auth_retry_timeout",

@@ -103,6 +103,8 @@ type Source struct {
 	Rekey bool `yaml:"rekey"`
 	// Registry is the schema registry of the avro and protobuf formats (config/formats.go).
 	Registry *Registry `yaml:"registry"`
+	// Dedup drops events whose event id was already accepted (config/dedup.go).
+	Dedup *Dedup `yaml:"dedup"`
 }
 
 // EventTime says where event time comes from and which times are believable.

@@ -89,6 +89,8 @@ func TestRejectsBadConfig(t *testing.T) {
 		{"replication factor below -1", add("  replication_factor: -2\n", "kafka:"), nil, "kafka.replication_factor", "-1 (the broker's default)"},
 		{"replication factor past int16", add("  replication_factor: 40000\n", "kafka:"), nil, "kafka.replication_factor", "above 32767"},
 		{"state cache too small", add("state: {cache_size: 64KiB}\n"), nil, "state.cache_size", "64KiB is under 1MiB"},
+		{"negative standby replicas", add("state: {standby_replicas: -1}\n"), nil, "state.standby_replicas", "-1 is outside [0, 8]"},
+		{"too many standby replicas", add("state: {standby_replicas: 9}\n"), nil, "state.standby_replicas", "9 is outside [0, 8]"},
 		{"negative out-of-orderness", add("  max_out_of_orderness: -1s\n", "source:"), nil, "source.max_out_of_orderness", "is negative"},
 		{"bad size", add("  max_record_bytes: 1 megabyte\n", "source:"), nil, "source.max_record_bytes", "not a size"},
 		{"size out of bounds", add("  max_record_bytes: 1GiB\n", "source:"), nil, "source.max_record_bytes", "outside [1KiB, 64MiB]"},

@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/streamd/streamd/gbdt"
 	"github.com/streamd/streamd/model"
 	"github.com/streamd/streamd/online"
 	"github.com/streamd/streamd/stream"
@@ -28,6 +29,8 @@ type Feature struct {
 	Encode    string          `yaml:"encode"`
 	Buckets   int             `yaml:"buckets"`
 	Transform []TransformStep `yaml:"transform"`
+	// MarginOf names an offline model whose margin is this feature (stacking).
+	MarginOf string `yaml:"margin_of"`
 }
 
 // FeatureWindow is the sliding window of a window feature.
@@ -118,7 +121,10 @@ type Models struct {
 	Drift         Drift         `yaml:"drift"`
 	MergeInterval DurationOrOff `yaml:"merge_interval"`
 	SnapshotEvery int           `yaml:"snapshot_every"`
-	List          []ModelEntry  `yaml:"list"`
+	// VersionsTopic is the compacted topic of the offline models' versions; default
+	// <app>-model-versions.
+	VersionsTopic string       `yaml:"versions_topic"`
+	List          []ModelEntry `yaml:"list"`
 }
 
 // Drift configures drift detection on the champion's running loss.
@@ -127,10 +133,65 @@ type Drift struct {
 	Action   string `yaml:"action"`
 }
 
-// ModelEntry is one model.
+// ModelEntry is one model: an online learner, or a model trained offline.
 type ModelEntry struct {
-	Name    string  `yaml:"name"`
-	Learner Learner `yaml:"learner"`
+	Name    string   `yaml:"name"`
+	Learner Learner  `yaml:"learner"`
+	Offline *Offline `yaml:"offline"`
+}
+
+// Offline is a model trained offline (XGBoost or LightGBM): its file is version 0; later
+// versions come from the versions topic (streamd model push).
+type Offline struct {
+	File            string  `yaml:"file"`
+	ExplainTopK     int     `yaml:"explain_top_k"`
+	ExplainMinScore float64 `yaml:"explain_min_score"`
+}
+
+func (l *Learner) given() bool { return l.Kind != "" || l.spec.IsValid() }
+
+// denseFeatureNames are the names of the features offline models can read (model.layout's dense
+// vector): numbers and one-hot categories, not hashed ones or margins.
+func (c *Config) denseFeatureNames() []string {
+	var names []string
+	for _, f := range c.Features {
+		if f.MarginOf == "" && f.Encode != "hash" {
+			names = append(names, f.Name)
+		}
+	}
+	return names
+}
+
+// validateOffline checks an offline model entry: its file loads and binds to the pipeline's
+// features (naming every one missing).
+func (c *Config) validateOffline(v *validator, key string, e *ModelEntry) {
+	o := e.Offline
+	if e.Learner.given() {
+		v.bad(key, "a model has a learner or is offline, not both")
+	}
+	if o.ExplainTopK < 0 || o.ExplainTopK > model.MaxExplainTopK {
+		v.bad(key+".offline.explain_top_k", "%d: want 0 (off) to %d", o.ExplainTopK, model.MaxExplainTopK)
+	}
+
+	if o.File == "" {
+		v.bad(key+".offline.file", "required: the model file (XGBoost JSON or UBJSON, LightGBM text)")
+		return
+	}
+	m, err := gbdt.LoadFile(o.File)
+	if err != nil {
+		v.bad(key+".offline.file", "%v", err)
+		return
+	}
+	names := c.denseFeatureNames()
+	if _, err := m.Bind(names); err != nil {
+		var mf *gbdt.MissingFeaturesError
+		if errors.As(err, &mf) {
+			v.bad(key+".offline.file", "%s needs features the pipeline does not compute: %s (add them to features; offline models read numbers and one-hot features: %s)",
+				o.File, strings.Join(mf.Missing, ", "), strings.Join(names, ", "))
+			return
+		}
+		v.bad(key+".offline.file", "%v", err)
+	}
 }
 
 // Learner is a model's learner block. Its kind picks the spec type of online's registry
@@ -177,6 +238,22 @@ func (c *Config) validateModels(v *validator) {
 		}
 		names[f.Name] = true
 		switch {
+		case f.MarginOf != "":
+			if f.From != "" || f.Window != nil || f.Encode != "" {
+				v.bad(key+".margin_of", "a margin is a number of its own: no from, window or encode")
+			}
+			found := false
+			for _, e := range c.Models.List {
+				if e.Name == f.MarginOf {
+					found = true
+					if e.Offline == nil {
+						v.bad(key+".margin_of", "%q is an online learner: stack an offline model", f.MarginOf)
+					}
+				}
+			}
+			if !found {
+				v.bad(key+".margin_of", "%q is not in models.list", f.MarginOf)
+			}
 		case f.From != "" && f.Window != nil:
 			v.bad(key, "a feature reads a field (from) or a window, not both")
 		case f.From == "" && f.Window == nil:
@@ -294,6 +371,10 @@ func (c *Config) validateModels(v *validator) {
 			v.bad(key+".name", "%q is used by two models", e.Name)
 		}
 		mnames[e.Name] = true
+		if e.Offline != nil {
+			c.validateOffline(v, key, &m.List[i])
+			continue
+		}
 		spec, err := e.Learner.Spec()
 		if err == nil {
 			err = spec.WithDefaults().Validate()
@@ -322,6 +403,17 @@ func (c *Config) validateModels(v *validator) {
 	if m.SnapshotEvery < 0 {
 		v.bad("models.snapshot_every", "%d is negative", m.SnapshotEvery)
 	}
+	if m.VersionsTopic != "" {
+		v.name("models.versions_topic", m.VersionsTopic, false)
+	}
+}
+
+// versionsTopic is models.versions_topic or its default.
+func (c *Config) versionsTopic() string {
+	if c.Models.VersionsTopic != "" {
+		return c.Models.VersionsTopic
+	}
+	return c.App + "-model-versions"
 }
 
 // featureWindowName names the sliding window operator that serves the features of one window shape.
@@ -347,7 +439,7 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 	var featNames []string
 	var specs []model.FeatureSpec
 	for _, ft := range c.Features {
-		fs := model.FeatureSpec{Name: ft.Name, Field: ft.From, Window: -1, Buckets: ft.Buckets}
+		fs := model.FeatureSpec{Name: ft.Name, Field: ft.From, Window: -1, Buckets: ft.Buckets, Margin: ft.MarginOf}
 		for _, t := range ft.Transform {
 			fs.Transforms = append(fs.Transforms, model.Transform{Kind: t.Kind, Min: t.Min, Max: t.Max})
 		}
@@ -389,6 +481,7 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 		Output:        c.Outputs.Predictions,
 		SnapshotEvery: c.Models.SnapshotEvery,
 		Labels:        model.LabelSpec{Field: c.Labels.Field},
+		VersionsTopic: c.versionsTopic(),
 	}
 	switch mi := c.Models.MergeInterval.D(); {
 	case mi == 0:
@@ -407,6 +500,10 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 		ms.Labels.MaxClasses = c.Labels.MaxClasses
 	}
 	for _, e := range c.Models.List {
+		if o := e.Offline; o != nil {
+			ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Offline: &model.OfflineSpec{File: o.File, ExplainTopK: o.ExplainTopK, ExplainMinScore: o.ExplainMinScore}})
+			continue
+		}
 		spec, err := e.Learner.Spec()
 		if err != nil {
 			return nil, nil, err

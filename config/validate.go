@@ -106,6 +106,7 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 	}
 
 	c.validateFormat(v, env)
+	c.validateDedup(v)
 	c.validateWindows(v)
 	c.validateModels(v)
 

@@ -17,6 +17,8 @@ import (
 type State struct {
 	Dir       string   `yaml:"dir"`
 	CacheSize ByteSize `yaml:"cache_size"`
+	// StandbyReplicas is stream.Config.StandbyReplicas.
+	StandbyReplicas int `yaml:"standby_replicas"`
 }
 
 // Window is one published window: keyed by the source's entity key, results to a topic.

@@ -103,13 +103,12 @@
 //
 // # How it plugs in
 //
-// Not wired into the pipeline yet (model versions and hot swap come first). The intended shape:
-// the model operator (model/) takes a model of kind "xgboost" or "lightgbm" with a file path; at
-// start it calls LoadFile and Bind with the names of the pipeline's feature vector, so a model that
+// The model operator (model/offline.go) serves a model of `models.list[].offline`: at start it
+// calls LoadFile and Bind with the names of the pipeline's dense feature vector, so a model that
 // needs a feature the pipeline does not compute is refused at start with every missing name; each
-// task binds its own Scorer and calls Predict per event on the vector it already builds (no
-// allocation on the per-record path); when explanations are configured it calls Contributions and
-// TopK and adds the top-k features to the prediction record. An offline model does not learn:
-// labels still feed the evaluation metrics and drift detectors, and a new model file is a new
-// model version.
+// task binds its own Scorer and calls Predict per event (no allocation on the per-record path);
+// with explanations configured it calls Contributions and TopK and adds the top-k features to the
+// prediction record. An offline model does not learn: labels feed its evaluation metrics and the
+// drift detector, and a new model file is a new version, published to the versions topic
+// (model/versions.go) and swapped in at a commit-cycle boundary.
 package gbdt

@@ -47,6 +47,15 @@
 // it; Rewind does the same after an aborted cycle. Learning is deterministic in its inputs, so
 // after any crash a task's models are exactly the models behind its committed predictions.
 //
+// # Offline models
+//
+// A model can also be trained offline (XGBoost, LightGBM; package gbdt): it scores every event on
+// the dense feature vector, by feature name, takes part in champion and challenger, evaluation and
+// promotion, explains its predictions on demand (TreeSHAP top-k), and lends its margin to online
+// learners as a feature (stacking); it does not learn. Its versions come from a compacted versions
+// topic, are checked by every instance, and are swapped in at commit-cycle boundaries, so that each
+// prediction names the version that made it (offline.go, versions.go).
+//
 // # Replicas and versions
 //
 // Each partition trains its own replica of every model; merge.go describes how replicas are merged

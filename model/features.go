@@ -2,6 +2,7 @@ package model
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -43,6 +44,10 @@ type FeatureSpec struct {
 	Buckets    int      // Hashed: coordinates for this feature
 	Values     []string // OneHot: the vocabulary, in index order
 	Transforms []Transform
+	// Margin names an offline model whose margin (raw score) is this feature (stacking): a number
+	// the operator computes per event, before the online learners score. Field and Window are
+	// unset.
+	Margin string
 }
 
 func (f *FeatureSpec) standardized() bool {
@@ -63,7 +68,10 @@ type layout struct {
 	numeric  []int // feature index of each numeric slot
 	numSlot  []int // numeric slot of each feature (-1: categorical)
 	dim      int
+	dense    []int // features in the offline models' dense vector (see offline.go)
 }
+
+var nan = math.NaN()
 
 var errFeature = errors.New("model: bad feature")
 
@@ -73,7 +81,11 @@ func newLayout(specs []FeatureSpec, format stream.Format) (*layout, error) {
 	for i := range specs {
 		f := &specs[i]
 		fi := -1
-		if f.Field != "" {
+		if f.Margin != "" {
+			if f.Field != "" || f.Window >= 0 || f.Encoding != Numeric {
+				errs = append(errs, fmt.Errorf("%w: %s is the margin of %s: a number, with neither a field nor a window", errFeature, f.Name, f.Margin))
+			}
+		} else if f.Field != "" {
 			idx, ok := format.FieldIndex(f.Field)
 			if !ok {
 				errs = append(errs, fmt.Errorf("%w: %s reads field %q, which the source does not declare", errFeature, f.Name, f.Field))
@@ -85,6 +97,9 @@ func newLayout(specs []FeatureSpec, format stream.Format) (*layout, error) {
 		l.fieldIdx = append(l.fieldIdx, fi)
 		l.offset = append(l.offset, uint32(l.dim))
 		l.numSlot = append(l.numSlot, -1)
+		if f.Margin == "" && f.Encoding != Hashed {
+			l.dense = append(l.dense, i)
+		}
 		switch f.Encoding {
 		case Numeric:
 			l.numSlot[i] = len(l.numeric)
@@ -125,8 +140,11 @@ func (l *layout) extract(ev *stream.Event, r *raw, buf []byte) []byte {
 		r.cats[i] = -1
 		switch f.Encoding {
 		case Numeric:
-			v := math.NaN()
-			if fi := l.fieldIdx[i]; fi >= 0 {
+			v := nan
+			switch fi := l.fieldIdx[i]; {
+			case f.Margin != "":
+				// Its value comes later, from its model (processor.predict).
+			case fi >= 0:
 				if x, ok := ev.Number(fi); ok {
 					v = x
 				} else if fb := &ev.Fields[fi]; fb.Kind == stream.Bool {
@@ -135,7 +153,7 @@ func (l *layout) extract(ev *stream.Event, r *raw, buf []byte) []byte {
 						v = 1
 					}
 				}
-			} else if f.Window < len(ev.Features) {
+			case f.Window >= 0 && f.Window < len(ev.Features):
 				v = ev.Features[f.Window]
 			}
 			r.nums[l.numSlot[i]] = v
@@ -348,3 +366,11 @@ func (r *raw) decode(b []byte) ([]byte, error) {
 }
 
 var errCorrupt = errors.New("model: corrupt state")
+
+// ViewFeatures implements stream.FeatureView: ev's features as its prediction would show them.
+func (p *processor) ViewFeatures(_ *stream.Task, ev *stream.Event) (json.RawMessage, error) {
+	l := p.op.layout
+	r := l.newRaw()
+	l.extract(ev, &r, nil)
+	return l.appendJSON(nil, &r, ev), nil
+}

@@ -416,7 +416,7 @@ func TestOutOfRangeLabelsInEventRecoveryIsExact(t *testing.T) {
 
 // newDriver runs p on a stream/streamtest driver, with its model operator wrapped so that the
 // tests can look inside the processor it opened last.
-func newDriver(t *testing.T, p *stream.Pipeline) *driven {
+func newDriver(t testing.TB, p *stream.Pipeline) *driven {
 	t.Helper()
 	var op *captured
 	for i, o := range p.Operators {
@@ -445,7 +445,7 @@ func modelView(t *testing.T, d *driven) View {
 
 // feed processes recs, committing every commitEvery records; aborting every abortEvery-th cycle
 // and replaying it, or crashing (a restart) in every restartEvery-th cycle and replaying it.
-func feed(t *testing.T, d *driven, recs []*kgo.Record, commitEvery, abortEvery, restartEvery int) {
+func feed(t testing.TB, d *driven, recs []*kgo.Record, commitEvery, abortEvery, restartEvery int) {
 	t.Helper()
 	cycle := 0
 	for i := 0; i < len(recs); i += commitEvery {

@@ -30,10 +30,14 @@ import (
 
 // CompactedTopics implements stream.CompactedTopics: the models topic.
 func (o *Operator) CompactedTopics(app string) []string {
-	if o.spec.MergeInterval <= 0 {
-		return nil
+	var out []string
+	if o.spec.MergeInterval > 0 {
+		out = append(out, ModelsTopic(app))
 	}
-	return []string{ModelsTopic(app)}
+	if t := o.VersionsTopic(); t != "" {
+		out = append(out, t)
+	}
+	return out
 }
 
 // ModelsTopic is the compacted topic holding an application's model replicas and merged versions.
@@ -149,10 +153,15 @@ func decodePublished(o *Operator, b []byte) (*published, error) {
 		return nil, errCorrupt
 	}
 	b = b[k:]
-	for range n {
+	for i := range n {
 		var blob []byte
 		if blob, b, err = readBlob(b); err != nil {
 			return nil, err
+		}
+		if o.catalogs[i] != nil {
+			// An offline model is not merged: its versions come from the versions topic.
+			p.learners = append(p.learners, nil)
+			continue
 		}
 		l, err := online.Decode(blob)
 		if err != nil {
@@ -178,6 +187,9 @@ func (p *processor) tick(t *stream.Task) error {
 			t.Logger().Warn("ignoring a merged model that does not decode", "err", err)
 		} else if pub.version > p.m.version {
 			for i, l := range pub.learners {
+				if l == nil {
+					continue
+				}
 				if err := p.m.learners[i].DecodeState(l.AppendState(nil)); err != nil {
 					return fmt.Errorf("model: adopt version %d: %w", pub.version, err)
 				}
@@ -230,6 +242,10 @@ func (p *processor) tick(t *stream.Task) error {
 		}
 	}
 	for mi, ms := range o.spec.Models {
+		if o.catalogs[mi] != nil {
+			merged.learners = append(merged.learners, p.m.learners[mi])
+			continue
+		}
 		l, err := online.New(ms.Learner)
 		if err != nil {
 			return err

@@ -15,10 +15,12 @@ import (
 	"github.com/streamd/streamd/stream"
 )
 
-// ModelSpec is one model of the pipeline.
+// ModelSpec is one model of the pipeline: an online learner (Learner) or a model trained offline
+// (Offline, offline.go). Exactly one is set.
 type ModelSpec struct {
 	Name    string
 	Learner online.Spec
+	Offline *OfflineSpec
 }
 
 // DriftSpec configures drift detection on the champion's running loss.
@@ -66,6 +68,9 @@ type Spec struct {
 	// MergeInterval: how often the partitions' replicas are merged into a new version (see
 	// merge.go). Zero: never.
 	MergeInterval time.Duration
+	// VersionsTopic is the compacted topic of the offline models' versions (versions.go). Empty:
+	// offline models keep the version of their file.
+	VersionsTopic string
 }
 
 // Operator scores every event with every model and learns from labels. See the package doc.
@@ -85,6 +90,18 @@ type Operator struct {
 
 	readerMu sync.Mutex
 	reader   *modelsReader
+
+	// Offline models: catalogs[i] is model i's versions (nil for an online learner), offline the
+	// indices of the offline models, margins the stacked margin features.
+	catalogs []*catalog
+	offline  []int
+	margins  []marginFeature
+	versions versionsFollower
+}
+
+// marginFeature is a numeric slot that holds an offline model's margin.
+type marginFeature struct {
+	slot, model int
 }
 
 // New builds the scoring operator over events of format; labelFormat is the labels topic's format
@@ -113,6 +130,22 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 			errs = append(errs, fmt.Errorf("model: model name %q is empty or repeated", m.Name))
 		}
 		names[m.Name] = true
+		if m.Offline != nil {
+			c, err := newOfflineCatalog(m, l)
+			if err != nil {
+				errs = append(errs, err)
+				o.catalogs = append(o.catalogs, nil)
+				continue
+			}
+			o.catalogs = append(o.catalogs, c)
+			o.offline = append(o.offline, i)
+			o.rules = append(o.rules, labelRule{model: m.Name, task: onlineTask(c.task), classes: c.outputs})
+			if m.Name == spec.Champion {
+				o.champion = i
+			}
+			continue
+		}
+		o.catalogs = append(o.catalogs, nil)
 		if m.Learner != nil {
 			// An unset dim fits the features; a dim set too small is refused, not raised behind
 			// the user's back.
@@ -178,10 +211,11 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 	default:
 		errs = append(errs, fmt.Errorf("model: drift action %q: use alert, reset or promote_best_challenger", spec.Drift.Action))
 	}
+	errs = append(errs, o.resolveMargins())
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	o.reg = newRegistry(&o.spec)
+	o.reg = newRegistry(&o.spec, o.catalogs)
 	return o, nil
 }
 
@@ -213,6 +247,10 @@ func (o *Operator) Open(t *stream.Task) (stream.Processor, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The offline models' live versions are known before the task scores (readiness waits).
+	if err := o.followVersions(t); err != nil {
+		return nil, err
+	}
 	p := &processor{op: o, store: st, partition: t.Partition(), partitions: t.Partitions()}
 	if o.spec.MergeInterval > 0 {
 		p.reader = o.acquireReader(t)
@@ -220,11 +258,17 @@ func (o *Operator) Open(t *stream.Task) (stream.Processor, error) {
 	}
 	p.raw = o.layout.newRaw()
 	p.raw2 = o.layout.newRaw()
+	p.dense = make([]float64, len(o.layout.dense))
 	p.scores = make([]float64, len(o.spec.Models))
 	p.classes = make([]int, len(o.spec.Models))
 	p.evalIn = make([]float64, len(o.spec.Models))
 	if err := p.Rewind(t); err != nil {
+		p.Close()
 		return nil, err
+	}
+	p.committedVersion = make([]int64, len(o.spec.Models))
+	for _, i := range o.offline {
+		p.committedVersion[i] = p.m.learners[i].(*offlineLearner).version
 	}
 	// Show the restored models at once, before the first cycle commits.
 	o.reg.publish(p.partition, &p.m, &p.counts)
@@ -258,6 +302,11 @@ type processor struct {
 	reader     *modelsReader
 	nextTick   time.Time
 	sinceCheck int
+
+	dense   []float64 // the offline models' input (offline.go)
+	atCycle bool      // the offline models' versions were checked in this cycle
+	// committedVersion is, per offline model, the version of the task's last committed cycle.
+	committedVersion []int64
 }
 
 // taskCounts are a task's counts in the open cycle, published on commit.
@@ -281,6 +330,7 @@ func (p *processor) Rewind(t *stream.Task) error {
 		return fmt.Errorf("model: partition %d: %w", p.partition, err)
 	}
 	p.m = *m
+	p.atCycle = false
 	p.counts = taskCounts{predictions: make([]int64, len(p.op.spec.Models))}
 	p.nextExpiry = math.MaxInt64
 	it, err := p.store.NewIter([]byte(expPrefix), []byte(expEnd))
@@ -302,6 +352,7 @@ func (p *processor) Rewind(t *stream.Task) error {
 // Close implements stream.Processor.
 func (p *processor) Close() error {
 	p.op.reg.drop(p.partition)
+	p.op.releaseVersions()
 	if p.reader != nil {
 		p.reader = nil
 		p.op.releaseReader()
@@ -338,6 +389,12 @@ func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 				}
 			}
 		}
+	}
+	if !p.atCycle {
+		// The first event of a cycle: offline models swap to their live version here, so that
+		// every prediction of a cycle is made by one version.
+		p.atCycle = true
+		p.swapVersions(t)
 	}
 	p.buf = o.layout.extract(ev, &p.raw, p.buf)
 	p.predict(&p.raw)
@@ -449,12 +506,34 @@ func (p *processor) Committed(t *stream.Task) {
 	p.counts.joined, p.counts.unmatched, p.counts.expired, p.counts.drifts = 0, 0, 0, 0
 	p.counts.early, p.counts.evicted = 0, 0
 	p.counts.merges, p.counts.adopted = 0, 0
+	p.commitSwaps()
+	p.atCycle = false
 }
 
-// predict scores r with every model into p.scores and p.classes.
+// predict scores r with every model into p.scores and p.classes: the offline models first, on
+// the dense vector, since stacked online learners read their margins (which r keeps, so that
+// learning later sees them as scoring did).
 func (p *processor) predict(r *raw) {
-	p.vec = p.op.layout.vector(r, p.m.scaler, p.vec)
+	o := p.op
+	if len(o.offline) > 0 {
+		o.layout.fillDense(r, p.dense)
+		for _, i := range o.offline {
+			l := p.m.learners[i].(*offlineLearner)
+			p.scores[i], p.classes[i] = l.score(p.dense)
+			p.evalIn[i] = p.scores[i]
+			if l.task == online.Multiclass {
+				p.evalIn[i] = float64(p.classes[i])
+			}
+		}
+		for _, mf := range o.margins {
+			r.nums[mf.slot] = p.m.learners[mf.model].(*offlineLearner).marginOf(p.dense)
+		}
+	}
+	p.vec = o.layout.vector(r, p.m.scaler, p.vec)
 	for i, l := range p.m.learners {
+		if o.catalogs[i] != nil {
+			continue
+		}
 		p.scores[i], p.classes[i] = l.Predict(p.vec, nil)
 		p.evalIn[i] = p.scores[i]
 		if l.Task() == online.Multiclass {
@@ -478,16 +557,27 @@ func (p *processor) learn(r *raw, y float64, scores []float64) {
 
 // emit produces the champion's prediction for ev.
 func (p *processor) emit(t *stream.Task, ev *stream.Event) {
+	p.out = p.appendPrediction(p.out[:0], ev)
+	t.Emit(p.op.spec.Output, ev.Key, p.out, ev.Time)
+}
+
+// appendPrediction appends the champion's prediction record for ev, as scored by predict.
+func (p *processor) appendPrediction(b []byte, ev *stream.Event) []byte {
 	o := p.op
 	c := p.m.champion
-	b := append(p.out[:0], `{"event_id":`...)
+	b = append(b, `{"event_id":`...)
 	b = jsonscan.AppendString(b, ev.ID)
 	b = append(b, `,"key":`...)
 	b = jsonscan.AppendString(b, ev.Key)
 	b = append(b, `,"model":`...)
 	b = append(b, o.reg.nameJSON[c]...)
 	b = append(b, `,"version":`...)
-	b = strconv.AppendInt(b, p.m.version, 10)
+	off, _ := p.m.learners[c].(*offlineLearner)
+	if off != nil {
+		b = strconv.AppendInt(b, off.version, 10)
+	} else {
+		b = strconv.AppendInt(b, p.m.version, 10)
+	}
 	b = append(b, `,"score":`...)
 	b = appendFloat(b, p.scores[c])
 	b = append(b, `,"class":`...)
@@ -507,6 +597,9 @@ func (p *processor) emit(t *stream.Task, ev *stream.Event) {
 	b = append(b, `},"features":`...)
 	b = o.layout.appendJSON(b, &p.raw, ev)
 	b = o.layout.appendOverflow(b, &p.raw)
+	if off != nil && off.topK > 0 && p.scores[c] >= off.minScore {
+		b = off.appendExplanation(b, p.dense, p.classes[c])
+	}
 	if len(p.scores) > 1 {
 		b = append(b, `,"challengers":{`...)
 		first := true
@@ -524,9 +617,7 @@ func (p *processor) emit(t *stream.Task, ev *stream.Event) {
 		}
 		b = append(b, '}')
 	}
-	b = append(b, '}')
-	p.out = b
-	t.Emit(o.spec.Output, ev.Key, b, ev.Time)
+	return append(b, '}')
 }
 
 func appendFloat(b []byte, x float64) []byte {

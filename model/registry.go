@@ -18,6 +18,7 @@ import (
 // the same mutex.
 type registry struct {
 	spec     *Spec
+	catalogs []*catalog // per model: an offline model's versions, nil for an online learner
 	nameJSON [][]byte
 
 	mu          sync.Mutex
@@ -28,12 +29,13 @@ type registry struct {
 	parts       map[int32]partFigures
 
 	descPredictions, descVersion, descEval, descDrift, descLabels, descUpdates, descChampion, descMerges *prometheus.Desc
-	descWaiting                                                                                          *prometheus.Desc
+	descWaiting, descRefused, descSwaps                                                                  *prometheus.Desc
 }
 
 // partFigures are one partition's models as of its last commit.
 type partFigures struct {
 	version  int64
+	versions []int64 // per model: an offline model's version, else version
 	champion int
 	updates  []int64
 	digests  []string
@@ -46,9 +48,10 @@ type evalValue struct {
 	n                   int64
 }
 
-func newRegistry(spec *Spec) *registry {
+func newRegistry(spec *Spec, catalogs []*catalog) *registry {
 	r := &registry{
 		spec:        spec,
+		catalogs:    catalogs,
 		predictions: make([]float64, len(spec.Models)),
 		labels:      map[string]float64{},
 		parts:       map[int32]partFigures{},
@@ -72,6 +75,11 @@ func newRegistry(spec *Spec) *registry {
 			"Merges of the partitions' replicas into a new version that this instance coordinated.", []string{"model"}, nil),
 		descChampion: prometheus.NewDesc("streamd_model_champion",
 			"1 for the model that scores (the champion), 0 for challengers.", []string{"model"}, nil),
+		descRefused: prometheus.NewDesc("streamd_model_versions_refused_total",
+			"Versions of an offline model (or rollbacks to one) that this instance refused: a file that does not load, needs features the pipeline does not compute, or predicts another task; the live version kept serving.",
+			[]string{"model"}, nil),
+		descSwaps: prometheus.NewDesc("streamd_model_swaps_total",
+			"Swaps of an offline model to another version, by this instance's tasks, in committed cycles.", []string{"model"}, nil),
 	}
 	for _, m := range spec.Models {
 		r.nameJSON = append(r.nameJSON, jsonscan.AppendString(nil, []byte(m.Name)))
@@ -82,6 +90,11 @@ func newRegistry(spec *Spec) *registry {
 func (r *registry) publish(partition int32, m *models, c *taskCounts) {
 	f := partFigures{version: m.version, champion: m.champion, waiting: c.waiting}
 	for i, l := range m.learners {
+		v := m.version
+		if off, ok := l.(*offlineLearner); ok {
+			v = off.version
+		}
+		f.versions = append(f.versions, v)
 		f.updates = append(f.updates, l.Updates())
 		f.evals = append(f.evals, m.evals[i].values())
 		sum := sha256.Sum256(l.AppendState(nil))
@@ -110,7 +123,7 @@ func (r *registry) drop(partition int32) {
 
 // Describe implements prometheus.Collector.
 func (r *registry) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion, r.descMerges, r.descWaiting} {
+	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion, r.descMerges, r.descWaiting, r.descRefused, r.descSwaps} {
 		ch <- d
 	}
 }
@@ -144,6 +157,14 @@ func (r *registry) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(r.descLabels, prometheus.CounterValue, v.Labels[res], res)
 	}
 	ch <- prometheus.MustNewConstMetric(r.descWaiting, prometheus.GaugeValue, v.LabelsWaiting)
+	for i, c := range r.catalogs {
+		if c == nil {
+			continue
+		}
+		name := r.spec.Models[i].Name
+		ch <- prometheus.MustNewConstMetric(r.descRefused, prometheus.CounterValue, float64(c.refusals.Load()), name)
+		ch <- prometheus.MustNewConstMetric(r.descSwaps, prometheus.CounterValue, float64(c.swapsTotal.Load()), name)
+	}
 }
 
 // View is the admin API's picture of the models on this instance.
@@ -167,6 +188,10 @@ type ModelView struct {
 	Updates     int64        `json:"updates"`
 	Predictions float64      `json:"predictions"`
 	Evaluation  []MetricView `json:"evaluation"`
+	// Live and Versions: an offline model's live version on this instance and every version it
+	// has read from the versions topic, valid or refused (with the reason).
+	Live     *int64        `json:"live_version,omitempty"`
+	Versions []VersionView `json:"versions,omitempty"`
 	// Partitions are the replicas, one per partition this instance owns, as of their last commit.
 	Partitions []ReplicaView `json:"partitions"`
 }
@@ -202,14 +227,21 @@ func (r *registry) view() View {
 	sort.Slice(v.Partitions, func(i, j int) bool { return v.Partitions[i] < v.Partitions[j] })
 	championVotes := make([]int, len(r.spec.Models))
 	for i, ms := range r.spec.Models {
-		mv := ModelView{Name: ms.Name, Kind: ms.Learner.Kind(), Predictions: r.predictions[i]}
+		mv := ModelView{Name: ms.Name, Predictions: r.predictions[i]}
+		if c := r.catalogs[i]; c != nil {
+			mv.Kind = c.kind()
+			live := c.live.Load()
+			mv.Live, mv.Versions = &live, c.view()
+		} else {
+			mv.Kind = ms.Learner.Kind()
+		}
 		sums := map[string]*MetricView{}
 		var names []string
 		for _, p := range v.Partitions {
 			f := r.parts[p]
-			mv.Version = max(mv.Version, f.version)
+			mv.Version = max(mv.Version, f.versions[i])
 			mv.Updates += f.updates[i]
-			mv.Partitions = append(mv.Partitions, ReplicaView{Partition: p, Version: f.version, Updates: f.updates[i], Digest: f.digests[i]})
+			mv.Partitions = append(mv.Partitions, ReplicaView{Partition: p, Version: f.versions[i], Updates: f.updates[i], Digest: f.digests[i]})
 			if f.champion == i {
 				championVotes[i]++
 			}

@@ -26,10 +26,13 @@ type models struct {
 }
 
 func newModels(o *Operator) (*models, error) {
+	var err error
 	m := &models{champion: o.champion, scaler: newScaler(len(o.layout.numeric)), version: 1}
-	for _, ms := range o.spec.Models {
-		l, err := online.New(ms.Learner)
-		if err != nil {
+	for i, ms := range o.spec.Models {
+		var l online.Learner
+		if c := o.catalogs[i]; c != nil {
+			l = newOfflineLearner(c, ms.Offline)
+		} else if l, err = online.New(ms.Learner); err != nil {
 			return nil, err
 		}
 		m.learners = append(m.learners, l)

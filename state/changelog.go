@@ -138,9 +138,28 @@ func RestoreFromKafka(ctx context.Context, clientOpts []kgo.Opt, topic string, p
 
 // changelogEnds returns a changelog partition's last stable offset and high watermark.
 func changelogEnds(ctx context.Context, clientOpts []kgo.Opt, topic string, partition int32) (stable, high int64, err error) {
+	b, err := ChangelogBounds(ctx, clientOpts, topic, partition, false)
+	return b.Stable, b.High, err
+}
+
+// Bounds are the offsets that delimit a changelog partition.
+type Bounds struct {
+	// Start is the first offset the partition holds (retention or a deletion of records moves it
+	// up; compaction does not). Only set when asked for.
+	Start int64
+	// Stable is the last stable offset: everything below it is decided (committed or aborted).
+	Stable int64
+	// High is the high watermark: the offset after the last record written.
+	High int64
+}
+
+// ChangelogBounds looks up a changelog partition's last stable offset and high watermark and,
+// with withStart, its start offset. clientOpts connect to the brokers; the function makes and
+// closes its own client.
+func ChangelogBounds(ctx context.Context, clientOpts []kgo.Opt, topic string, partition int32, withStart bool) (Bounds, error) {
 	admin, err := kgo.NewClient(clientOpts...)
 	if err != nil {
-		return 0, 0, err
+		return Bounds{}, err
 	}
 	defer admin.Close()
 	adm := kadm.NewClient(admin)
@@ -155,11 +174,17 @@ func changelogEnds(ctx context.Context, clientOpts []kgo.Opt, topic string, part
 		}
 		return o.Offset, nil
 	}
-	if stable, err = lookup(adm.ListCommittedOffsets, "last stable offset"); err != nil {
-		return 0, 0, err
+	var b Bounds
+	if b.Stable, err = lookup(adm.ListCommittedOffsets, "last stable offset"); err != nil {
+		return Bounds{}, err
 	}
-	if high, err = lookup(adm.ListEndOffsets, "end offset"); err != nil {
-		return 0, 0, err
+	if b.High, err = lookup(adm.ListEndOffsets, "end offset"); err != nil {
+		return Bounds{}, err
 	}
-	return stable, high, nil
+	if withStart {
+		if b.Start, err = lookup(adm.ListStartOffsets, "start offset"); err != nil {
+			return Bounds{}, err
+		}
+	}
+	return b, nil
 }

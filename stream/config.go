@@ -57,6 +57,12 @@ type Config struct {
 	// StateDir is where tasks keep their Pebble state: <StateDir>/<pipeline>/<topic>-<partition>.
 	// Required when an operator is stateful.
 	StateDir string
+	// StandbyReplicas is how many other instances keep a warm copy of each partition's state,
+	// fed from the changelogs into their local Pebble, so that a partition assigned to one of them
+	// after a failure replays only the changelog's tail (state/standby says which instances and
+	// what happens with more instances than StandbyReplicas+1). Only for stateful pipelines; each
+	// replica costs the disk of its partition's state and a consumer. Default 0 (none); at most 8.
+	StandbyReplicas int
 	// MemoryBudget is the resident memory the instance may use, for the whole process. The runtime
 	// sizes its fetch and produce buffers, Pebble's block cache and memtables, the record cache and
 	// the open commit cycle's share from it (memoryPlan in memory.go gives the split); Run sets the
@@ -118,6 +124,9 @@ const (
 	DefaultMaxOutOfOrderness  = 5 * time.Second
 	DefaultIdleTimeout        = 30 * time.Second
 	DefaultAuthRetryTimeout   = 15 * time.Second
+	// maxStandbyReplicas bounds Config.StandbyReplicas: each replica holds a copy of its partition's
+	// state on disk, and more copies than this buy nothing a replicated changelog does not.
+	maxStandbyReplicas = 8
 )
 
 // EnsureDefaults fills in every unset field.
@@ -262,6 +271,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxOutOfOrderness < 0 {
 		bad("MaxOutOfOrderness", dur(c.MaxOutOfOrderness), "is negative")
+	}
+	if c.StandbyReplicas < 0 || c.StandbyReplicas > maxStandbyReplicas {
+		bad("StandbyReplicas", strconv.Itoa(c.StandbyReplicas), fmt.Sprintf("is outside [0, %d]", maxStandbyReplicas))
 	}
 	between("AuthRetryTimeout", c.AuthRetryTimeout, time.Second, 10*time.Minute)
 	return errors.Join(errs...)

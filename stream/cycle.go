@@ -191,6 +191,7 @@ func (r *Runtime) endCycle(c *cycle, want kgo.TransactionEndTry) (cycleEnd, erro
 	}
 	var flushErr, prodErr error
 	var missing []string
+	barrierAt := time.Now()
 	if want == kgo.TryCommit {
 		flushCtx, cancel := context.WithTimeout(r.ctx, r.cfg.TransactionTimeout)
 		if err := r.sess.Client().Flush(flushCtx); err != nil {
@@ -202,9 +203,11 @@ func (r *Runtime) endCycle(c *cycle, want kgo.TransactionEndTry) (cycleEnd, erro
 			want = kgo.TryAbort
 		}
 	}
+	flushedAt := time.Now()
 	endCtx, cancel := context.WithTimeout(r.ctx, r.cfg.TransactionTimeout)
 	committed, endErr := r.sess.End(endCtx, want)
 	cancel()
+	endedAt := time.Now()
 	took := time.Since(c.started)
 	r.m.txnDuration.Observe(took.Seconds())
 	if took > r.cfg.TransactionTimeout/3 {
@@ -217,6 +220,8 @@ func (r *Runtime) endCycle(c *cycle, want kgo.TransactionEndTry) (cycleEnd, erro
 	*c = cycle{}
 	r.cycleSince.Store(0)
 	r.settle(committed)
+	r.log.Debug("cycle ended", "committed", committed, "records", records, "processing", busy, "barrier", barrierAt.Sub(start),
+		"flush", flushedAt.Sub(barrierAt), "end", endedAt.Sub(flushedAt), "settle", time.Since(endedAt), "cycle_bytes", bytes)
 	if taskErr == nil {
 		taskErr = r.checkTaskErr() // a state commit that failed
 	}
@@ -270,6 +275,7 @@ func (r *Runtime) settle(committed bool) {
 		t.in <- taskWork{settle: &settleWork{committed: committed, wg: &wg}}
 	}
 	wg.Wait()
+	now := time.Now()
 	for _, t := range r.tasks {
 		if committed {
 			r.m.consumed.WithLabelValues(t.topic).Add(float64(t.cycle.consumed))
@@ -282,6 +288,7 @@ func (r *Runtime) settle(committed bool) {
 			for reason, n := range t.cycle.deadLetters {
 				r.m.deadLetters.WithLabelValues(string(reason)).Add(float64(n))
 			}
+			r.deadRing.add(t.cycle.recentDead, now)
 			r.m.changelogRecords.Add(float64(t.cycle.changelog))
 			for op, n := range t.cycle.late {
 				r.m.late.WithLabelValues(op).Add(float64(n))

@@ -73,6 +73,14 @@
 // returning Reject(...). Any other error from a processor is fatal: the cycle aborts and Run returns
 // it, so that nothing is half done.
 //
+// # Dedup by event id
+//
+// Dedup (dedup.go), the first operator when source.dedup is set, drops an event whose id was
+// already accepted within a TTL of event time, judged against the task's watermark, so that the
+// decision is the same on every replay; its ids are task state like window state. A processor
+// that drops an event returns ErrDrop: later operators do not see it, it does not move the
+// watermark, and the operator counts it.
+//
 // # Memory
 //
 // The per-record path allocates nothing in steady state: the Event is reused, the JSON scanner
@@ -84,9 +92,17 @@
 // publishes what its outbox and state writes hold), the Go memory limit is set from the budget,
 // and the poll loop pauses, ending the open cycle, while the live heap is over a high-water mark.
 //
+// # Standby replicas
+//
+// With Config.StandbyReplicas each instance keeps warm copies of partitions other members own
+// (standby.go, package state/standby): after every rebalance it describes the group, follows the
+// changelogs of the partitions standby.Choose picks into their task directories, and when one of
+// them is assigned here its task opens the warm directory, so the restore replays only the tail.
+//
 // # Shutdown
 //
 // Cancelling Run's context stops polling, commits the open cycle (bounded by ShutdownTimeout),
-// closes every task, then closes the client. With static membership (Config.InstanceID) the member
+// closes every task, then closes the client; the standby replicas stop after the last session,
+// keeping their directories. With static membership (Config.InstanceID) the member
 // does not leave the group, so a restart takes its partitions back without a rebalance.
 package stream

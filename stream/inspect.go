@@ -77,18 +77,28 @@ func (r *Runtime) Inspect(ctx context.Context, key []byte) (*KeyState, error) {
 	}
 }
 
+// ErrLookupsBusy is returned by Inspect and Features when the key's task has more look-ups queued
+// than it has served: the caller may retry.
+var ErrLookupsBusy = errors.New("stream: too many look-ups queued on the key's task")
+
+// lookupQueue is the number of look-ups a task holds before ErrLookupsBusy.
+const lookupQueue = 256
+
 // runOnOwner queues f on the goroutine of the task that owns key's partition and returns the
-// partition; it does not wait for f to run.
+// partition; it does not wait for f to run, nor for the task: when the task's queue is full it
+// returns ErrLookupsBusy.
 //
-// It holds r.mu from the look-up through the send, as dispatch and barrier do: a revoke (dropTasks)
-// closes the task's input under r.mu, so the send can never meet a closed channel, and the source's
-// partition count, which Run sets, is read under the same lock. The task's goroutine never takes
-// r.mu, so the send waits at most until the task has taken in what it was handed before; ctx bounds
-// that wait. Once queued, f runs even if the task is revoked next: close drains the input before
-// the task's goroutine ends.
-func (r *Runtime) runOnOwner(ctx context.Context, key []byte, f func(*Task)) (int32, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// f goes to the task's look-up queue, which the task serves between two records of a batch and
+// while it waits for work, ahead of the batches queued before it: a look-up waits for the record
+// being processed, not for every queued batch (docs/BENCHMARKS.md, "Feature look-ups").
+//
+// It holds r.lookupMu, not r.mu (which a barrier holds until every task has processed its cycle),
+// from the look-up of the task through the send. A revoke removes the task from r.tasks under
+// r.lookupMu before it closes the task's input, and a task whose input is closed serves the
+// look-ups queued before it ends: once queued, f runs.
+func (r *Runtime) runOnOwner(_ context.Context, key []byte, f func(*Task)) (int32, error) {
+	r.lookupMu.Lock()
+	defer r.lookupMu.Unlock()
 	if r.partitions == 0 {
 		return 0, ErrNotStarted
 	}
@@ -98,10 +108,10 @@ func (r *Runtime) runOnOwner(ctx context.Context, key []byte, f func(*Task)) (in
 		return part, fmt.Errorf("%w (partition %d)", ErrNotOwned, part)
 	}
 	select {
-	case t.in <- taskWork{inspect: func() { f(t) }}:
+	case t.lookups <- func() { f(t) }:
 		return part, nil
-	case <-ctx.Done():
-		return part, ctx.Err()
+	default:
+		return part, fmt.Errorf("%w (partition %d)", ErrLookupsBusy, part)
 	}
 }
 

@@ -52,6 +52,7 @@ type LocalConfig struct {
 // Settle(false) to abort it.
 type LocalTask struct {
 	t      *Task
+	p      *Pipeline
 	closed bool
 }
 
@@ -103,7 +104,7 @@ func OpenLocalTask(ctx context.Context, p *Pipeline, cfg LocalConfig) (*LocalTas
 	if err != nil {
 		return nil, err
 	}
-	return &LocalTask{t: t}, nil
+	return &LocalTask{t: t, p: p}, nil
 }
 
 // Task returns the task, as its operators see it.

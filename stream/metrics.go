@@ -29,13 +29,18 @@ type metrics struct {
 	restoreRemaining *prometheus.GaugeVec
 	restoredRecords  prometheus.Counter
 	restoredBytes    prometheus.Counter
-	changelogRecords prometheus.Counter
-	late             *prometheus.CounterVec
-	watermarkLag     *prometheus.GaugeVec
-	openWindows      *prometheus.GaugeVec
-	stateBytes       *prometheus.GaugeVec
-	arrivalLatency   *latencyHistogram
-	eventLatency     *latencyHistogram
+	// The standby replicas (standby.go): how many partitions are followed, each store's lag
+	// behind its changelog, and the promotions of a replica to a task.
+	standbyPartitions prometheus.Gauge
+	standbyLag        *prometheus.GaugeVec
+	standbyPromotions prometheus.Counter
+	changelogRecords  prometheus.Counter
+	late              *prometheus.CounterVec
+	watermarkLag      *prometheus.GaugeVec
+	openWindows       *prometheus.GaugeVec
+	stateBytes        *prometheus.GaugeVec
+	arrivalLatency    *latencyHistogram
+	eventLatency      *latencyHistogram
 
 	committed prometheus.Counter
 	aborted   prometheus.Counter
@@ -111,6 +116,18 @@ func newMetrics(reg prometheus.Registerer, txnTimeout time.Duration) (*metrics, 
 			Name: "streamd_restored_bytes_total",
 			Help: "Bytes of keys and values replayed from changelogs into local state.",
 		}),
+		standbyPartitions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "streamd_standby_partitions",
+			Help: "Source partitions of other instances whose state this instance keeps warm (state.standby_replicas).",
+		}),
+		standbyLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "streamd_standby_lag_offsets",
+			Help: "Changelog offsets a standby replica is behind the changelog's last stable offset, by store and partition, as of its last fetch.",
+		}, []string{"store", "partition"}),
+		standbyPromotions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "streamd_standby_promotions_total",
+			Help: "Partitions assigned to this instance whose state was a standby replica: only the changelog's tail was replayed.",
+		}),
 		watermarkLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "streamd_watermark_lag_seconds",
 			Help: "Wall clock minus the partition's event-time watermark: how far event time trails real time.",
@@ -176,7 +193,7 @@ func newMetrics(reg prometheus.Registerer, txnTimeout time.Duration) (*metrics, 
 	for _, c := range []prometheus.Collector{m.txnDuration, m.memoryBudget, m.heapHighWater, m.heapLive,
 		m.cycleBytes, m.memoryPaused, m.memoryPauses, m.consumed, m.produced, m.deadLetters, m.transactions,
 		m.commitDuration, m.lag, m.assigned, m.rebalances, m.restoreDuration, m.restoring, m.restoreRemaining, m.restoredRecords,
-		m.restoredBytes, m.changelogRecords, m.late, m.watermarkLag, m.openWindows, m.stateBytes,
+		m.restoredBytes, m.standbyPartitions, m.standbyLag, m.standbyPromotions, m.changelogRecords, m.late, m.watermarkLag, m.openWindows, m.stateBytes,
 		m.arrivalLatency, m.eventLatency, m.produceFailures, m.sessionRestarts} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -58,12 +58,19 @@ type LabelListener interface {
 // only, so it needs no locks.
 type Processor interface {
 	// Process handles one accepted event. Outputs go through t.Emit. Returning a *Rejection (see
-	// Reject) sends the event to the dead-letter topic and processing continues; any other error is
-	// fatal: the open transaction is aborted and the runtime stops, so that nothing is half done.
+	// Reject) sends the event to the dead-letter topic and processing continues; ErrDrop ends the
+	// event's processing without a dead letter; any other error is fatal: the open transaction is aborted and the runtime stops, so that nothing is half done.
 	Process(t *Task, ev *Event) error
 	// Close releases the processor's resources when its partition is revoked or the runtime stops.
 	Close() error
 }
+
+// ErrDrop is returned by Processor.Process to end an event's processing without a dead letter:
+// later operators do not see it and it does not move the watermark, as if it had never arrived.
+// The operator that drops an event is responsible for counting it (Dedup counts duplicates): bad
+// input is never dropped silently, so ErrDrop is for events that are deliberately not processed,
+// not for events that cannot be.
+var ErrDrop = errors.New("stream: event dropped")
 
 // OutputTopics is implemented by operators that produce to fixed topics, so the runtime can check or
 // create them at start.
@@ -125,6 +132,14 @@ func (p *Pipeline) Validate() error {
 			bad("two operators are named %q", op.Name())
 		}
 		names[op.Name()] = true
+		if d, ok := op.(*Dedup); ok {
+			if i != 0 {
+				bad("operator %q: dedup must be the first operator, so that no other sees a duplicate", op.Name())
+			}
+			if err := d.Validate(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		if st, ok := op.(Stateful); ok {
 			for _, s := range st.Stores() {
 				if !nameRE.MatchString(s) || s == taskStore {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -29,6 +30,8 @@ type restoring struct {
 	// remaining is the changelog offsets still to replay, summed over the task's stores as they
 	// report progress; Readiness shows it.
 	remaining atomic.Int64
+	// replayed counts the changelog records the restore replayed, over the task's stores.
+	replayed atomic.Int64
 }
 
 func (r *Runtime) onAssigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
@@ -73,12 +76,20 @@ func (r *Runtime) onAssigned(_ context.Context, cl *kgo.Client, assigned map[str
 					return
 				}
 			}
+			started := time.Now()
+			pos, promoted := r.takeStandby(p)
 			rs.task, rs.err = r.openTask(ctx, src, p, rs)
+			if promoted && rs.err == nil {
+				r.m.standbyPromotions.Inc()
+				r.log.Info("standby promoted", "partition", p, "tail_records", rs.replayed.Load(),
+					"standby_lag_offsets", pos.TotalLag(), "seconds", time.Since(started).Seconds())
+			}
 		}()
 	}
 	r.m.restoring.Set(float64(len(r.restoring)))
 	r.updateReady()
 	r.log.Info("partitions assigned", "assigned", assigned, "owned", len(r.tasks), "opening", opening)
+	r.nudgeStandby()
 }
 
 // inputPartitions maps source partitions to themselves in every input topic: the source's and, with
@@ -109,7 +120,9 @@ func (r *Runtime) adoptRestored() {
 			r.taskErr = errors.Join(r.taskErr, rs.err)
 			continue
 		}
+		r.lookupMu.Lock()
 		r.tasks[p] = rs.task
+		r.lookupMu.Unlock()
 		adopted = append(adopted, p)
 		r.m.rebalances.WithLabelValues("assigned").Inc()
 	}
@@ -154,7 +167,9 @@ func (r *Runtime) dropTasks(parts map[string][]int32, change string) {
 			if !ok {
 				continue
 			}
-			delete(r.tasks, p)
+			r.lookupMu.Lock()
+			delete(r.tasks, p) // before close: no look-up is queued to a closed task
+			r.lookupMu.Unlock()
 			if err := t.close(); err != nil {
 				r.log.Warn("closing a task failed", "partition", p, "err", err)
 			}
@@ -168,6 +183,7 @@ func (r *Runtime) dropTasks(parts map[string][]int32, change string) {
 	r.m.restoring.Set(float64(len(r.restoring)))
 	if len(parts) > 0 {
 		r.log.Info("partitions "+change, change, parts, "owned", len(r.tasks))
+		r.nudgeStandby()
 	}
 }
 
@@ -196,9 +212,11 @@ func (r *Runtime) closeTasks() error {
 	r.m.restoring.Set(0)
 	var errs []error
 	for p, t := range r.tasks {
+		r.lookupMu.Lock()
+		delete(r.tasks, p) // before close: no look-up is queued to a closed task
+		r.lookupMu.Unlock()
 		errs = append(errs, t.close())
 		r.m.dropLag(t.topic, p)
-		delete(r.tasks, p)
 	}
 	r.m.assigned.Set(0)
 	return errors.Join(errs...)

@@ -37,6 +37,9 @@ const (
 	ReasonSchemaMissingField Reason = "schema_missing_field" // the record's schema has no such field, and the pipeline requires it
 	ReasonMalformedAvro      Reason = "malformed_avro"       // the payload is not Avro of its schema (truncated, trailing bytes, bad union branch...)
 	ReasonMalformedProtobuf  Reason = "malformed_protobuf"   // the payload is not a Protobuf message of its type (truncated, bad wire type...)
+
+	// Dedup (source.dedup with dead_letter: true).
+	ReasonDuplicateEventID Reason = "duplicate_event_id" // an event id already accepted within the dedup ttl
 )
 
 // reasons lists every Reason streamd gives.
@@ -44,7 +47,8 @@ var reasons = [...]Reason{ReasonMalformedJSON, ReasonNotAnObject, ReasonTooLarge
 	ReasonWrongType, ReasonOutOfRange, ReasonNotFinite, ReasonBadEventTime, ReasonEventTimeOutOfSpan, ReasonOperator, ReasonLate,
 	ReasonLabelOutOfRange, ReasonDuplicateField, ReasonInvalidString, ReasonControlCharacters, ReasonKeyMismatch,
 	ReasonUnknownLabel, ReasonBadWireFormat, ReasonUnknownSchema, ReasonSchemaMissingField, ReasonMalformedAvro,
-	ReasonMalformedProtobuf}
+	ReasonMalformedProtobuf,
+	ReasonDuplicateEventID}
 
 // Reasons returns every Reason streamd gives, for metrics and dashboards that should show each at
 // zero before the first. The slice is the caller's: the set itself cannot be changed.

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamd/streamd/state/standby"
 )
 
 // ErrStopped is returned by Run when it is called twice.
@@ -39,7 +41,11 @@ type Runtime struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	mu        sync.Mutex // guards tasks, restoring and taskErr against the rebalance callbacks
+	mu sync.Mutex // guards tasks, restoring and taskErr against the rebalance callbacks
+	// lookupMu guards tasks and partitions for the admin look-ups (runOnOwner), which must not
+	// wait for r.mu: a barrier holds r.mu until every task has processed its cycle. Lock order:
+	// r.mu, then lookupMu; writers of tasks and partitions hold both, runOnOwner only lookupMu.
+	lookupMu  sync.Mutex
 	tasks     map[int32]*Task
 	restoring map[int32]*restoring // assigned partitions whose tasks are opening (rebalance.go)
 	taskErr   error                // a failure in a callback or a restore, reported by the poll loop
@@ -58,6 +64,7 @@ type Runtime struct {
 	sessionNow atomic.Int64
 	produce    produceState // what the open cycle's produces did, and whether outputs can be written
 	counters   map[string]prometheus.Counter
+	deadRing   deadLetterRing // the newest committed dead letters (recentdead.go)
 
 	stores        []string // every store the operators declare
 	cache         *pebble.Cache
@@ -66,6 +73,10 @@ type Runtime struct {
 	changelogIDs  map[string]kadm.TopicID // every changelog topic's id when the runtime started
 	auth          authState               // the connection's security, and refusals of it (auth.go)
 	mem           *memoryGuard            // the memory budget's plan and guard, from Run on
+	// standby keeps the standby replicas (standby.go); nil without Config.StandbyReplicas.
+	// standbyNudge asks for the group to be described again after a rebalance.
+	standby      *standby.Replicas
+	standbyNudge chan struct{}
 	// memProbe and memCollect replace the guard's reading of the live heap and its collection
 	// (tests).
 	memProbe   func() int64
@@ -94,6 +105,8 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 		restoring: map[int32]*restoring{},
 		counters:  map[string]prometheus.Counter{},
 		auth:      newAuthState(),
+		// One pending nudge is enough: the next description sees every rebalance before it.
+		standbyNudge: make(chan struct{}, 1),
 	}
 	// Series that exist from the start, at zero, so that rates and alerts have data before the
 	// first dead letter or late record.
@@ -242,6 +255,12 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 		kgo.ProducerBatchMaxBytes(r.cfg.producerBatchMaxBytes()),
 		kgo.FetchMaxPartitionBytes(r.cfg.fetchMaxPartitionBytes()),
 		kgo.FetchMaxWait(250 * time.Millisecond),
+		// A produce right after EndTxn can meet CONCURRENT_TRANSACTIONS while the broker still writes
+		// the previous transaction's markers (KIP-890). franz-go retries it after its next metadata
+		// update, which MetadataMinAge spaces out: at the default 5 s, one such retry stalled a whole
+		// commit cycle for up to 5 s, a few times a minute under load. A quarter second bounds the
+		// stall; metadata is still refreshed only when something asks for it.
+		kgo.MetadataMinAge(250 * time.Millisecond),
 		// The memory budget's shares of fetches and produces (memoryPlan).
 		kgo.FetchMaxBytes(mem.fetchMaxBytes),
 		kgo.MaxConcurrentFetches(mem.concurrentFetches),
@@ -281,6 +300,8 @@ func (r *Runtime) Run(ctx context.Context) error {
 		r.cache = pebble.NewCache(r.cfg.StateCacheBytes)
 		defer r.cache.Unref()
 	}
+	// Stopped after the sessions, whose tasks it must not race, and before the cache is released.
+	defer r.startStandby(ctx)()
 	r.log.Info("runtime started", "source", r.pipeline.Source.Topic, "group", r.pipeline.Name,
 		"transactional_id", r.transactionalID(), "commit_interval", r.cfg.CommitInterval)
 	var (

@@ -25,6 +25,13 @@ const (
 	HeaderField           = "streamd-field"          // dead letters: the offending field, if any
 	HeaderOperator        = "streamd-operator"       // dead letters: the operator that rejected, if any
 	HeaderOriginalBytes   = "streamd-original-bytes" // dead letters: set when the value was truncated
+	// HeaderReplayCount is set by streamd dlq replay (package dlq) on every record it re-injects: how
+	// many times the record has been replayed. A dead letter keeps its record's headers, so the count
+	// survives a replayed record's rejection and bounds replay loops.
+	HeaderReplayCount = "streamd-replay-count"
+	// HeaderReplayedFrom is set by streamd dlq replay: the dead letter the record was replayed from,
+	// as topic/partition/offset.
+	HeaderReplayedFrom = "streamd-replayed-from"
 )
 
 // Task owns one input partition: its decoder, its operator instances and its outputs of the current
@@ -47,7 +54,11 @@ type Task struct {
 	// position then, the last record the task processed.
 	position kgo.Record
 	in       chan taskWork
-	done     chan struct{}
+	// lookups are admin look-ups (/v1/state, /v1/features), served ahead of the queued batches:
+	// between two records of a batch, or while the task waits for work, so that a look-up waits
+	// for one record rather than for every batch queued before it.
+	lookups chan func()
+	done    chan struct{}
 	// fatalErr is the error that stopped the task's processing, for the task's goroutine; failed
 	// holds the same error for the runtime, which looks at it from the poll loop while the task runs.
 	fatalErr error
@@ -90,14 +101,13 @@ type Task struct {
 
 // taskWork is one message to a task's goroutine: a batch of records, a barrier (flush the cycle's
 // changelog, then acknowledge), a settle (the cycle committed or aborted), or a watermark advance
-// because the partition is idle.
+// because the partition is idle. Admin look-ups have a queue of their own (Task.lookups).
 type taskWork struct {
 	recs    []*kgo.Record
 	lso     int64 // with recs: the partition's last stable offset in the fetch that brought them
 	barrier *sync.WaitGroup
 	settle  *settleWork
 	idle    *idleWork
-	inspect func() // run on the task's goroutine (admin look-ups)
 }
 
 type settleWork struct {
@@ -119,6 +129,9 @@ type cycleCounts struct {
 	deadLetters map[Reason]int
 	late        map[string]int // by operator
 	produced    map[string]int
+	// recentDead are the cycle's dead letters for Runtime.RecentDeadLetters, at most
+	// RecentDeadLetters of them.
+	recentDead []DeadLetterInfo
 }
 
 func (c *cycleCounts) reset() {
@@ -128,6 +141,8 @@ func (c *cycleCounts) reset() {
 	clear(c.deadLetters)
 	clear(c.produced)
 	clear(c.late)
+	clear(c.recentDead) // drop the copies' references before reuse
+	c.recentDead = c.recentDead[:0]
 }
 
 // Topic returns the task's source topic.
@@ -172,7 +187,9 @@ func (t *Task) produce(r *kgo.Record) {
 	t.send(r)
 }
 
-// deadLetter produces rec to the dead-letter topic with the rejection in its headers.
+// deadLetter produces rec to the dead-letter topic with the rejection in its headers. The dead
+// letter keeps rec's key, value, timestamp and headers (after the lineage headers, before the
+// rejection's), so that streamd dlq replay can re-inject the record as it was.
 func (t *Task) deadLetter(rec *kgo.Record, rj *Rejection, operator string) {
 	r := t.out.record()
 	r.Topic = t.deadLetterTopic
@@ -180,6 +197,7 @@ func (t *Task) deadLetter(rec *kgo.Record, rj *Rejection, operator string) {
 	r.Value = rec.Value
 	r.Timestamp = rec.Timestamp
 	h := t.out.lineage(rec)
+	h = append(h, rec.Headers...)
 	h = append(h, kgo.RecordHeader{Key: HeaderReason, Value: t.out.copyString(string(rj.Reason))})
 	h = append(h, kgo.RecordHeader{Key: HeaderError, Value: t.out.copyString(rj.Detail)})
 	if rj.Field != "" {
@@ -194,12 +212,26 @@ func (t *Task) deadLetter(rec *kgo.Record, rj *Rejection, operator string) {
 	}
 	r.Headers = h
 	t.cycle.deadLetters[rj.Reason]++
+	t.cycle.noteDeadLetter(rec, rj, operator)
 	t.produce(r)
 }
 
 func (t *Task) run() {
 	defer close(t.done)
-	for w := range t.in {
+	for {
+		var w taskWork
+		select {
+		case f := <-t.lookups:
+			f()
+			continue
+		case work, ok := <-t.in:
+			if !ok {
+				// Revoked: the runtime queued its last look-up before closing the input.
+				t.serveLookups()
+				return
+			}
+			w = work
+		}
 		switch {
 		case w.barrier != nil:
 			if t.fatalErr == nil {
@@ -212,8 +244,6 @@ func (t *Task) run() {
 				t.fail(err)
 			}
 			w.settle.wg.Done()
-		case w.inspect != nil:
-			w.inspect()
 		case w.idle != nil:
 			if t.fatalErr == nil {
 				if err := t.advanceIdle(w.idle.watermark); err != nil {
@@ -228,6 +258,9 @@ func (t *Task) run() {
 			t.lso = w.lso
 			t.times.arrivals = append(t.times.arrivals, arrival{at: t.lastRecord, n: len(w.recs)})
 			for _, rec := range w.recs {
+				if len(t.lookups) > 0 {
+					t.serveLookups()
+				}
 				if err := t.process(rec); err != nil {
 					t.fail(err)
 					break
@@ -276,6 +309,9 @@ func (t *Task) process(rec *kgo.Record) error {
 	}
 	for i, p := range t.procs {
 		if err := p.Process(t, ev); err != nil {
+			if err == ErrDrop {
+				return nil // the operator counted it; later operators and the watermark never see it
+			}
 			if rj, ok := AsRejection(err); ok {
 				t.deadLetter(rec, rj, t.ops[i].Name())
 				return nil
@@ -319,6 +355,19 @@ func (t *Task) processLabel(rec *kgo.Record) error {
 		}
 	}
 	return nil
+}
+
+// serveLookups runs the look-ups queued so far. Between two records the task's state is that of
+// the records before, as after a batch: a look-up sees what the next record would.
+func (t *Task) serveLookups() {
+	for {
+		select {
+		case f := <-t.lookups:
+			f()
+		default:
+			return
+		}
+	}
 }
 
 // close stops the task's goroutine, closes its processors and its state. The task must be idle

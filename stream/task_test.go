@@ -99,6 +99,7 @@ func TestTaskDeadLetters(t *testing.T) {
 	good := cardRecord(1, now)
 	bad := cardRecord(2, now)
 	bad.Value = []byte(`{"event_id":"x","card_id":"c","event_time":"2026-01-01T00:00:00Z","amount":"12"}`)
+	bad.Headers = []kgo.RecordHeader{{Key: "trace-id", Value: []byte("t-1")}, {Key: HeaderReplayCount, Value: []byte("1")}}
 	huge := cardRecord(3, now)
 	huge.Value = append([]byte(`{"pad":"`), make([]byte, 70<<10)...)
 	for _, r := range []*kgo.Record{good, bad, huge} {
@@ -119,6 +120,11 @@ func TestTaskDeadLetters(t *testing.T) {
 	}
 	if hdr(sent[1], HeaderReason) != string(ReasonWrongType) || hdr(sent[1], HeaderField) != "amount" || hdr(sent[1], HeaderSourceOffset) != "2" {
 		t.Errorf("dead letter headers: %v", sent[1].Headers)
+	}
+	// The record's own headers are kept, for streamd dlq replay: a user's header, and the replay
+	// count that stops a record from being replayed forever.
+	if hdr(sent[1], "trace-id") != "t-1" || hdr(sent[1], HeaderReplayCount) != "1" {
+		t.Errorf("dead letter lost the record's headers: %v", sent[1].Headers)
 	}
 	if hdr(sent[2], HeaderReason) != string(ReasonTooLarge) || len(sent[2].Value) != 1024 || hdr(sent[2], HeaderOriginalBytes) != fmt.Sprint(len(huge.Value)) {
 		t.Errorf("huge dead letter: %d bytes, headers %v", len(sent[2].Value), sent[2].Headers)

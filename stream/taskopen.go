@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
@@ -190,7 +189,7 @@ func (r *Runtime) openTask(ctx context.Context, topic string, partition int32, r
 	}
 	if len(r.stores) > 0 {
 		env.stores = r.stores
-		env.dir = filepath.Join(r.cfg.StateDir, r.pipeline.Name, fmt.Sprintf("%s-%d", topic, partition))
+		env.dir = r.taskDir(topic, partition)
 		env.cache = r.cache
 		env.memTableBytes, env.cycleKeepBytes = r.mem.plan.memTableBytes, r.mem.plan.cycleKeepBytes
 		if r.cfg.RecordCacheBytes > 0 {
@@ -207,6 +206,7 @@ func (r *Runtime) openTask(ctx context.Context, topic string, partition int32, r
 		return nil, err
 	}
 	t.in = make(chan taskWork, 16)
+	t.lookups = make(chan func(), lookupQueue)
 	t.done = make(chan struct{})
 	t.lastRecord = opened
 	t.pub.store(t)
@@ -227,6 +227,7 @@ func (r *Runtime) restoreFromKafka(ctx context.Context, topic string, partition 
 	rs.remaining.Store(0)
 	r.m.restoreDuration.Observe(time.Since(start).Seconds())
 	r.m.restoredRecords.Add(float64(st.Records))
+	rs.replayed.Add(st.Records)
 	r.m.restoredBytes.Add(float64(st.Bytes))
 	return st, err
 }

@@ -96,7 +96,9 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 	}
 	partitions := int32(len(src.Partitions))
 	r.mu.Lock() // Inspect reads it from the admin server's goroutines
+	r.lookupMu.Lock()
 	r.partitions = partitions
+	r.lookupMu.Unlock()
 	r.mu.Unlock()
 	if l := r.pipeline.Labels; l != nil {
 		d, ok := details[l.Topic]

@@ -34,7 +34,9 @@
 // including the event, at a resolution: event times fall in panes of Resolution, and the event's
 // window is the size/resolution panes ending with its own pane. The result is emitted with every
 // event. Panes that no on-time event can need any more (older than watermark − lateness − size) are
-// dropped as the key is touched, and a timer removes a key that went quiet.
+// dropped as the key is touched, and a timer removes a key that went quiet. A feature look-up
+// (stream.FeatureSource, the admin API's /v1/features/{key}) computes the same result for an event
+// that has not arrived, from the same panes in the same merge order, without writing the store.
 //
 // # Sessions
 //

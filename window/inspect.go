@@ -39,3 +39,17 @@ func (p *processor) Inspect(t *stream.Task, key []byte) (any, error) {
 	}
 	return out, nil
 }
+
+// featureLookup is implemented by the assigners of kinds that write per-event features (sliding).
+type featureLookup interface {
+	lookup(p *processor, t *stream.Task, ev *stream.Event, withEvent bool) (bool, error)
+}
+
+// LookupFeatures implements stream.FeatureSource for a window that computes features.
+func (p *processor) LookupFeatures(t *stream.Task, ev *stream.Event, withEvent bool) (bool, error) {
+	fl, ok := p.op.asg.(featureLookup)
+	if !ok || len(p.op.spec.FeatureSlots) == 0 {
+		return false, nil
+	}
+	return fl.lookup(p, t, ev, withEvent)
+}

@@ -101,8 +101,18 @@ func (p *processor) timerKey(fire, start int64, key []byte) []byte {
 // fireTimers deletes every timer due at watermark wm, calling due with its key and start (session
 // start, 0 for panes) after the deletion, and sets nextFire to the earliest timer left. The due
 // timers are collected before any is handled: handling writes to the store the scan reads.
+//
+// The scan starts at timersFrom, past the timers fired earlier: their deletions stay in the store as
+// tombstones until a compaction drops them, and a key rewritten on every event (a session's timer
+// moves with its end) leaves one per event, so a scan from the start of the timer range would step
+// over all of them on every firing.
 func (p *processor) fireTimers(wm int64, due func(key []byte, start int64) error) error {
-	it, err := p.store.NewIter([]byte{prefixTimer}, []byte{prefixTimer + 1})
+	lower := []byte{prefixTimer}
+	if p.timersFrom != math.MinInt64 {
+		lower = putTime(append(p.timerLower[:0], prefixTimer), p.timersFrom)
+		p.timerLower = lower
+	}
+	it, err := p.store.NewIter(lower, []byte{prefixTimer + 1})
 	if err != nil {
 		return err
 	}
@@ -123,6 +133,10 @@ func (p *processor) fireTimers(wm int64, due func(key []byte, start int64) error
 	if err := it.Close(); err != nil {
 		return err
 	}
+	// Every timer due at wm is handled below, and a timer set later is due after wm: a session's
+	// or a key's panes' timer lies beyond the watermark of the event that sets it, or the event is
+	// late (and sets none).
+	p.timersFrom = wm + 1
 	for _, k := range timerKeys {
 		start, key := getTime(k[9:17]), k[17:]
 		p.store.Delete(k)

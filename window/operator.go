@@ -126,6 +126,10 @@ type processor struct {
 	dropped  []item
 	spare    [][]byte
 	nextFire int64
+	// timersFrom is where the next timer scan starts: every timer before it has fired and been
+	// deleted (math.MinInt64: not known, scan the whole range). See fireTimers.
+	timersFrom int64
+	timerLower []byte
 	// Bloom filters of the keys of each open window end (tumbling, hopping), authoritative for ends
 	// after filterFrom: see endFilter.
 	filters    map[int64]*endFilter
@@ -166,6 +170,7 @@ func (p *processor) Rewind(*stream.Task) error {
 // time itself (timers) or a window end that fires offset later.
 func (p *processor) firstTimer(prefix byte, offset int64) error {
 	p.nextFire = math.MaxInt64
+	p.timersFrom = math.MinInt64 // after an abort or at open: nothing is known of the store's timers
 	it, err := p.store.NewIter([]byte{prefix}, []byte{prefix + 1})
 	if err != nil {
 		return err

@@ -162,3 +162,71 @@ func (a *slidingPanes) inspect(p *processor, _ *stream.Task, key []byte, add fun
 	add(pane-a.size+a.res, pane+a.res, total)
 	return nil
 }
+
+// lookup sets ev's features as Process would compute them for ev now (see stream.FeatureSource),
+// with ev's own inputs only when withEvent, and without writing the store: the same panes, the same
+// dropping of expired ones and the same merge order, so that the values are bit for bit those of the
+// next event's prediction.
+func (a *slidingPanes) lookup(p *processor, t *stream.Task, ev *stream.Event, withEvent bool) (bool, error) {
+	v, ok, err := p.store.Get(append([]byte{prefixPanes}, ev.Key...))
+	if err != nil {
+		return false, err
+	}
+	var list []item
+	if ok {
+		if list, err = decodeItems(v); err != nil {
+			return false, fmt.Errorf("%w: %v", errCorrupt, err)
+		}
+	}
+	found := len(list) > 0
+	wm := t.Watermark()
+	if ev.Time+1+a.late <= wm {
+		return found, nil // late: Process computes no features for such an event
+	}
+	pane := floorDiv(ev.Time, a.res) * a.res
+	keep := list[:0]
+	own := -1
+	for _, it := range list {
+		if it.start+a.res <= wm-a.late-a.size {
+			continue
+		}
+		if it.start == pane {
+			own = len(keep)
+		}
+		keep = append(keep, it)
+	}
+	list = keep
+	acc, total := p.op.layout.NewAcc(), p.op.layout.NewAcc()
+	if withEvent {
+		p.inputs(ev)
+		if own >= 0 {
+			if err := acc.Decode(list[own].state); err != nil {
+				return false, fmt.Errorf("%w: %v", errCorrupt, err)
+			}
+		}
+		acc.Add(p.in)
+		state := acc.AppendEncoded(nil)
+		if own >= 0 {
+			list[own].state = state
+		} else {
+			list = append(list, item{start: pane, state: state})
+			sortItems(list)
+		}
+	}
+	for _, it := range list {
+		if it.start > pane-a.size && it.start <= pane {
+			if err := acc.Decode(it.state); err != nil {
+				return false, fmt.Errorf("%w: %v", errCorrupt, err)
+			}
+			total.Merge(acc)
+		}
+	}
+	for i, slot := range p.op.spec.FeatureSlots {
+		if slot >= 0 && slot < len(ev.Features) {
+			if v, ok := total.Result(i); ok {
+				ev.Features[slot] = v
+			}
+		}
+	}
+	return found, nil
+}

@@ -62,6 +62,8 @@ func TestDaemonAdminSecurity(t *testing.T) {
 		{"/v1/watermarks", token, 200},
 		{"/v1/state/card-1", "", 401},
 		{"/v1/state/card-1", token, 404}, // admin.expose_state: false
+		// admin.expose_features follows it: an event that, served, would be refused (422) is 404.
+		{"/v1/features/card-1?event=%7B%7D", token, 404},
 	} {
 		req, _ := http.NewRequest(http.MethodGet, base+tc.path, nil)
 		if tc.token != "" {

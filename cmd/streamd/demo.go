@@ -20,6 +20,11 @@ import (
 )
 
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
+	return runDemo(context.Background(), args, stdout, stderr)
+}
+
+// runDemo is cmdDemo until parent is done (a test's way to stop it early), a signal or -duration.
+func runDemo(parent context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("demo", "[flags]", "Runs the example pipeline (or -config FILE) against an in-process Kafka broker fed by the generator,\nwith live progress, then reads the topics back to show every record exactly once.", stderr)
 	var duration time.Duration
 	fs.Var(durationFlag{&duration}, "duration", "stop after this long (0 = until Ctrl-C)")
@@ -41,6 +46,9 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	log := config.NewLogger(stderr, *logLevel, "text")
 	ctx, stop := signalContext(log)
 	defer stop()
+	ctx, stopParent := context.WithCancel(ctx)
+	defer stopParent()
+	defer context.AfterFunc(parent, stopParent)()
 	if duration > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, duration)
@@ -103,13 +111,15 @@ func cmdDemo(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 
+	// The console's address comes first, where it cannot scroll away before it is seen.
+	fmt.Fprintf(stdout, "console  %s   (open it in a browser: the pipeline's graph, lag, model quality, dead letters)\n\n", d.consoleURL())
 	fmt.Fprintf(stdout, `streamd demo — the example pipeline (configs/fraud-pipeline.yaml) on an in-process Kafka broker
 
   broker        %s   (attach your own client: kcat -b %s -C -t %s)
   input         %s (card transactions, %s, %.0f%% deliberately broken), %s (fraud labels, later)
   outputs       %s (scores, exactly once), %s (validated events), %s (rejected records, reason in a header),
                 %s (windows, state in Pebble + changelogs), %s (records after their window closed)
-  admin         http://%s/metrics  /healthz  /readyz  /v1/models  /v1/watermarks  /v1/state/{key}
+  admin         http://%s/metrics  /healthz  /readyz  /v1/models  /v1/watermarks  /v1/state/{key}  /v1/pipeline
   stop          Ctrl-C%s
 
 `, addr, addr, cfg.Outputs.Clean, cfg.Source.Topic, rateFlag{&g.rate}, 100*g.cfg.BadRatio, labelsTopic,

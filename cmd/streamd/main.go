@@ -4,6 +4,8 @@
 //	streamd validate -config FILE   check a config and name every bad key
 //	streamd demo                    an in-process broker, a generator and the example pipeline, live
 //	streamd gen -brokers HOST:PORT  produce the synthetic card-transaction stream to any broker
+//	streamd dlq replay -config FILE re-inject chosen dead letters after a fix, exactly once
+//	streamd model push|rollback|list  manage the versions of offline models
 //	streamd version                 print the version
 package main
 
@@ -20,6 +22,8 @@ Usage:
   streamd validate -config FILE   check a config; exit 0, or name every bad key
   streamd demo [-duration 30s]    in-process broker + generator + the example pipeline, with live progress
   streamd gen -brokers HOST:PORT  produce the synthetic card-transaction stream to a broker
+  streamd dlq replay -config FILE re-inject chosen dead letters (-reason, -from, -to) exactly once
+  streamd model push|rollback|list -config FILE ...  publish, roll back or list offline model versions
   streamd version                 print the version
 
 Run "streamd COMMAND -h" for a command's flags.
@@ -44,6 +48,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdDemo(args[1:], stdout, stderr)
 	case "gen":
 		return cmdGen(args[1:], stdout, stderr)
+	case "dlq":
+		return cmdDLQ(args[1:], stdout, stderr)
+	case "model":
+		return cmdModel(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "streamd", version())
 		return 0

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/streamd/streamd/admin"
+	"github.com/streamd/streamd/admin/console"
 	"github.com/streamd/streamd/config"
 	"github.com/streamd/streamd/model"
 	"github.com/streamd/streamd/stream"
@@ -82,6 +83,8 @@ type daemon struct {
 	log   *slog.Logger
 	done  chan error
 	start time.Time
+	// stopConsole stops the console's sampler and waits for it; a no-op without a console.
+	stopConsole func()
 }
 
 // newRegistry returns a registry with the Go runtime, process and build-info collectors.
@@ -125,17 +128,53 @@ func startDaemon(ctx context.Context, cfg *config.Config, log *slog.Logger, list
 	if !*cfg.Admin.ExposeState {
 		in.State = nil
 	}
+	if !*cfg.Admin.ExposeFeatures {
+		in.Features = nil
+	}
 	adm.HandleInspection(in)
 	if cfg.Admin.Pprof {
 		handlePprof(adm)
 	}
+	var con *console.Console
+	if *cfg.Admin.Console.Enabled {
+		co := cfg.ConsoleOptions()
+		co.Gatherer, co.Graph, co.Models, co.DeadLetters = reg, console.GraphOf(p), consoleModels(in), rt
+		if con, err = console.New(co); err != nil {
+			return nil, err
+		}
+		con.Register(adm)
+	}
 	if err := adm.Start(); err != nil {
 		return nil, fmt.Errorf("admin server on %s: %w", listen, err)
 	}
-	log.Info("admin server listening", "addr", adm.Addr(), "tls", adm.TLS())
-	d := &daemon{rt: rt, adm: adm, reg: reg, log: log, done: make(chan error, 1), start: time.Now()}
+	log.Info("admin server listening", "addr", adm.Addr(), "tls", adm.TLS(), "console", con != nil)
+	d := &daemon{rt: rt, adm: adm, reg: reg, log: log, done: make(chan error, 1), start: time.Now(), stopConsole: func() {}}
+	if con != nil {
+		cctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() { defer close(stopped); _ = con.Run(cctx) }()
+		d.stopConsole = func() { cancel(); <-stopped }
+	}
 	go func() { d.done <- rt.Run(ctx) }()
 	return d, nil
+}
+
+// consoleModels are the model operators' registries, as the console takes them.
+func consoleModels(in admin.Inspection) []console.ModelViewer {
+	var out []console.ModelViewer
+	for _, m := range in.Models {
+		out = append(out, m)
+	}
+	return out
+}
+
+// consoleURL is where a browser finds the admin server's console.
+func (d *daemon) consoleURL() string {
+	scheme := "http"
+	if d.adm.TLS() {
+		scheme = "https"
+	}
+	return scheme + "://" + d.adm.Addr() + "/"
 }
 
 // wait waits for the pipeline to stop, then closes the admin server.
@@ -144,6 +183,7 @@ func (d *daemon) wait() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = d.adm.Close(ctx)
+	d.stopConsole()
 	if err != nil && !errors.Is(err, context.Canceled) {
 		d.log.Error("pipeline failed", "err", err)
 		return err
@@ -154,10 +194,13 @@ func (d *daemon) wait() error {
 // inspection gathers the sources of the admin API's inspection endpoints: the runtime (watermarks,
 // key state) and the pipeline's model operators.
 func inspection(rt *stream.Runtime, p *stream.Pipeline) admin.Inspection {
-	in := admin.Inspection{Watermarks: rt, State: rt}
+	in := admin.Inspection{Watermarks: rt, State: rt, Features: rt}
 	for _, op := range p.Operators {
 		if m, ok := op.(*model.Operator); ok {
 			in.Models = append(in.Models, m.Registry())
+			if m.VersionsTopic() != "" {
+				in.Rollbacks = append(in.Rollbacks, m)
+			}
 		}
 	}
 	return in

@@ -4,8 +4,11 @@
 //
 // It exists for the state stores' per-cycle write cache. A Go map[string][]byte would allocate a
 // string per new key and a slice per value on every commit cycle — on the hot path, once per record.
-// Here an overwrite appends the new value to the arena (the old bytes stay until Reset), which is the
-// right trade for a cache that lives one commit cycle: memory is bounded by the cycle's writes.
+// Here a value lives in a slot of the arena. An overwrite that fits the key's slot is written in
+// place; one that does not appends a new slot a quarter larger than the value (the old bytes stay
+// until Reset), so that a hot key, rewritten on every one of its events with a value that grows a
+// little at a time (a sliding window's panes), takes a few slots per cycle instead of one per write.
+// Memory is bounded by the cycle's distinct keys and their largest values, not by its write count.
 //
 // Iteration (Each) is in first-insertion order, so that what a cycle writes out is deterministic.
 package bytemap
@@ -24,6 +27,10 @@ type Map struct {
 	slots []int32 // index+1 into entries; 0 = empty
 	ents  []entry
 	seq   uint64 // counts writes; an entry's seq is the count at its latest write
+	// writes logs the entry of every write since Reset, so that EachSince visits only what was
+	// written after a point instead of every entry: the write numbered seq is writes[seq-base-1].
+	writes []int32
+	base   uint64 // seq at the last Reset
 }
 
 type entry struct {
@@ -32,6 +39,7 @@ type entry struct {
 	keyLen    int
 	valOff    int
 	valLen    int
+	valCap    int // the slot's size: an overwrite up to this length is written in place
 	seq       uint64
 	tombstone bool // the key was deleted: a Delete recorded, not an absent key
 }
@@ -45,7 +53,7 @@ func (m *Map) Bytes() int { return len(m.arena) }
 // Held returns the memory the map holds, used or kept for reuse: the arena's capacity, the entries
 // and the hash slots.
 func (m *Map) Held() int {
-	return cap(m.arena) + cap(m.ents)*int(unsafe.Sizeof(entry{})) + cap(m.slots)*int(unsafe.Sizeof(int32(0)))
+	return cap(m.arena) + cap(m.ents)*int(unsafe.Sizeof(entry{})) + (cap(m.slots)+cap(m.writes))*int(unsafe.Sizeof(int32(0)))
 }
 
 func (m *Map) grow() {
@@ -110,6 +118,7 @@ func (m *Map) Delete(key []byte) { m.put(key, nil, true) }
 
 func (m *Map) put(key, value []byte, tombstone bool) {
 	h, slot, idx := m.find(key)
+	rewrite := idx >= 0
 	if idx < 0 {
 		if 2*(len(m.ents)+1) > len(m.slots) { // keep the load factor under 1/2
 			m.grow()
@@ -122,8 +131,23 @@ func (m *Map) put(key, value []byte, tombstone bool) {
 	}
 	e := &m.ents[idx]
 	m.seq++
-	e.valOff, e.valLen, e.tombstone, e.seq = len(m.arena), len(value), tombstone, m.seq
+	m.writes = append(m.writes, int32(idx))
+	e.tombstone, e.seq = tombstone, m.seq
+	if len(value) <= e.valCap {
+		// copy, not append: value may alias the slot itself (a Get of this key, edited).
+		e.valLen = copy(m.arena[e.valOff:e.valOff+e.valCap], value)
+		return
+	}
+	size := len(value)
+	if rewrite {
+		// The key is hot in this cycle: leave it room to grow.
+		size += len(value) / 4
+	}
+	e.valOff, e.valLen, e.valCap = len(m.arena), len(value), size
 	m.arena = append(m.arena, value...)
+	if extra := size - len(value); extra > 0 {
+		m.arena = append(m.arena, make([]byte, extra)...)
+	}
 }
 
 // Each calls fn for every key in first-insertion order, with its latest value (nil and deleted true
@@ -149,13 +173,20 @@ func (m *Map) Reserve(n int) {
 // exactly the keys written in between.
 func (m *Map) Seq() uint64 { return m.seq }
 
-// EachSince is Each restricted to keys whose latest write came after the write count seq.
+// EachSince is Each restricted to keys whose latest write came after the write count seq, in the
+// order of those latest writes (not first-insertion order). It costs the number of writes since
+// seq, not the number of keys.
 func (m *Map) EachSince(seq uint64, fn func(key, value []byte, deleted bool)) {
-	for i := range m.ents {
-		e := &m.ents[i]
-		if e.seq > seq {
-			fn(m.arena[e.keyOff:e.keyOff+e.keyLen:e.keyOff+e.keyLen], m.arena[e.valOff:e.valOff+e.valLen:e.valOff+e.valLen], e.tombstone)
+	from := 0
+	if seq > m.base {
+		from = int(seq - m.base)
+	}
+	for p := from; p < len(m.writes); p++ {
+		e := &m.ents[m.writes[p]]
+		if e.seq != m.base+uint64(p)+1 {
+			continue // the key was written again later: visited there
 		}
+		fn(m.arena[e.keyOff:e.keyOff+e.keyLen:e.keyOff+e.keyLen], m.arena[e.valOff:e.valOff+e.valLen:e.valOff+e.valLen], e.tombstone)
 	}
 }
 
@@ -164,10 +195,12 @@ func (m *Map) EachSince(seq uint64, fn func(key, value []byte, deleted bool)) {
 // pin it forever.
 func (m *Map) Reset(maxKeep int) {
 	if m.Held() > maxKeep {
-		*m = Map{seed: m.seed, init: m.init, seq: m.seq}
+		*m = Map{seed: m.seed, init: m.init, seq: m.seq, base: m.seq}
 		return
 	}
 	m.arena = m.arena[:0]
 	m.ents = m.ents[:0]
+	m.writes = m.writes[:0]
+	m.base = m.seq
 	clear(m.slots)
 }

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"unsafe"
 )
@@ -34,7 +35,8 @@ func TestAgainstMap(t *testing.T) {
 				m.Delete([]byte(k))
 				want[k] = ref{deleted: true}
 			} else {
-				v := fmt.Sprintf("v%d", rng.Int())
+				// Lengths vary, so that rewrites both fit their slot and outgrow it.
+				v := fmt.Sprintf("v%d", rng.Int()) + strings.Repeat("x", rng.IntN(40))
 				m.Set([]byte(k), []byte(v))
 				want[k] = ref{val: v}
 			}
@@ -129,5 +131,78 @@ func TestResetKeepsUpToMaxKeep(t *testing.T) {
 	}
 	if _, _, ok := m.Get([]byte("k")); ok {
 		t.Fatal("a key survived Reset")
+	}
+}
+
+// TestHotKeyRewritesStayBounded: a key rewritten on every one of its events with a value that grows
+// a little each time (a sliding window's panes) takes a few slots, not one per write, and a rewrite
+// from a value that aliases the key's own slot is copied correctly.
+func TestHotKeyRewritesStayBounded(t *testing.T) {
+	var m Map
+	want := []byte{}
+	for i := range 10000 {
+		want = append(want, byte(i))
+		if i%100 == 99 {
+			want = want[:50] // shrinks too, now and then
+		}
+		m.Set([]byte("hot"), want)
+		if v, _, _ := m.Get([]byte("hot")); string(v) != string(want) {
+			t.Fatalf("write %d: Get returned %d bytes, want %d", i, len(v), len(want))
+		}
+	}
+	// Without slots the arena would hold every write (about 750 KB); with them, a few slots.
+	if m.Bytes() > 20*len(want)+1000 {
+		t.Fatalf("arena %d bytes after 10000 rewrites of a value of at most 100 bytes", m.Bytes())
+	}
+	v, _, _ := m.Get([]byte("hot"))
+	v[0] = 'A'
+	m.Set([]byte("hot"), v[:10]) // aliases the slot
+	if got, _, _ := m.Get([]byte("hot")); string(got) != "A"+string(want[1:10]) {
+		t.Fatalf("self-aliasing rewrite: got %q", got)
+	}
+	n := 0
+	m.Each(func(k, v []byte, del bool) { n++ })
+	if n != 1 {
+		t.Fatalf("Each visited %d keys, want 1", n)
+	}
+}
+
+// TestEachSince: EachSince visits exactly the keys whose latest write came after the mark, once
+// each, with their latest values, across Resets.
+func TestEachSince(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var m Map
+	for round := range 20 {
+		mark := m.Seq()
+		since := map[string]ref{}
+		for range 1 + rng.IntN(3000) {
+			k := fmt.Sprintf("k%d", rng.IntN(500))
+			if rng.IntN(4) == 0 {
+				m.Delete([]byte(k))
+				since[k] = ref{deleted: true}
+			} else {
+				v := strings.Repeat("v", rng.IntN(30))
+				m.Set([]byte(k), []byte(v))
+				since[k] = ref{val: v}
+			}
+		}
+		got := map[string]ref{}
+		m.EachSince(mark, func(k, v []byte, del bool) {
+			if _, dup := got[string(k)]; dup {
+				t.Fatalf("round %d: %s visited twice", round, k)
+			}
+			got[string(k)] = ref{val: string(v), deleted: del}
+		})
+		if len(got) != len(since) {
+			t.Fatalf("round %d: EachSince visited %d keys, want %d", round, len(got), len(since))
+		}
+		for k, w := range since {
+			if got[k] != w {
+				t.Fatalf("round %d: EachSince(%s) = %+v, want %+v", round, k, got[k], w)
+			}
+		}
+		if round%5 == 4 {
+			m.Reset(1 << 30)
+		}
 	}
 }

@@ -215,5 +215,11 @@ func (d *Driver) restart(newDisk bool) error {
 // (state.ChangelogTopic) are topics too.
 func (d *Driver) Outputs(topic string) []*kgo.Record { return d.committed[topic] }
 
+// Features computes key's features as the admin API's /v1/features/{key} does (stream.Runtime's
+// Features), with event (a source record's value) counted when not nil.
+func (d *Driver) Features(key, event []byte, at int64) (*stream.KeyFeatures, error) {
+	return d.lt.Features(key, event, at)
+}
+
 // Close closes the task and its state.
 func (d *Driver) Close() error { return d.lt.Close() }

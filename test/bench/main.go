@@ -48,9 +48,12 @@ func main() {
 		roundRobin = flag.Bool("round-robin", false, "use every key in turn instead of Zipf (for a state-size run: all -keys keys have state)")
 		winSize    = flag.Duration("window-size", time.Minute, "tumbling window size of the window workload")
 		partitions = flag.Int("partitions", 4, "input partitions")
-		workloads  = flag.String("workloads", "baseline,passthrough,window", "comma-separated: baseline, passthrough, window, full (configs/fraud-pipeline.yaml), restore (of the last window run)")
+		workloads  = flag.String("workloads", "baseline,passthrough,window", "comma-separated: baseline, passthrough, window, ml (the window, 4 sliding-window features, one FTRL model), full (configs/fraud-pipeline.yaml), restore (of the last window run)")
 		input      = flag.String("input", "", "reuse this input topic instead of producing one")
 		profiles   = flag.String("profiles", "", "write each workload's CPU profile into this directory")
+		latency    = flag.String("latency", "", "comma-separated workloads (baseline, passthrough, full) to run again at fixed rates, for latency percentiles; each must be in -workloads too, whose rate sets the saturation")
+		latFracs   = flag.String("latency-fractions", "0.25,0.5", "the fixed rates of a latency run, as fractions of the workload's saturation rate")
+		latDur     = flag.Duration("latency-duration", time.Minute, "how long each latency run produces")
 		role       = flag.String("role", "", "internal: run one workload in this process")
 		cpuProfile = flag.String("cpuprofile", "", "internal: write the workload's CPU profile here")
 		group      = flag.String("group", "", "internal")
@@ -75,7 +78,25 @@ func main() {
 		}
 		return
 	}
-	if err := drive(addrs, *records, *keys, int32(*partitions), strings.Split(*workloads, ","), *input); err != nil {
+	lat := latencyPlan{duration: *latDur}
+	if *latency != "" {
+		lat.workloads = strings.Split(*latency, ",")
+		for _, w := range lat.workloads {
+			if w != "baseline" && w != "passthrough" && w != "full" && w != "ml" {
+				fmt.Fprintf(os.Stderr, "bench: -latency: %q has no output per input record (window results wait for their window to close); use baseline, passthrough, ml or full\n", w)
+				os.Exit(2)
+			}
+		}
+		for _, f := range strings.Split(*latFracs, ",") {
+			v, err := strconv.ParseFloat(f, 64)
+			if err != nil || v <= 0 || v > 1 {
+				fmt.Fprintf(os.Stderr, "bench: -latency-fractions: %q is not a fraction in (0, 1]\n", f)
+				os.Exit(2)
+			}
+			lat.fractions = append(lat.fractions, v)
+		}
+	}
+	if err := drive(addrs, *records, *keys, int32(*partitions), strings.Split(*workloads, ","), *input, lat); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -101,7 +122,15 @@ type result struct {
 	peakRSS int64 // bytes
 }
 
-func drive(addrs []string, n, keys int, partitions int32, workloads []string, input string) error {
+// latencyPlan is which workloads run again at fixed rates, at what fractions of their saturation
+// rate, for how long.
+type latencyPlan struct {
+	workloads []string
+	fractions []float64
+	duration  time.Duration
+}
+
+func drive(addrs []string, n, keys int, partitions int32, workloads []string, input string, lat latencyPlan) error {
 	ctx := context.Background()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ProducerLinger(10*time.Millisecond))
 	if err != nil {
@@ -145,23 +174,11 @@ func drive(addrs []string, n, keys int, partitions int32, workloads []string, in
 				return err
 			}
 		}
-		if w == "full" {
-			// The example pipeline joins a labels topic of the source's partition count; it stays
+		if w == "full" || w == "ml" {
+			// The model pipelines join a labels topic of the source's partition count; it stays
 			// empty, so the models score every event and learn nothing.
-			labels := outTopic + "-labels"
-			if _, err := adm.CreateTopic(ctx, partitions, 1, nil, labels); err != nil {
+			if err := createLabels(ctx, adm, partitions, outTopic+"-labels"); err != nil {
 				return err
-			}
-			// The runtime refuses to start on a source it cannot see: wait for the metadata.
-			for i := 0; ; i++ {
-				td, err := adm.ListTopics(ctx, labels)
-				if err == nil && td.Has(labels) && td[labels].Err == nil {
-					break
-				}
-				if i == 100 {
-					return fmt.Errorf("labels topic %s did not appear", labels)
-				}
-				time.Sleep(100 * time.Millisecond)
 			}
 		}
 		if w == "restore" {
@@ -219,8 +236,39 @@ func drive(addrs []string, n, keys int, partitions int32, workloads []string, in
 		}
 		fmt.Printf("| %s | %d | %.2f | %.0f | %s | %d MiB |\n", r.name, total, r.seconds, r.rate, ratio, r.peakRSS>>20)
 	}
+	if len(lat.workloads) == 0 {
+		return nil
+	}
+	var lrs []latencyResult
+	for _, w := range lat.workloads {
+		saturation := 0.0
+		for _, r := range results {
+			if r.name == w {
+				saturation = r.rate // the last run of w
+			}
+		}
+		if saturation == 0 {
+			return fmt.Errorf("-latency %s: the workload is not in -workloads, so its saturation rate is unknown", w)
+		}
+		for _, f := range lat.fractions {
+			lr, err := latencyRun(ctx, cl, adm, addrs, partitions, keys, w, f, f*saturation, lat.duration, stamp)
+			if err != nil {
+				return fmt.Errorf("latency %s at %.0f%%: %w", w, f*100, err)
+			}
+			lrs = append(lrs, lr)
+			fmt.Fprintf(os.Stderr, "latency %-12s at %3.0f%%: %8.0f records/s  p50 %v  p99 %v  p99.9 %v  (%d measured, %d missing)  peak RSS %d MiB\n",
+				w, f*100, lr.achieved, lr.p50, lr.p99, lr.p999, lr.measured, lr.missing, lr.peakRSS>>20)
+		}
+	}
+	fmt.Printf("\n| workload | share of its saturation | records/s asked | records/s produced | p50 | p99 | p99.9 | records measured | outputs missing | peak RSS |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range lrs {
+		fmt.Printf("| %s | %.0f%% | %.0f | %.0f | %s | %s | %s | %d | %d | %d MiB |\n", r.workload, r.fraction*100, r.target, r.achieved,
+			ms(r.p50), ms(r.p99), ms(r.p999), r.measured, r.missing, r.peakRSS>>20)
+	}
 	return nil
 }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
 
 type workloadOutput struct {
 	peakRSS        int64
@@ -320,7 +368,9 @@ func runWorkload(name string, addrs []string, input, group, out string) error {
 	case "window":
 		err = windowed(ctx, addrs, input, group, out)
 	case "full":
-		err = full(ctx, addrs, input, group, out)
+		err = full(ctx, addrs, input, group, out, configs.FraudPipeline)
+	case "ml":
+		err = full(ctx, addrs, input, group, out, mlPipeline)
 	case "restore":
 		err = restore(addrs, input, group, out)
 	default:
@@ -372,7 +422,8 @@ func baseline(ctx context.Context, addrs []string, input, group, out string) err
 				began = true
 			}
 			fs.EachRecord(func(r *kgo.Record) {
-				sess.Produce(ctx, &kgo.Record{Topic: out, Key: r.Key, Value: r.Value}, nil)
+				// The timestamp is copied so that a latency run can read the input's produce time.
+				sess.Produce(ctx, &kgo.Record{Topic: out, Key: r.Key, Value: r.Value, Timestamp: r.Timestamp}, nil)
 			})
 		}
 		if began {
@@ -411,16 +462,16 @@ func windowed(ctx context.Context, addrs []string, input, group, out string) err
 }
 
 // full is the example pipeline, configs/fraud-pipeline.yaml (validation, clean output, two windows,
-// windowed features, two online models), compiled by config/ as `streamd run` does, over the same
-// input, with its topics renamed after the run.
-func full(ctx context.Context, addrs []string, input, group, out string) error {
+// windowed features, two online models), or another pipeline's YAML (ml), compiled by config/ as
+// `streamd run` does, over the same input, with its topics renamed after the run.
+func full(ctx context.Context, addrs []string, input, group, out string, yaml []byte) error {
 	dir, err := os.MkdirTemp("", "streamd-bench-full-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
 	os.Setenv("KAFKA_BROKERS", strings.Join(addrs, ","))
-	c, err := config.Parse(configs.FraudPipeline)
+	c, err := config.Parse(yaml)
 	if err != nil {
 		return err
 	}
@@ -441,7 +492,7 @@ func full(ctx context.Context, addrs []string, input, group, out string) error {
 		return err
 	}
 	rc.LeaveGroupOnShutdown = true
-	rc.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	rc.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: benchLogLevel()}))
 	rc.Registerer = prometheus.NewRegistry()
 	rt, err := stream.NewRuntime(p, rc)
 	if err != nil {
@@ -560,4 +611,14 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// benchLogLevel is the workloads' log level: warnings, or BENCH_LOG_LEVEL (e.g. DEBUG for every
+// commit cycle's phases).
+func benchLogLevel() slog.Level {
+	var l slog.Level = slog.LevelWarn
+	if v := os.Getenv("BENCH_LOG_LEVEL"); v != "" {
+		_ = l.UnmarshalText([]byte(v))
+	}
+	return l
 }

@@ -48,6 +48,7 @@ var runtimeMetrics = []string{
 	"streamd_restored_bytes_total",
 	"streamd_restoring_partitions",
 	"streamd_restore_remaining_offsets",
+	"streamd_standby_partitions",
 	"streamd_session_restarts_total",
 	"streamd_produce_failures_total",
 	"streamd_changelog_records_total",

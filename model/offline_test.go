@@ -1,7 +1,6 @@
 package model
 
 import (
-	"reflect"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -9,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"

@@ -27,6 +27,7 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 			NotBefore: nb,
 		},
 		MaxRecordBytes: int(s.MaxRecordBytes),
+		Rekey:          s.Rekey,
 	}
 	for _, name := range sortedKeys(s.Fields) {
 		fs := s.Fields[name]
@@ -37,6 +38,8 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 			Max:       fs.Max,
 			MaxLength: int(fs.MaxLength),
 			Values:    fs.Values,
+
+			AllowControlCharacters: fs.AllowControlCharacters,
 		}
 		switch fs.Type {
 		case "number":

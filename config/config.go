@@ -98,6 +98,9 @@ type Source struct {
 	IdleTimeout       DurationOrOff         `yaml:"idle_timeout"`
 	MaxRecordBytes    ByteSize              `yaml:"max_record_bytes"`
 	Fields            map[string]*FieldSpec `yaml:"fields"`
+	// Rekey accepts a source.key field that differs from the Kafka record key (the key is
+	// re-derived on purpose); otherwise such a record is a key_mismatch dead letter.
+	Rekey bool `yaml:"rekey"`
 	// Registry is the schema registry of the avro and protobuf formats (config/formats.go).
 	Registry *Registry `yaml:"registry"`
 	// Dedup drops events whose event id was already accepted (config/dedup.go).
@@ -120,6 +123,8 @@ type FieldSpec struct {
 	Max       *float64 `yaml:"max"`
 	MaxLength ByteSize `yaml:"max_length"`
 	Values    []string `yaml:"values"`
+	// AllowControlCharacters accepts C0 control characters other than tab, LF and CR in a string.
+	AllowControlCharacters bool `yaml:"allow_control_characters"`
 }
 
 // Outputs are the topics the pipeline writes.

@@ -121,6 +121,10 @@ func TestRejectsBadConfig(t *testing.T) {
 		{"unset env reference", rep("[127.0.0.1:9092]", "[\"${BROKERS}\"]"), nil, "kafka.brokers[0]", "BROKERS is not set"},
 		{"mapping where a value belongs", rep("topic: tx", "topic: {name: tx}"), nil, "source.topic", "want a single value"},
 		{"key given twice", add("app: other\n"), nil, "app", "given twice"},
+		{"control characters on a number", rep("{type: number, required: true, min: 0}", "{type: number, allow_control_characters: true}"), nil, "source.fields.amount.allow_control_characters", "applies to strings"},
+		{"classes on a number label", add("labels: {field: amount, classes: [a, b]}\n"), nil, "labels.classes", "name string labels"},
+		{"classes repeated", add("labels: {field: channel, classes: [a, a]}\n"), nil, "labels.classes[1]", "empty or repeated"},
+		{"classes and max_classes", add("labels: {field: channel, classes: [a, b], max_classes: 2}\n"), nil, "labels.max_classes", "leave it out"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			env := func(k string) (string, bool) { v, ok := tc.env[k]; return v, ok }
@@ -249,5 +253,34 @@ func add(text string, after ...string) func(string) string {
 		}
 		i += len(after[0]) + 2
 		return s[:i] + text + s[i:]
+	}
+}
+
+// TestNestedStringLabelsPipeline: the shipped nested-JSON, string-class pipeline validates and
+// compiles (what `streamd validate` checks), and learned classes refuse merging.
+func TestNestedStringLabelsPipeline(t *testing.T) {
+	t.Setenv("KAFKA_BROKERS", "127.0.0.1:9092")
+	c, err := Load("../configs/nested-multiclass.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Pipeline(); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile("../configs/nested-multiclass.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	learned := strings.Replace(string(text), "  classes: [legit, fraud, chargeback]", "  max_classes: 3", 1)
+	if _, err := parseWithEnv([]byte(learned), os.LookupEnv); err == nil || !strings.Contains(err.Error(), "models.merge_interval") {
+		t.Errorf("learned classes with merging: %v, want a models.merge_interval error", err)
+	}
+	learned = strings.Replace(learned, "models:\n", "models:\n  merge_interval: off\n", 1)
+	c, err = parseWithEnv([]byte(learned), os.LookupEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Pipeline(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -94,6 +94,25 @@ type Labels struct {
 	TTL     Duration `yaml:"ttl"`
 	// MaxWaiting bounds the labels per partition that wait for an event not seen yet.
 	MaxWaiting int `yaml:"max_waiting"`
+	// Classes names the classes of string labels, in class order; MaxClasses bounds the classes
+	// learned in order of first appearance when they are not declared (model/classes.go).
+	Classes    []string `yaml:"classes"`
+	MaxClasses int      `yaml:"max_classes"`
+}
+
+// stringLabels reports whether the labels are class names: a string label field in the events,
+// or declared or learned classes.
+func (c *Config) stringLabels() bool {
+	l := &c.Labels
+	if len(l.Classes) > 0 || l.MaxClasses > 0 {
+		return true
+	}
+	if l.Topic == "" && l.Field != "" {
+		if fs := c.Source.Fields[l.Field]; fs != nil && fs.Type == "string" {
+			return true
+		}
+	}
+	return false
 }
 
 // Models configures the models that score every event.
@@ -308,12 +327,30 @@ func (c *Config) validateModels(v *validator) {
 			v.bad("source.event_id", "required with a labels topic: labels join predictions by event id")
 		}
 	} else if l.Field != "" {
-		if fs, ok := s.Fields[l.Field]; !ok || fs == nil || (fs.Type != "number" && fs.Type != "bool") {
-			v.bad("labels.field", "%q must be a number or bool field in source.fields (labels in the event itself)", l.Field)
+		if fs, ok := s.Fields[l.Field]; !ok || fs == nil || (fs.Type != "number" && fs.Type != "bool" && fs.Type != "string") {
+			v.bad("labels.field", "%q must be a number, bool or string field in source.fields (labels in the event itself)", l.Field)
+		} else if fs.Type != "string" && (len(l.Classes) > 0 || l.MaxClasses != 0) {
+			v.bad("labels.classes", "classes name string labels, and %q is a %s field", l.Field, fs.Type)
 		}
 		if l.EventID != "" || l.TTL != 0 || l.Key != "" || l.MaxWaiting != 0 {
 			v.bad("labels", "event_id, key, ttl and max_waiting apply to a labels topic")
 		}
+	}
+	if len(l.Classes) > 0 && l.MaxClasses != 0 {
+		v.bad("labels.max_classes", "bounds learned classes; with labels.classes declared, leave it out")
+	}
+	if l.MaxClasses < 0 {
+		v.bad("labels.max_classes", "%d is negative", l.MaxClasses)
+	}
+	seenClass := map[string]bool{}
+	for i, cl := range l.Classes {
+		if cl == "" || seenClass[cl] {
+			v.bad(fmt.Sprintf("labels.classes[%d]", i), "%q is empty or repeated", cl)
+		}
+		seenClass[cl] = true
+	}
+	if c.stringLabels() && len(l.Classes) == 0 && c.Models.MergeInterval.D() != -1 && c.hasModels() {
+		v.bad("models.merge_interval", "learned classes are numbered per partition and cannot be merged: declare labels.classes, or write merge_interval: off")
 	}
 	m := &c.Models
 	if !c.hasModels() {
@@ -454,6 +491,13 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 	}
 	if c.Labels.Topic != "" {
 		ms.Labels = model.LabelSpec{TopicField: c.Labels.Field, TTL: c.Labels.TTL.D(), MaxWaiting: c.Labels.MaxWaiting}
+	} else if fs := c.Source.Fields[c.Labels.Field]; fs != nil && fs.Type == "bool" {
+		ms.Labels.BoolLabels = true
+	}
+	if c.stringLabels() {
+		ms.Labels.Classes = c.Labels.Classes
+		ms.Labels.LearnClasses = len(c.Labels.Classes) == 0
+		ms.Labels.MaxClasses = c.Labels.MaxClasses
 	}
 	for _, e := range c.Models.List {
 		if o := e.Offline; o != nil {
@@ -484,12 +528,17 @@ func (c *Config) labelsFormat() (stream.Format, error) {
 	if l.Topic == "" {
 		return nil, nil
 	}
+	labelType := stream.Number
+	if c.stringLabels() {
+		labelType = stream.String
+	}
 	return c.format(labelsWire, stream.Schema{
 		KeyField:       l.Key,
 		IDField:        l.EventID,
 		Time:           stream.EventTimeSpec{Format: stream.TimeKafka},
-		Fields:         []stream.FieldSpec{{Name: l.Field, Type: stream.Number, Required: true}},
+		Fields:         []stream.FieldSpec{{Name: l.Field, Type: labelType, Required: true}},
 		MaxRecordBytes: int(c.Source.MaxRecordBytes),
+		Rekey:          c.Source.Rekey,
 	})
 }
 

@@ -73,6 +73,9 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 			v.bad(key+".type", "required: number, string or bool")
 			continue
 		}
+		if f.AllowControlCharacters && f.Type != "string" {
+			v.bad(key+".allow_control_characters", "applies to strings, not %ss", f.Type)
+		}
 		switch f.Type {
 		case "number":
 			if f.MaxLength != 0 {

@@ -303,6 +303,29 @@ func (l *layout) appendJSON(dst []byte, r *raw, ev *stream.Event) []byte {
 	return append(dst, '}')
 }
 
+// appendOverflow writes `,"overflow":[names]` for the numeric features of r that overflowed a
+// float64 (a window sum past ±1.8e308): appendJSON writes them as null, like missing ones, and the
+// list tells the two apart. It writes nothing when every feature is finite or missing.
+func (l *layout) appendOverflow(dst []byte, r *raw) []byte {
+	first := true
+	for i := range l.specs {
+		if l.specs[i].Encoding != Numeric || !math.IsInf(r.nums[l.numSlot[i]], 0) {
+			continue
+		}
+		if first {
+			dst = append(dst, `,"overflow":[`...)
+			first = false
+		} else {
+			dst = append(dst, ',')
+		}
+		dst = jsonscan.AppendString(dst, []byte(l.specs[i].Name))
+	}
+	if !first {
+		dst = append(dst, ']')
+	}
+	return dst
+}
+
 // encodeRaw and decodeRaw carry raw features through pending predictions and the learning log.
 func (r *raw) encode(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(r.nums)))

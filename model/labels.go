@@ -75,15 +75,23 @@ func (o *Operator) label(f *stream.Field, field string) (y float64, present bool
 		y = f.Num
 	default:
 		return 0, false, &stream.Rejection{Reason: stream.ReasonWrongType, Field: field,
-			Detail: fmt.Sprintf("the label is a %s; want a number or a bool", f.Kind)}
+			Detail: fmt.Sprintf("the label is a %s; want a number or a bool (string labels need labels.classes or labels.max_classes)", f.Kind)}
 	}
+	if err := o.checkLabel(y, field); err != nil {
+		return 0, false, err
+	}
+	return y, true, nil
+}
+
+// checkLabel rejects a label that some model cannot learn.
+func (o *Operator) checkLabel(y float64, field string) error {
 	for _, r := range o.rules {
 		if !r.accepts(y) {
-			return 0, false, &stream.Rejection{Reason: stream.ReasonLabelOutOfRange, Field: field,
+			return &stream.Rejection{Reason: stream.ReasonLabelOutOfRange, Field: field,
 				Detail: fmt.Sprintf("label %s for model %q (%s): want %s", strconv.FormatFloat(y, 'g', -1, 64), r.model, r.task, r.allowed())}
 		}
 	}
-	return y, true, nil
+	return nil
 }
 
 // Early labels: a label from the labels topic whose event this task has not scored yet (a

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -76,7 +77,7 @@ func offlinePipeline(t testing.TB, spec Spec) (*stream.Pipeline, *Operator) {
 	f := offlineFormat(t)
 	spec.Features = append(offlineFeatures(), spec.Features...)
 	spec.Output = "predictions"
-	if spec.Labels == (LabelSpec{}) {
+	if reflect.DeepEqual(spec.Labels, LabelSpec{}) {
 		spec.Labels = LabelSpec{Field: "label"}
 	}
 	op, err := New(spec, f, nil)

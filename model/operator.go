@@ -43,6 +43,14 @@ type LabelSpec struct {
 	// over it, the one that would expire first is counted as unmatched and evicted. Default
 	// DefaultMaxWaiting.
 	MaxWaiting int
+	// Classes names the classes of string labels: the label Classes[i] is class i (see classes.go).
+	Classes []string
+	// LearnClasses: string labels whose classes are learned in order of first appearance, at most
+	// MaxClasses of them (default: the fewest classes of the models).
+	LearnClasses bool
+	MaxClasses   int
+	// BoolLabels: the labels are bools, and predictions name their class true or false.
+	BoolLabels bool
 }
 
 // Spec configures the scoring operator.
@@ -67,16 +75,18 @@ type Spec struct {
 
 // Operator scores every event with every model and learns from labels. See the package doc.
 type Operator struct {
-	spec     Spec
-	layout   *layout
-	labelIdx int // source field of same-record labels, -1
-	topicIdx int // labels format field, -1
-	champion int
-	rules    []labelRule // what each model accepts as a label
-	reg      *registry
-	regOnce  sync.Once
-	regErr   error
-	ttl      int64
+	spec      Spec
+	layout    *layout
+	labelIdx  int // source field of same-record labels, -1
+	topicIdx  int // labels format field, -1
+	champion  int
+	rules     []labelRule // what each model accepts as a label
+	reg       *registry
+	regOnce   sync.Once
+	regErr    error
+	ttl       int64
+	classIdx  map[string]int // declared classes by name; nil without
+	classJSON [][]byte       // declared classes as JSON strings
 
 	readerMu sync.Mutex
 	reader   *modelsReader
@@ -153,6 +163,17 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 		}
 		if m.Name == spec.Champion {
 			o.champion = i
+		}
+	}
+	errs = append(errs, checkClasses(&o.spec.Labels, o.rules)...)
+	if spec.Labels.LearnClasses && spec.MergeInterval > 0 {
+		errs = append(errs, errors.New("model: learned classes are numbered per partition and cannot be merged: declare the classes, or merge never"))
+	}
+	if len(spec.Labels.Classes) > 0 {
+		o.classIdx = make(map[string]int, len(spec.Labels.Classes))
+		for i, c := range spec.Labels.Classes {
+			o.classIdx[c] = i
+			o.classJSON = append(o.classJSON, jsonscan.AppendString(nil, []byte(c)))
 		}
 	}
 	if spec.Champion == "" && len(spec.Models) > 0 {
@@ -270,8 +291,10 @@ type processor struct {
 	buf, keyBuf []byte
 	earlyBuf    []byte
 	out         []byte
-	nextExpiry  int64 // the earliest expiry of a pending prediction (a lower bound)
-	nextEarly   int64 // the earliest expiry of an early label (a lower bound)
+	classNames  []string       // learned classes, in order (classes.go)
+	classIdx    map[string]int // learned classes by name
+	nextExpiry  int64          // the earliest expiry of a pending prediction (a lower bound)
+	nextEarly   int64          // the earliest expiry of an early label (a lower bound)
 	evict       evictCursor
 	counts      taskCounts
 
@@ -320,6 +343,9 @@ func (p *processor) Rewind(t *stream.Task) error {
 	if err := it.Close(); err != nil {
 		return err
 	}
+	if err := p.loadClasses(); err != nil {
+		return fmt.Errorf("model: partition %d: %w", p.partition, err)
+	}
 	return p.loadWaiting()
 }
 
@@ -348,7 +374,7 @@ func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 	var labelled bool
 	if o.labelIdx >= 0 {
 		var err error
-		if y, labelled, err = o.label(&ev.Fields[o.labelIdx], o.spec.Labels.Field); err != nil {
+		if y, labelled, err = p.label(&ev.Fields[o.labelIdx], o.spec.Labels.Field); err != nil {
 			return err
 		}
 	}
@@ -412,7 +438,7 @@ func (p *processor) OnLabel(t *stream.Task, lev *stream.Event) error {
 	if o.topicIdx < 0 {
 		return nil
 	}
-	y, ok, err := o.label(&lev.Fields[o.topicIdx], o.spec.Labels.TopicField)
+	y, ok, err := p.label(&lev.Fields[o.topicIdx], o.spec.Labels.TopicField)
 	if err != nil {
 		return err
 	}
@@ -556,6 +582,10 @@ func (p *processor) appendPrediction(b []byte, ev *stream.Event) []byte {
 	b = appendFloat(b, p.scores[c])
 	b = append(b, `,"class":`...)
 	b = strconv.AppendInt(b, int64(p.classes[c]), 10)
+	if t := p.m.learners[c].Task(); t == online.Binary || t == online.Multiclass {
+		b = append(b, `,"label":`...)
+		b = p.appendLabel(b, p.classes[c])
+	}
 	b = append(b, `,"event_time":`...)
 	b = strconv.AppendInt(b, ev.Time, 10)
 	b = append(b, `,"source":{"topic":`...)
@@ -566,6 +596,7 @@ func (p *processor) appendPrediction(b []byte, ev *stream.Event) []byte {
 	b = strconv.AppendInt(b, ev.Record.Offset, 10)
 	b = append(b, `},"features":`...)
 	b = o.layout.appendJSON(b, &p.raw, ev)
+	b = o.layout.appendOverflow(b, &p.raw)
 	if off != nil && off.topK > 0 && p.scores[c] >= off.minScore {
 		b = off.appendExplanation(b, p.dense, p.classes[c])
 	}

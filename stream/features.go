@@ -115,7 +115,15 @@ func (t *Task) lookupFeatures(kf *KeyFeatures, p *Pipeline, key, event []byte, a
 	}
 	rec := &kgo.Record{Topic: t.topic, Partition: t.partition, Offset: -1, Key: key, Value: event, Timestamp: time.Now()}
 	if event != nil {
-		if err := t.dec.Decode(rec, ev); err != nil {
+		err := t.dec.Decode(rec, ev)
+		if rj, ok := err.(*Rejection); ok && rj.Reason == ReasonKeyMismatch {
+			// The event's key field names another key than the query's: decoded as a keyless
+			// record (which is not compared), the event then shows which key it names.
+			rec.Key = nil
+			err = t.dec.Decode(rec, ev)
+			rec.Key = key
+		}
+		if err != nil {
 			if rj, ok := err.(*Rejection); ok {
 				return &EventRejectedError{Rejection: rj}
 			}

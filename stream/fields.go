@@ -1,6 +1,7 @@
 package stream
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -25,6 +26,11 @@ type Schema struct {
 	Fields  []FieldSpec
 	// MaxRecordBytes rejects larger record values before they are decoded. Zero means no limit.
 	MaxRecordBytes int
+	// Rekey accepts a KeyField that differs from the Kafka record key: the key is re-derived from
+	// the value on purpose. Otherwise such a record is a key_mismatch dead letter, because its
+	// entity's state would live in the partition of another key. Records without a Kafka key are
+	// not compared.
+	Rekey bool
 }
 
 // FieldSpec declares one field the pipeline reads, and the rules a record must meet.
@@ -38,6 +44,9 @@ type FieldSpec struct {
 	MaxLength int
 	// Values, when not empty, is the closed set of allowed strings.
 	Values []string
+	// AllowControlCharacters accepts a string with C0 control characters (U+0000–U+001F) other
+	// than tab, LF and CR, which are otherwise a control_characters dead letter.
+	AllowControlCharacters bool
 }
 
 // ErrBadFormat is returned by Format.Init for an inconsistent schema or wire encoding.
@@ -70,6 +79,7 @@ type rules struct {
 	idField        string
 	time           EventTimeSpec
 	maxRecordBytes int
+	rekey          bool
 
 	paths   []string
 	keySlot int // -1: the Kafka record key
@@ -85,7 +95,7 @@ type rules struct {
 // compile checks the schema, naming every inconsistency, and builds its rules.
 func (s *Schema) compile() (*rules, error) {
 	var errs []error
-	r := &rules{fields: s.Fields, keyField: s.KeyField, idField: s.IDField, time: s.Time, maxRecordBytes: s.MaxRecordBytes}
+	r := &rules{fields: s.Fields, keyField: s.KeyField, idField: s.IDField, time: s.Time, maxRecordBytes: s.MaxRecordBytes, rekey: s.Rekey}
 	seen := map[string]bool{}
 	add := func(n string) int {
 		if err := CheckPath(n); err != nil {
@@ -162,6 +172,9 @@ func (r *rules) apply(rec *kgo.Record, vals []Value, ev *Event) error {
 		if err != nil {
 			return err
 		}
+		if !r.rekey && len(rec.Key) > 0 && string(rec.Key) != string(k) {
+			return reject(ReasonKeyMismatch, r.keyField, "%q, but the Kafka record key is %q (set source.rekey to re-derive keys on purpose)", clip(k), clip(rec.Key))
+		}
 		ev.Key = k
 	} else {
 		if len(rec.Key) == 0 {
@@ -206,6 +219,9 @@ func idLike(v *Value, name string, missing Reason) ([]byte, error) {
 		}
 		if !utf8.Valid(v.Raw) {
 			return nil, reject(ReasonWrongType, name, "not valid UTF-8")
+		}
+		if i := controlChar(v.Raw); i >= 0 {
+			return nil, reject(ReasonControlCharacters, name, "control character U+%04X at byte %d", v.Raw[i], i)
 		}
 		return v.Raw, nil
 	case ValueNumber:
@@ -254,6 +270,11 @@ func (r *rules) field(i int, v *Value, out *Field) error {
 		if !utf8.Valid(v.Raw) {
 			return reject(ReasonWrongType, fs.Name, "not valid UTF-8")
 		}
+		if !fs.AllowControlCharacters {
+			if i := controlChar(v.Raw); i >= 0 {
+				return reject(ReasonControlCharacters, fs.Name, "control character U+%04X at byte %d (allow_control_characters accepts it)", v.Raw[i], i)
+			}
+		}
 		if fs.MaxLength > 0 && len(v.Raw) > fs.MaxLength {
 			return reject(ReasonOutOfRange, fs.Name, "%d bytes long, the maximum is %d", len(v.Raw), fs.MaxLength)
 		}
@@ -271,6 +292,29 @@ func (r *rules) field(i int, v *Value, out *Field) error {
 	}
 	return nil
 }
+
+// controlChar returns the index of the first C0 control character of s other than tab, LF and CR,
+// or -1. It runs on every string of every record, so it tests 8 bytes at a time for a byte below
+// 0x20 ((x - 0x20..) &^ x & 0x80.. is nonzero when one is, with no false negatives), and looks
+// byte by byte only from a block that has one (or at the short tail).
+func controlChar(s []byte) int {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		x := binary.LittleEndian.Uint64(s[i:])
+		if (x-ones*0x20)&^x&highs != 0 {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && !allowedControl[c] {
+			return i
+		}
+	}
+	return -1
+}
+
+var allowedControl = [0x20]bool{'\t': true, '\n': true, '\r': true}
 
 // valueFloat returns a ValueNumber's value. Raw is parsed with the JSON number grammar (jsonscan), so a
 // text that is not a JSON number is an error rather than Go's looser float syntax.

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -48,9 +49,27 @@ func TestJSONFormatRejections(t *testing.T) {
 		{name: "malformed value", value: `{` + ok + `,"x":tru}`, reason: ReasonMalformedJSON,
 			detail: "invalid character '}' in literal true (expecting 'e') at offset 81"},
 		{name: "not an object", value: `[1,2]`, reason: ReasonNotAnObject, detail: "the value is JSON but not an object"},
+		{name: "duplicate key", value: `{"card_id":"c1","event_id":"e1","ts":"2026-03-01T11:00:00Z","amount":-7,"amount":5}`,
+			reason: ReasonDuplicateField, detail: `key "amount" twice in one object (again at offset 72)`},
+		{name: "duplicate unread key", value: `{` + ok + `,"x":1,"\u0078":2}`,
+			reason: ReasonDuplicateField, detail: `key "x" twice in one object (again at offset 80)`},
+		{name: "lone surrogate", value: `{` + ok + `,"country":"\ud800"}`,
+			reason: ReasonInvalidString, detail: `lone UTF-16 surrogate in string escape at offset 85`},
+		{name: "lone surrogate in an unread field", value: `{` + ok + `,"note":"a\udc00"}`,
+			reason: ReasonInvalidString, detail: `lone UTF-16 surrogate in string escape at offset 83`},
+		{name: "control character", value: `{` + ok + `,"channel":"po\u001b"}`,
+			reason: ReasonControlCharacters, field: "channel", detail: "control character U+001B at byte 2 (allow_control_characters accepts it)"},
+		{name: "NUL", value: `{` + ok + `,"country":"\u0000"}`,
+			reason: ReasonControlCharacters, field: "country", detail: "control character U+0000 at byte 0 (allow_control_characters accepts it)"},
+		{name: "control character in the key", value: `{"card_id":"c\u0007","event_id":"e1","ts":"2026-03-01T11:00:00Z","amount":1}`,
+			reason: ReasonControlCharacters, field: "card_id", detail: "control character U+0007 at byte 1"},
+		{name: "control character in the id", value: `{"card_id":"c1","event_id":"\u0001","ts":"2026-03-01T11:00:00Z","amount":1}`,
+			reason: ReasonControlCharacters, field: "event_id", detail: "control character U+0001 at byte 0"},
+		{name: "key mismatch", value: `{` + ok + `}`, key: "c2",
+			reason: ReasonKeyMismatch, field: "card_id", detail: `"c1", but the Kafka record key is "c2" (set source.rekey to re-derive keys on purpose)`},
 		{name: "required missing", value: `{"card_id":"c1","event_id":"e1","ts":"2026-03-01T11:00:00Z"}`,
 			reason: ReasonMissingField, field: "amount", detail: "required field is missing"},
-		{name: "required null", value: `{` + ok + `,"amount":null}`,
+		{name: "required null", value: `{"card_id":"c1","event_id":"e1","ts":"2026-03-01T11:00:00Z","amount":null}`,
 			reason: ReasonMissingField, field: "amount", detail: "required field is null"},
 		{name: "number wrong type", value: `{"card_id":"c1","event_id":"e1","ts":"2026-03-01T11:00:00Z","amount":"12"}`,
 			reason: ReasonWrongType, field: "amount", detail: "want a number, got string"},
@@ -306,4 +325,147 @@ func FuzzJSONFormat(f *testing.F) {
 			t.Fatalf("Decode(%q) accepted time %d", value, ev.Time)
 		}
 	})
+}
+
+// TestJSONNestedAndEdges: nested paths for every named field (key, id, time, plain fields), a
+// duplicate along a nested path, the control-character opt-out, allowed whitespace controls, and
+// source.rekey.
+func TestJSONNestedAndEdges(t *testing.T) {
+	format := func(rekey bool) *JSONFormat {
+		return &JSONFormat{
+			KeyField: "card.id", IDField: "meta.ids.0",
+			Time: EventTimeSpec{Field: "meta.ts", Format: TimeEpochMillis},
+			Fields: []FieldSpec{
+				{Name: "payment.amount", Type: Number, Required: true},
+				{Name: "items.1.sku", Type: String},
+				{Name: "note", Type: String, AllowControlCharacters: true},
+				{Name: "memo", Type: String},
+			},
+			Rekey: rekey,
+		}
+	}
+	const base = `"card":{"id":"c1"},"meta":{"ids":["e1","e0"],"ts":1772366400000},"payment":{"amount":42.5,"currency":"EUR"},"items":[{"sku":"a"},{"sku":"b"}]`
+	cases := []struct {
+		name   string
+		value  string
+		key    string
+		rekey  bool
+		reason Reason // "" accepted
+	}{
+		{name: "nested", value: `{` + base + `}`, key: "c1"},
+		{name: "keyless record is not compared", value: `{` + base + `}`},
+		{name: "opt-out and whitespace controls", value: `{` + base + `,"note":"a\u001bb","memo":"l1\n\tl2\r"}`, key: "c1"},
+		{name: "control character without the opt-out", value: `{` + base + `,"memo":"a\u0000"}`, key: "c1", reason: ReasonControlCharacters},
+		{name: "duplicate along a path", value: `{` + base + `,"x":{"amount":1,"amount":2}}`, key: "c1"},
+		{name: "duplicate in a declared object", value: `{"payment":{"amount":-7,"amount":5},` + base[strings.Index(base, `"card"`):strings.Index(base, `,"payment"`)] + `}`, key: "c1", reason: ReasonDuplicateField},
+		{name: "mismatch", value: `{` + base + `}`, key: "c9", reason: ReasonKeyMismatch},
+		{name: "mismatch rekeyed on purpose", value: `{` + base + `}`, key: "c9", rekey: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := format(c.rekey)
+			if err := f.Init(); err != nil {
+				t.Fatal(err)
+			}
+			var key []byte
+			if c.key != "" {
+				key = []byte(c.key)
+			}
+			rec := &kgo.Record{Topic: "tx", Key: key, Value: []byte(c.value), Timestamp: decodeNow}
+			var ev Event
+			err := f.NewDecoder().Decode(rec, &ev)
+			if c.reason != "" {
+				if r, ok := AsRejection(err); !ok || r.Reason != c.reason {
+					t.Fatalf("Decode(%s) = %v, want %s", c.value, err, c.reason)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Decode(%s): %v", c.value, err)
+			}
+			if string(ev.Key) != "c1" || string(ev.ID) != "e1" || ev.Time != 1772366400000 || ev.Fields[0].Num != 42.5 || string(ev.Fields[1].Str) != "b" {
+				t.Errorf("Decode(%s) = key %q id %q time %d amount %v sku %q", c.value, ev.Key, ev.ID, ev.Time, ev.Fields[0].Num, ev.Fields[1].Str)
+			}
+		})
+	}
+}
+
+// nestedBenchFormat is benchFormat with the same five fields, key, id and time read from nested
+// objects (cardRecordNested).
+func nestedBenchFormat() *JSONFormat {
+	f := benchFormat()
+	f.KeyField = "card.id"
+	names := map[string]string{"amount": "payment.amount", "merchant": "payment.merchant.id", "country": "payment.merchant.country",
+		"channel": "payment.channel", "mcc": "payment.merchant.mcc"}
+	for i := range f.Fields {
+		f.Fields[i].Name = names[f.Fields[i].Name]
+	}
+	return f
+}
+
+func cardRecordNested(i int, now time.Time) *kgo.Record {
+	v := fmt.Sprintf(`{"event_id":"%016x","card":{"id":"card-%06d"},"event_time":%q,"payment":{"amount":%d.17,"channel":"online","merchant":{"id":"m-%04d","country":"DE","mcc":5411}}}`,
+		i, i%10000, now.UTC().Format("2006-01-02T15:04:05.000Z"), i%900, i%3000)
+	return &kgo.Record{Topic: "tx", Offset: int64(i), Key: []byte(fmt.Sprintf("card-%06d", i%10000)), Value: []byte(v), Timestamp: now}
+}
+
+// BenchmarkJSONDecodeNested is BenchmarkJSONDecode with every field nested one or two levels deep.
+func BenchmarkJSONDecodeNested(b *testing.B) {
+	now := time.Now()
+	recs := make([]*kgo.Record, 1024)
+	for i := range recs {
+		recs[i] = cardRecordNested(i, now)
+	}
+	benchDecode(b, nestedBenchFormat(), recs)
+}
+
+// TestJSONNestedDecodeAllocatesNothing: 1,000 nested records per run, so that one allocation every
+// few records would show.
+func TestJSONNestedDecodeAllocatesNothing(t *testing.T) {
+	if testing.CoverMode() != "" {
+		t.Skip("coverage instrumentation allocates")
+	}
+	f := nestedBenchFormat()
+	if err := f.Init(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	recs := make([]*kgo.Record, 1000)
+	for i := range recs {
+		recs[i] = cardRecordNested(i, now)
+	}
+	dec := f.NewDecoder()
+	var ev Event
+	if n := testing.AllocsPerRun(20, func() {
+		for _, r := range recs {
+			if err := dec.Decode(r, &ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per 1,000 nested records, want 0", n)
+	}
+}
+
+// TestControlChar checks the 8-bytes-at-a-time scan against a byte loop, at every position.
+func TestControlChar(t *testing.T) {
+	naive := func(s []byte) int {
+		for i, c := range s {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+				return i
+			}
+		}
+		return -1
+	}
+	for n := 0; n <= 20; n++ {
+		for at := 0; at < n; at++ {
+			for _, c := range []byte{0, 1, '\t', '\n', '\r', 0x1b, 0x1f, 0x20, 0x7f, 0x80, 0xff} {
+				s := []byte(strings.Repeat("a\x80\t", n)[:n])
+				s[at] = c
+				if got, want := controlChar(s), naive(s); got != want {
+					t.Fatalf("controlChar(%q) = %d, want %d", s, got, want)
+				}
+			}
+		}
+	}
 }

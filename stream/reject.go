@@ -25,6 +25,11 @@ const (
 	ReasonOperator           Reason = "operator_rejected"      // an operator refused the event (see streamd-error)
 	ReasonLate               Reason = "late_record"            // after its windows closed, and the pipeline has no late topic
 	ReasonLabelOutOfRange    Reason = "label_out_of_range"     // a label that a model cannot learn (0.5 for a binary model)
+	ReasonDuplicateField     Reason = "duplicate_field"        // a JSON object with the same key twice ({"amount":-7,"amount":5})
+	ReasonInvalidString      Reason = "invalid_string"         // a JSON string escape of a lone UTF-16 surrogate ("\ud800")
+	ReasonControlCharacters  Reason = "control_characters"     // a string with a C0 control character other than tab, LF, CR
+	ReasonKeyMismatch        Reason = "key_mismatch"           // the source.key field differs from the Kafka record key
+	ReasonUnknownLabel       Reason = "unknown_label"          // a string label not in labels.classes, or past labels.max_classes
 
 	// Records that carry a schema id (Avro, Protobuf through a schema registry).
 	ReasonBadWireFormat      Reason = "bad_wire_format"      // no Confluent header: not magic byte 0 and a schema id, or bad message indexes
@@ -40,7 +45,8 @@ const (
 // reasons lists every Reason streamd gives.
 var reasons = [...]Reason{ReasonMalformedJSON, ReasonNotAnObject, ReasonTooLarge, ReasonMissingKey, ReasonMissingField,
 	ReasonWrongType, ReasonOutOfRange, ReasonNotFinite, ReasonBadEventTime, ReasonEventTimeOutOfSpan, ReasonOperator, ReasonLate,
-	ReasonLabelOutOfRange, ReasonBadWireFormat, ReasonUnknownSchema, ReasonSchemaMissingField, ReasonMalformedAvro,
+	ReasonLabelOutOfRange, ReasonDuplicateField, ReasonInvalidString, ReasonControlCharacters, ReasonKeyMismatch,
+	ReasonUnknownLabel, ReasonBadWireFormat, ReasonUnknownSchema, ReasonSchemaMissingField, ReasonMalformedAvro,
 	ReasonMalformedProtobuf,
 	ReasonDuplicateEventID}
 

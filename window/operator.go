@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/streamd/streamd/internal/jsonscan"
 	"github.com/streamd/streamd/state"
@@ -23,6 +26,10 @@ type Operator struct {
 	// Pre-encoded JSON: `{"window":"<name>","key":` and `"<agg name>":` for each aggregation.
 	head     []byte
 	aggNames [][]byte
+
+	metricOnce sync.Once
+	metricErr  error
+	overflows  prometheus.Counter // nil without a registry (overflow.go)
 }
 
 // New builds a window operator over events of format.
@@ -69,6 +76,9 @@ func (o *Operator) Spec() Spec { return o.spec }
 
 // Open implements stream.Operator.
 func (o *Operator) Open(t *stream.Task) (stream.Processor, error) {
+	if err := o.overflowMetric(t); err != nil {
+		return nil, err
+	}
 	st, err := t.Store(o.spec.Name)
 	if err != nil {
 		return nil, err
@@ -127,6 +137,8 @@ type processor struct {
 	// open counts the windows held (tumbling, hopping), sessions (session) or keys with panes
 	// (sliding); it is kept in the store so that it survives restarts and aborts.
 	open int64
+	// overflowed counts the cycle's results and features that were not finite (overflow.go).
+	overflowed int64
 }
 
 // openKey holds the open count; 'm' sorts apart from every other prefix.
@@ -145,7 +157,7 @@ func (p *processor) OpenWindows() int64 { return p.open }
 // Rewind implements stream.Rewinder: it reloads the open count and lets the kind's assigner find
 // its earliest timer and reset what it keeps in memory (after an aborted cycle, or at open).
 func (p *processor) Rewind(*stream.Task) error {
-	p.open = 0
+	p.open, p.overflowed = 0, 0
 	if v, ok, err := p.store.Get(openKey); err != nil {
 		return err
 	} else if ok && len(v) == 8 {
@@ -225,18 +237,42 @@ func (p *processor) emit(t *stream.Task, key []byte, start, end int64, acc *agg.
 	b = append(b, `","count":`...)
 	b = strconv.AppendInt(b, acc.Count(), 10)
 	b = append(b, `,"aggs":{`...)
+	over := 0
 	for i := range o.spec.Aggs {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, o.aggNames[i]...)
-		if v, ok := acc.Result(i); ok && !math.IsNaN(v) && !math.IsInf(v, 0) {
+		v, ok := acc.Result(i)
+		switch {
+		case ok && finite(v):
 			b = strconv.AppendFloat(b, v, 'g', -1, 64)
-		} else {
+		case ok:
+			over++
+			b = append(b, "null"...)
+		default:
 			b = append(b, "null"...)
 		}
 	}
-	b = append(b, "}}"...)
+	b = append(b, '}')
+	if over > 0 {
+		// The aggregates that have a value but overflowed, by name (overflow.go).
+		p.overflowed++
+		b = append(b, `,"overflow":[`...)
+		first := true
+		for i := range o.spec.Aggs {
+			if v, ok := acc.Result(i); ok && !finite(v) {
+				if !first {
+					b = append(b, ',')
+				}
+				first = false
+				name := o.aggNames[i]
+				b = append(b, name[:len(name)-1]...) // without its ':'
+			}
+		}
+		b = append(b, ']')
+	}
+	b = append(b, '}')
 	p.outBuf = b
 	t.EmitRecord(o.spec.Output, key, b, end-1)
 }

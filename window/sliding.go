@@ -98,6 +98,9 @@ func (a *slidingPanes) process(p *processor, t *stream.Task, ev *stream.Event, w
 	for i, slot := range p.op.spec.FeatureSlots {
 		if slot >= 0 && slot < len(ev.Features) {
 			if v, ok := p.tmp.Result(i); ok {
+				if !finite(v) {
+					p.overflowed++ // the prediction names it (overflow.go)
+				}
 				ev.Features[slot] = v
 			}
 		}

@@ -1,6 +1,6 @@
 // Package jsonscan is the per-record JSON decoder of the stream hot path: a single-pass, validating
 // scanner that checks that a record is exactly one JSON object and extracts the values of a few
-// configured top-level fields, without allocating.
+// configured fields (top-level keys, or paths into nested objects and arrays), without allocating.
 //
 // # Why not encoding/json
 //
@@ -33,6 +33,24 @@
 //		_ = cardID.Raw // valid until the next sc.Scan
 //	}
 //
+// # Paths
+//
+// NewSchema names top-level keys; NewPathSchema names paths, each a list of segments: an object key,
+// or a decimal index into an array ([payment amount], [items 0 price]). The schema is a small tree
+// of the wanted names; the scanner descends (recursively, bounded by the schema's deepest path, not
+// by the input) only into the objects and arrays that some path goes through, and skips everything
+// else with the non-recursive validator, so a nested path costs about what a top-level key costs plus
+// the keys it passes.
+//
+// # Duplicate keys
+//
+// The top-level object and every object a wanted path goes through are checked for a key given
+// twice, wanted or not (a *DuplicateKeyError, errors.Is ErrDuplicateKey): encoding/json keeps the
+// last value and other readers the first, so such a record means different things downstream. It is
+// reported only for input that is otherwise valid. An object's keys are compared linearly (lengths
+// first) up to 32 keys and hashed into a per-Scanner table beyond, so a hostile record with 100,000
+// keys costs linear time; the buffers are reused, so steady-state Scans still allocate nothing.
+//
 // # Ownership of Value.Raw
 //
 // Raw is never a copy made for the caller. For numbers, literals, objects, arrays and strings
@@ -47,7 +65,8 @@
 // # Validation guarantees
 //
 // Scan accepts exactly the inputs that encoding/json's Valid accepts and whose top-level value is an
-// object, with surrounding JSON whitespace allowed, except that nesting deeper than MaxDepth (512)
+// object, with surrounding JSON whitespace allowed, except for duplicate keys and lone surrogates
+// (above) and that nesting deeper than MaxDepth (512)
 // levels is rejected (encoding/json's limit is 10000; 512 is far beyond any real record and bounds the
 // scanner's fixed-size stack). Unwanted fields and wanted nested values are validated as thoroughly as
 // wanted scalars: a record with a broken value in a field nobody reads is still rejected, so an input
@@ -58,8 +77,10 @@
 // unchanged in String values (escape sequences are decoded; other bytes are copied as they are), so
 // the caller can decide to reject the record instead of silently storing altered text; call
 // utf8.Valid on Raw where that matters. The same holds for keys: a key containing invalid UTF-8
-// matches no schema name. Escaped UTF-16 surrogates that do not form a pair decode to U+FFFD, as in
-// encoding/json.
+// matches no schema name. A \u escape of a UTF-16 surrogate that does not form a pair with the next
+// escape (\ud800 alone, \udc00 first) is rejected with a *SyntaxError wrapping ErrLoneSurrogate,
+// anywhere in the input: encoding/json accepts it and decodes it to U+FFFD, changing the text
+// silently.
 //
 // Errors: invalid JSON gives a *SyntaxError with the byte offset of the problem; nesting deeper than
 // MaxDepth gives a *SyntaxError that wraps ErrTooDeep; well-formed JSON whose top-level value is not an

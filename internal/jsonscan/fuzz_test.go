@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -99,10 +100,24 @@ func checkScan(t *testing.T, data []byte) {
 	case valid:
 		want = isNotObject
 	}
+	if want == ok || want == tooDeep || want == isNotObject {
+		// Where Scan is stricter than encoding/json on purpose: lone surrogates anywhere, duplicate
+		// keys in the top-level object (the only one a top-level schema descends into). A
+		// malformed string comes first; of two problems of valid JSON, whichever comes first.
+		if hasLoneSurrogate(data) {
+			if want != tooDeep || classify(err) == lone {
+				want = lone
+			}
+		} else if want == ok {
+			if dup, exact := topLevelDuplicate(data); dup && (exact || classify(err) == duplicate) {
+				want = duplicate
+			}
+		}
+	}
 	got := classify(err)
-	if want == syntax && got == tooDeep {
-		// Invalid input that also nests too deeply: whichever problem comes first is reported, and
-		// both are *SyntaxErrors.
+	if want == syntax && (got == tooDeep || got == lone) {
+		// Invalid input that also nests too deeply, or has a lone surrogate: whichever problem
+		// comes first is reported, and both are *SyntaxErrors.
 		got = syntax
 	}
 	if got != want {
@@ -240,6 +255,68 @@ func replaceInvalid(b []byte) string {
 		b = b[size:]
 	}
 	return sb.String()
+}
+
+// hasLoneSurrogate reports whether a valid JSON text has a \u escape of a UTF-16 surrogate that is
+// not the high half immediately followed by the escape of a low half.
+func hasLoneSurrogate(data []byte) bool {
+	inString := false
+	for i := 0; i < len(data); i++ {
+		c := data[i]
+		switch {
+		case c == '"':
+			inString = !inString
+		case inString && c == '\\':
+			if data[i+1] != 'u' {
+				i++
+				continue
+			}
+			r, _ := strconv.ParseUint(string(data[i+2:i+6]), 16, 32)
+			i += 5
+			switch {
+			case r < 0xd800 || r >= 0xe000:
+			case r >= 0xdc00:
+				return true
+			default:
+				if i+6 >= len(data) || data[i+1] != '\\' || data[i+2] != 'u' {
+					return true
+				}
+				r2, _ := strconv.ParseUint(string(data[i+3:i+7]), 16, 32)
+				if r2 < 0xdc00 || r2 >= 0xe000 {
+					return true
+				}
+				i += 6
+			}
+		}
+	}
+	return false
+}
+
+// topLevelDuplicate reports whether the top-level object of a valid JSON text has a key twice, as
+// encoding/json decodes keys. exact is false when the input is not valid UTF-8: encoding/json then
+// turns distinct bytes into the same U+FFFD, which Scan keeps apart.
+func topLevelDuplicate(data []byte) (dup, exact bool) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil {
+		return false, true
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return false, true
+		}
+		k, _ := tok.(string)
+		if seen[k] {
+			return true, utf8.Valid(data)
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return false, true
+		}
+	}
+	return false, true
 }
 
 // nestingDepth returns the maximum nesting of a valid JSON text, ignoring brackets inside strings.

@@ -17,13 +17,32 @@ var (
 	ErrNotObject = errors.New("jsonscan: top-level value is not an object")
 	// ErrTooDeep is wrapped by the *SyntaxError Scan returns for nesting deeper than MaxDepth.
 	ErrTooDeep = errors.New("jsonscan: exceeded maximum nesting depth")
+	// ErrLoneSurrogate is wrapped by the *SyntaxError Scan returns for a string escape of one half of
+	// a UTF-16 surrogate pair without the other (\ud800 alone, or \udc00 first). encoding/json
+	// accepts it and decodes it to U+FFFD, silently changing the text; Scan refuses it.
+	ErrLoneSurrogate = errors.New("jsonscan: lone UTF-16 surrogate in a string escape")
+	// ErrDuplicateKey is matched (errors.Is) by the *DuplicateKeyError Scan returns.
+	ErrDuplicateKey = errors.New("jsonscan: duplicate object key")
 )
+
+// DuplicateKeyError reports an object with the same key twice (see Scanner.Scan for which objects).
+type DuplicateKeyError struct {
+	Offset int    // byte offset of the second occurrence's opening quote
+	Key    string // the key, unescaped
+}
+
+func (e *DuplicateKeyError) Error() string {
+	return "jsonscan: duplicate key " + strconv.Quote(e.Key) + " at offset " + strconv.Itoa(e.Offset)
+}
+
+// Is makes errors.Is(err, ErrDuplicateKey) true.
+func (e *DuplicateKeyError) Is(target error) bool { return target == ErrDuplicateKey }
 
 // SyntaxError reports input that is not valid JSON.
 type SyntaxError struct {
 	Offset int    // byte offset of the offending character; len(input) for unexpected end of input
 	Msg    string // description, without the "jsonscan: " prefix or the offset
-	err    error  // wrapped sentinel (ErrTooDeep), or nil
+	err    error  // wrapped sentinel (ErrTooDeep, ErrLoneSurrogate), or nil
 }
 
 const msgEOF = "unexpected end of input"
@@ -35,7 +54,8 @@ func (e *SyntaxError) Error() string {
 	return "jsonscan: " + e.Msg + " at offset " + strconv.Itoa(e.Offset)
 }
 
-// Unwrap returns ErrTooDeep for a nesting error, so errors.Is(err, ErrTooDeep) works.
+// Unwrap returns ErrTooDeep for a nesting error and ErrLoneSurrogate for a lone surrogate, so that
+// errors.Is works.
 func (e *SyntaxError) Unwrap() error { return e.err }
 
 // errAt builds the error for an unexpected byte at data[i], or for the end of input when i is past it.
@@ -52,6 +72,11 @@ func errAt(data []byte, i int, context string) error {
 //
 //go:noinline
 func errEOF(data []byte) error { return &SyntaxError{Offset: len(data), Msg: msgEOF} }
+
+//go:noinline
+func errLoneSurrogate(i int) error {
+	return &SyntaxError{Offset: i, Msg: "lone UTF-16 surrogate in string escape", err: ErrLoneSurrogate}
+}
 
 //go:noinline
 func errTooDeep(i int) error {
@@ -82,23 +107,33 @@ func skipWS(data []byte, i int) int {
 // records need (only strings with escapes are copied), small enough not to matter per task.
 const maxKeptScratch = 64 << 10
 
-// Scanner holds reusable scratch memory for decoding strings with escapes. The zero value is ready to
-// use. A Scanner is not safe for concurrent use; use one per goroutine.
+// Scanner holds reusable scratch memory for decoding strings with escapes and for finding duplicate
+// keys. The zero value is ready to use. A Scanner is not safe for concurrent use; use one per
+// goroutine.
 type Scanner struct {
 	scratch []byte // decoded strings of the current Scan; reset (not freed) by the next one
+	keybuf  []byte // decoded keys with escapes of the current Scan
+	keys    keySet
+	dupAt   int    // offset of the first duplicate key of this Scan, or -1
+	dupKey  []byte // that key
 }
 
 // Scan validates data and fills vals[i] for schema field i. len(vals) must be at least schema.Len()
 // (Scan panics otherwise: it is a programming error); fields not present get Kind Missing, and vals
 // beyond schema.Len() are not touched. A nil schema validates only.
 //
-// Duplicate keys: the last occurrence wins, as in encoding/json. Keys with escapes match after
-// unescaping. Nested objects and arrays are validated, without recursion, up to MaxDepth levels, and
-// returned as raw text when wanted.
+// Duplicate keys are rejected (a *DuplicateKeyError) in the top-level object and in every object
+// the scanner descends into to reach a wanted path: encoding/json keeps the last occurrence, other
+// readers the first, so a record with both means different things to different consumers. Objects
+// no wanted path goes through are validated but their keys are not compared. Keys with escapes match
+// (and duplicate) after unescaping. Nested objects and arrays are validated, without recursion, up
+// to MaxDepth levels, and returned as raw text when wanted.
 //
-// Errors: a *SyntaxError for invalid JSON (errors.Is(err, ErrTooDeep) for excessive nesting), or
-// ErrNotObject for valid JSON whose top-level value is not an object. On error every vals[i] is
-// Missing. See the package documentation for how long the returned Raw slices stay valid.
+// Errors: a *SyntaxError for invalid JSON (errors.Is(err, ErrTooDeep) for excessive nesting,
+// errors.Is(err, ErrLoneSurrogate) for a \u escape of half a UTF-16 surrogate pair), a
+// *DuplicateKeyError, or ErrNotObject for valid JSON whose top-level value is not an object. On error
+// every vals[i] is Missing. See the package documentation for how long the returned Raw slices stay
+// valid.
 func (s *Scanner) Scan(data []byte, schema *Schema, vals []Value) error {
 	nf := schema.Len()
 	if len(vals) < nf {
@@ -111,78 +146,44 @@ func (s *Scanner) Scan(data []byte, schema *Schema, vals []Value) error {
 		// Values of the previous Scan are invalid from here on anyway.
 		s.scratch = nil
 	}
+	if cap(s.keybuf) > maxKeptScratch {
+		s.keybuf = nil
+	}
 	s.scratch = s.scratch[:0]
-	if err := s.scanObject(data, schema, vals); err != nil {
+	s.keybuf = s.keybuf[:0]
+	s.keys.reset()
+	var root *node
+	if schema != nil {
+		root = &schema.root
+	}
+	s.dupAt, s.dupKey = -1, nil
+	err := s.scanTop(data, root, vals)
+	s.keys.release()
+	if err == nil && s.dupAt >= 0 {
+		err = &DuplicateKeyError{Offset: s.dupAt, Key: string(s.dupKey)}
+	}
+	s.dupKey = nil
+	if err != nil {
 		clear(vals) // never leave a half-filled record for a caller that forgets the error
 		return err
 	}
 	return nil
 }
 
-// scanObject is the top level: one object, its keys looked up in schema, surrounded by whitespace.
-func (s *Scanner) scanObject(data []byte, schema *Schema, vals []Value) error {
-	n := len(data)
+// scanTop is the top level: one object surrounded by whitespace.
+func (s *Scanner) scanTop(data []byte, root *node, vals []Value) error {
 	i := skipWS(data, 0)
-	if i >= n {
+	if i >= len(data) {
 		return errEOF(data)
 	}
 	if data[i] != '{' {
 		return notObject(data, i)
 	}
-	i = skipWS(data, i+1)
-	if i >= n {
-		return errEOF(data)
+	i, err := s.object(data, i, root, vals, 1, 0)
+	if err != nil {
+		return err
 	}
-	if data[i] == '}' {
-		i++
-	} else {
-		for {
-			if data[i] != '"' {
-				return errAt(data, i, "looking for beginning of object key string")
-			}
-			ks := i + 1
-			ke, esc, err := scanString(data, ks)
-			if err != nil {
-				return err
-			}
-			slot := -1
-			if len(vals) > 0 {
-				slot = s.lookupKey(schema, data[ks:ke], esc)
-			}
-			i = skipWS(data, ke+1)
-			if i >= n || data[i] != ':' {
-				return errAt(data, i, "after object key")
-			}
-			i = skipWS(data, i+1)
-			if i >= n {
-				return errEOF(data)
-			}
-			if slot < 0 {
-				i, err = skipValue(data, i, 2)
-			} else {
-				i, err = s.value(data, i, &vals[slot])
-			}
-			if err != nil {
-				return err
-			}
-			i = skipWS(data, i)
-			if i >= n {
-				return errEOF(data)
-			}
-			if c := data[i]; c == ',' {
-				i = skipWS(data, i+1)
-				if i >= n {
-					return errEOF(data)
-				}
-				continue
-			} else if c == '}' {
-				i++
-				break
-			}
-			return errAt(data, i, "after object key:value pair")
-		}
-	}
-	if i = skipWS(data, i); i != n {
+	if i = skipWS(data, i); i != len(data) {
 		return errAt(data, i, "after top-level value")
 	}
 	return nil
@@ -201,24 +202,156 @@ func notObject(data []byte, i int) error {
 	return ErrNotObject
 }
 
-// lookupKey returns the schema slot of a raw key (the bytes between the quotes), or -1.
-func (s *Scanner) lookupKey(schema *Schema, raw []byte, esc bool) int {
-	if !esc {
-		return schema.lookup(raw)
+// object scans the object at data[i] ('{'), at nesting level level, whose keys are looked up in nd
+// (nil: nothing wanted in it) and compared with each other, the key set being the one of path depth
+// kd. It returns the index just past the closing brace.
+func (s *Scanner) object(data []byte, i int, nd *node, vals []Value, level, kd int) (int, error) {
+	n := len(data)
+	i = skipWS(data, i+1)
+	if i >= n {
+		return 0, errEOF(data)
 	}
-	// Decode into the free tail of scratch and give the space back at once: the key is not needed
-	// after the lookup, and the values decoded so far (before off) are left intact.
-	off := len(s.scratch)
-	s.scratch = appendUnescaped(s.scratch, raw)
-	slot := schema.lookup(s.scratch[off:])
-	s.scratch = s.scratch[:off]
-	return slot
+	if data[i] == '}' {
+		return i + 1, nil
+	}
+	base := s.keys.open()
+	defer s.keys.close(base)
+	var bloom uint64
+	for {
+		if data[i] != '"' {
+			return 0, errAt(data, i, "looking for beginning of object key string")
+		}
+		ks := i + 1
+		ke, esc, err := scanString(data, ks)
+		if err != nil {
+			return 0, err
+		}
+		key := data[ks:ke:ke]
+		if esc {
+			off := len(s.keybuf)
+			s.keybuf = appendUnescaped(s.keybuf, key)
+			key = s.keybuf[off:len(s.keybuf):len(s.keybuf)]
+		}
+		if s.keys.seen(key, base, kd, &bloom) && s.dupAt < 0 {
+			// Reported once the whole input is known to be valid JSON: a broken record is
+			// malformed first.
+			s.dupAt, s.dupKey = i, key
+		}
+		e := -1
+		if nd != nil && len(vals) > 0 {
+			e = nd.lookup(key)
+		}
+		i = skipWS(data, ke+1)
+		if i >= n || data[i] != ':' {
+			return 0, errAt(data, i, "after object key")
+		}
+		i = skipWS(data, i+1)
+		if i >= n {
+			return 0, errEOF(data)
+		}
+		switch {
+		case e < 0:
+			i, err = skipValue(data, i, level+1)
+		case nd.entries[e].kid == nil: // a wanted value, the usual case, without member's call
+			i, err = s.value(data, i, &vals[nd.entries[e].slot], level+1)
+		default:
+			i, err = s.member(data, i, &nd.entries[e], vals, level+1, kd+1)
+		}
+		if err != nil {
+			return 0, err
+		}
+		i = skipWS(data, i)
+		if i >= n {
+			return 0, errEOF(data)
+		}
+		if c := data[i]; c == ',' {
+			i = skipWS(data, i+1)
+			if i >= n {
+				return 0, errEOF(data)
+			}
+			continue
+		} else if c == '}' {
+			return i + 1, nil
+		}
+		return 0, errAt(data, i, "after object key:value pair")
+	}
 }
 
-// value parses a wanted value starting at data[i] (not whitespace, i < len(data)) into v and returns
-// the index just past it. Raw slices get cap == len so a caller's append cannot write into the input
-// or into a later value in scratch.
-func (s *Scanner) value(data []byte, i int, v *Value) (int, error) {
+// array scans the array at data[i] ('['), at nesting level level, whose elements are looked up in
+// nd by index, and returns the index just past the closing bracket.
+func (s *Scanner) array(data []byte, i int, nd *node, vals []Value, level, kd int) (int, error) {
+	n := len(data)
+	i = skipWS(data, i+1)
+	if i >= n {
+		return 0, errEOF(data)
+	}
+	if data[i] == ']' {
+		return i + 1, nil
+	}
+	var err error
+	for k := 0; ; k++ {
+		if e := nd.lookupElem(k); e < 0 {
+			i, err = skipValue(data, i, level+1)
+		} else {
+			i, err = s.member(data, i, &nd.entries[e], vals, level+1, kd+1)
+		}
+		if err != nil {
+			return 0, err
+		}
+		i = skipWS(data, i)
+		if i >= n {
+			return 0, errEOF(data)
+		}
+		if c := data[i]; c == ',' {
+			i = skipWS(data, i+1)
+			if i >= n {
+				return 0, errEOF(data)
+			}
+			continue
+		} else if c == ']' {
+			return i + 1, nil
+		}
+		return 0, errAt(data, i, "after array element")
+	}
+}
+
+// member scans a wanted value at data[i] (not whitespace, i < len(data)), at nesting level level:
+// into its slot when the value itself is wanted, and into the paths under it when it is an object
+// or an array and some are wanted there. The recursion is bounded by the schema's deepest path,
+// not by the input.
+func (s *Scanner) member(data []byte, i int, e *entry, vals []Value, level, kd int) (int, error) {
+	c := data[i]
+	if e.kid == nil || (c != '{' && c != '[') {
+		if e.slot < 0 {
+			return skipValue(data, i, level)
+		}
+		return s.value(data, i, &vals[e.slot], level)
+	}
+	if level > MaxDepth {
+		return 0, errTooDeep(i)
+	}
+	var end int
+	var err error
+	k := Object
+	if c == '{' {
+		end, err = s.object(data, i, e.kid, vals, level, kd)
+	} else {
+		k = Array
+		end, err = s.array(data, i, e.kid, vals, level, kd)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if e.slot >= 0 {
+		vals[e.slot] = Value{Kind: k, Raw: data[i:end:end]}
+	}
+	return end, nil
+}
+
+// value parses a wanted value starting at data[i] (not whitespace, i < len(data)), at nesting
+// level level, into v and returns the index just past it. Raw slices get cap == len so a caller's
+// append cannot write into the input or into a later value in scratch.
+func (s *Scanner) value(data []byte, i int, v *Value, level int) (int, error) {
 	switch data[i] {
 	case '"':
 		end, esc, err := scanString(data, i+1)
@@ -234,7 +367,7 @@ func (s *Scanner) value(data []byte, i int, v *Value) (int, error) {
 		*v = Value{Kind: String, Raw: raw}
 		return end + 1, nil
 	case '{', '[':
-		end, err := skipComposite(data, i, 2)
+		end, err := skipComposite(data, i, level)
 		if err != nil {
 			return 0, err
 		}

@@ -72,13 +72,28 @@ func scanString(data []byte, i int) (int, bool, error) {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
-				for k := i + 2; k < i+6; k++ {
-					if k >= n {
+				if err := checkHex4(data, i+2); err != nil {
+					return 0, false, err
+				}
+				// A surrogate must be the high half of a pair whose low half follows at once:
+				// anything else would decode to U+FFFD, text the producer never wrote.
+				if r := hex4(data[i+2:]); r >= 0xd800 && r < 0xe000 {
+					if r >= 0xdc00 {
+						return 0, false, errLoneSurrogate(i)
+					}
+					if i+6 >= n || (data[i+6] == '\\' && i+7 >= n) {
 						return 0, false, errEOF(data)
 					}
-					if unhex(data[k]) < 0 {
-						return 0, false, errAt(data, k, `in \u hexadecimal character escape`)
+					if data[i+6] == '\\' && data[i+7] == 'u' {
+						if err := checkHex4(data, i+8); err != nil {
+							return 0, false, err
+						}
+						if r2 := hex4(data[i+8:]); r2 >= 0xdc00 && r2 < 0xe000 {
+							i += 12
+							continue
+						}
 					}
+					return 0, false, errLoneSurrogate(i)
 				}
 				i += 6
 			default:
@@ -88,6 +103,19 @@ func scanString(data []byte, i int) (int, bool, error) {
 			return 0, false, errAt(data, i, "in string literal")
 		}
 	}
+}
+
+// checkHex4 checks the 4 hex digits of a \u escape at data[k:].
+func checkHex4(data []byte, k int) error {
+	for end := k + 4; k < end; k++ {
+		if k >= len(data) {
+			return errEOF(data)
+		}
+		if unhex(data[k]) < 0 {
+			return errAt(data, k, `in \u hexadecimal character escape`)
+		}
+	}
+	return nil
 }
 
 // unhex returns the value of a hexadecimal digit, or -1.
@@ -110,10 +138,9 @@ func hex4(b []byte) rune {
 }
 
 // appendUnescaped appends the decoded contents of a string that scanString has validated (src is the
-// text between the quotes). Escapes are decoded exactly as encoding/json does, including its handling
-// of UTF-16 surrogates: a valid pair becomes one rune, and any surrogate that is not part of a valid
-// pair becomes U+FFFD (a following \u escape that failed to pair is then decoded on its own). All
-// other bytes, including invalid UTF-8, are copied unchanged.
+// text between the quotes). Escapes are decoded exactly as encoding/json does: a surrogate pair
+// becomes one rune (scanString has refused lone surrogates; were one passed here, it would become
+// U+FFFD, as in encoding/json). All other bytes, including invalid UTF-8, are copied unchanged.
 func appendUnescaped(dst, src []byte) []byte {
 	for i := 0; i < len(src); {
 		j := bytes.IndexByte(src[i:], '\\')

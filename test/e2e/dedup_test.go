@@ -73,6 +73,13 @@ func TestDedupUnderSIGKILL(t *testing.T) {
 	midTxn := 0
 	for i := 0; i < kills; i++ {
 		time.Sleep(time.Duration(1500+rng.IntN(2500)) * time.Millisecond)
+		// Then kill inside a transaction: on a loaded machine a restarted instance can take longer
+		// than the random wait to rejoin, restore and open its first one.
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if txnState(ctx, adm, app+"-d-1") == "Ongoing" {
+				break
+			}
+		}
 		if err := proc.exited(); err != nil {
 			t.Fatalf("streamd died by itself before kill %d: %v", i+1, err)
 		}

@@ -36,9 +36,9 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2s ./...
 
-## bench-e2e: the bare exactly-once loop, windows only and the full pipeline against a real broker in
+## bench-e2e: the bare exactly-once loop, windows only and the ML pipelines against a real broker in
 ## one run (its own broker unless KAFKA_BROKERS is set): records/s, ratio to the bare loop, peak RSS,
-## latency percentiles at 25% and 50% of saturation. About 10 minutes on 2 cores.
+## latency percentiles at 25% and 50% of saturation. About 15 minutes on 2 cores.
 .PHONY: bench-e2e
 bench-e2e:
 	GO=$(GO) scripts/bench-e2e.sh

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench-e2e.sh: the end-to-end benchmark of docs/BENCHMARKS.md in one run against a real broker: the
-# bare franz-go exactly-once loop, windows only and the full pipeline on a 2M-record backlog
-# (records/s, ratio to the bare loop, peak RSS), then the bare loop and the full pipeline again at 25%
+# bare franz-go exactly-once loop, windows only, the ML pipeline (ml) and the example pipeline (full) on a 2M-record backlog
+# (records/s, ratio to the bare loop, peak RSS), then the bare loop and the ML pipeline again at 25%
 # and 50% of their saturation rates (latency p50/p99/p99.9 from produce to a read_committed reader).
 #
 # With KAFKA_BROKERS set it uses that broker; otherwise it starts one of its own (scripts/kafka.sh, on
@@ -19,5 +19,5 @@ if [ -z "${KAFKA_BROKERS:-}" ]; then
 fi
 echo "== $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $($GO version | cut -d' ' -f3), broker $KAFKA_BROKERS"
 # shellcheck disable=SC2086
-$GO run ./test/bench -brokers "$KAFKA_BROKERS" -records 2000000 -workloads baseline,window,full \
-  -latency baseline,full ${BENCH_FLAGS:-}
+$GO run ./test/bench -brokers "$KAFKA_BROKERS" -records 2000000 -workloads baseline,window,ml,full \
+  -latency baseline,ml ${BENCH_FLAGS:-}

@@ -1,0 +1,199 @@
+package config
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hamba/avro/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/streamd/streamd/stream"
+	"github.com/streamd/streamd/test/kafkatest"
+)
+
+// TestOutputsAvroEqualJSON runs one input through the same pipeline twice, with outputs.format json
+// and avro, and checks that every prediction and window result decoded from Avro (with the schema
+// srfake holds for the id in the record, as a consumer's deserializer would) equals its JSON twin.
+func TestOutputsAvroEqualJSON(t *testing.T) {
+	b := kafkatest.Start(t)
+	src := b.Topic(t, "tx", 1)
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+
+	cl := b.Client(t)
+	base := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC).UnixMilli()
+	var recs []*kgo.Record
+	for i := 0; i < 300; i++ {
+		v := fmt.Sprintf(`{"card_id":"card-%d","event_id":"e%d","event_time":%d,"amount":%g,"channel":"%s"}`,
+			i%7, i, base+int64(i)*1000, float64(i%50)+0.25, []string{"pos", "online"}[i%2])
+		recs = append(recs, &kgo.Record{Topic: src, Key: []byte(fmt.Sprintf("card-%d", i%7)), Value: []byte(v)})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	run := func(format string) (preds, wins []*kgo.Record) {
+		app := kafkatest.Name(t, "app-"+format)
+		predTopic, winTopic := b.Topic(t, "preds-"+format, 1), b.Topic(t, "win-"+format, 1)
+		registryBlock := "" // source.registry is refused with json outputs and a json source
+		if format == "avro" {
+			registryBlock = fmt.Sprintf("  registry: {urls: [%q]}", reg.URL())
+		}
+		cfg := fmt.Sprintf(`app: %s
+instance_id: %s-1
+kafka: {brokers: [%s], commit_interval: 50ms, session_timeout: 6s}
+state: {dir: %s}
+source:
+  topic: %s
+%s
+  key: card_id
+  event_id: event_id
+  event_time: {field: event_time, format: epoch_ms}
+  idle_timeout: off
+  fields:
+    amount: {type: number, required: true, min: 0}
+    channel: {type: string, values: [pos, online]}
+windows: [{name: w, kind: tumbling, size: 1m, aggs: [count, {sum: amount}, {max: amount}], output: %s}]
+features:
+  - {name: amount, from: amount}
+  - {name: channel, from: channel, encode: onehot}
+models:
+  list: [{name: ftrl, learner: {kind: ftrl_logistic}}]
+outputs:
+  format: %s
+  predictions: %s
+  dead_letters: %s
+`, app, app, b.Addrs[0], t.TempDir(), src, registryBlock, winTopic, format, predTopic, kafkatest.Name(t, "dlq"))
+		c, err := Parse([]byte(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := c.Pipeline()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, err := c.RuntimeConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.CreateTopics = true
+		rc.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		rc.Registerer = prometheus.NewRegistry()
+		rt, err := stream.NewRuntime(p, rc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- rt.Run(ctx) }()
+		stop := func() error {
+			select {
+			case err := <-done:
+				done <- err
+				return fmt.Errorf("runtime stopped: %v", err)
+			default:
+				return nil
+			}
+		}
+		b.WaitCaughtUp(t, app, src, time.Minute, stop)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		return b.ReadCommitted(t, predTopic, 30*time.Second), b.ReadCommitted(t, winTopic, 30*time.Second)
+	}
+	jsonPreds, jsonWins := run("json")
+	avroPreds, avroWins := run("avro")
+	if len(jsonPreds) != 300 || len(avroPreds) != 300 || len(jsonWins) == 0 || len(jsonWins) != len(avroWins) {
+		t.Fatalf("predictions json %d avro %d, window results json %d avro %d", len(jsonPreds), len(avroPreds), len(jsonWins), len(avroWins))
+	}
+
+	rcl, err := sr.NewClient(sr.URLs(reg.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	decode := func(r *kgo.Record, subject string) map[string]any {
+		t.Helper()
+		if len(r.Value) < 5 || r.Value[0] != 0 {
+			t.Fatalf("%s: not Confluent wire format: %q", r.Topic, r.Value)
+		}
+		id := int(binary.BigEndian.Uint32(r.Value[1:5]))
+		s, err := rcl.SchemaByID(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if latest, err := rcl.SchemaByVersion(context.Background(), subject, -1); err != nil || latest.ID != id {
+			t.Fatalf("record schema id %d, subject %s has %+v (%v)", id, subject, latest, err)
+		}
+		sch, err := avro.Parse(s.Schema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var v map[string]any
+		if err := avro.Unmarshal(sch, r.Value[5:], &v); err != nil {
+			t.Fatalf("%s: %v", r.Topic, err)
+		}
+		return normalize(v).(map[string]any)
+	}
+	fromJSON := func(r *kgo.Record, defaults map[string]any) map[string]any {
+		t.Helper()
+		var v map[string]any
+		if err := json.Unmarshal(r.Value, &v); err != nil {
+			t.Fatal(err)
+		}
+		for k, d := range defaults {
+			if _, ok := v[k]; !ok {
+				v[k] = d
+			}
+		}
+		return normalize(v).(map[string]any)
+	}
+	predDefaults := map[string]any{"overflow": []any{}, "explanation": nil, "challengers": map[string]any{}}
+	for i := range jsonPreds {
+		j := fromJSON(jsonPreds[i], predDefaults)
+		a := decode(avroPreds[i], avroPreds[i].Topic+"-value")
+		if !reflect.DeepEqual(j, a) || string(jsonPreds[i].Key) != string(avroPreds[i].Key) {
+			t.Fatalf("prediction %d:\njson %v\navro %v", i, j, a)
+		}
+	}
+	for i := range jsonWins {
+		j := fromJSON(jsonWins[i], map[string]any{"overflow": []any{}})
+		a := decode(avroWins[i], avroWins[i].Topic+"-value")
+		if !reflect.DeepEqual(j, a) || !jsonWins[i].Timestamp.Equal(avroWins[i].Timestamp) {
+			t.Fatalf("window result %d:\njson %v\navro %v", i, j, a)
+		}
+	}
+}
+
+// normalize makes JSON and Avro generic values comparable: every number a float64.
+func normalize(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, x := range v {
+			v[k] = normalize(x)
+		}
+		return v
+	case []any:
+		for i, x := range v {
+			v[i] = normalize(x)
+		}
+		return v
+	case int:
+		return float64(v)
+	case int32:
+		return float64(v)
+	case int64:
+		return float64(v)
+	}
+	return v
+}

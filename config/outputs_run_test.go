@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,4 +198,63 @@ func normalize(v any) any {
 		return float64(v)
 	}
 	return v
+}
+
+// TestOutputsAvroRegistryRefusalStopsStartUp: a registry that refuses the output schema (HTTP 409,
+// incompatible) makes Run return its answer before reading anything.
+func TestOutputsAvroRegistryRefusalStopsStartUp(t *testing.T) {
+	b := kafkatest.Start(t)
+	src := b.Topic(t, "tx", 1)
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method != http.MethodPost {
+			return false
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		_ = json.NewEncoder(w).Encode(map[string]any{"error_code": 409, "message": "Schema being registered is incompatible with an earlier schema"})
+		return true
+	})
+	cfg := fmt.Sprintf(`app: %s
+kafka: {brokers: [%s]}
+state: {dir: %s}
+source:
+  topic: %s
+  registry: {urls: [%q]}
+  key: card_id
+  event_time: {field: event_time, format: epoch_ms}
+  fields:
+    amount: {type: number, required: true}
+windows: [{name: w, kind: tumbling, size: 1m, aggs: [count], output: %s}]
+outputs:
+  format: avro
+  dead_letters: %s
+`, kafkatest.Name(t, "app"), b.Addrs[0], t.TempDir(), src, reg.URL(), kafkatest.Name(t, "win"), kafkatest.Name(t, "dlq"))
+	c, err := Parse([]byte(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Pipeline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := c.RuntimeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.CreateTopics = true
+	rc.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	rc.Registerer = prometheus.NewRegistry()
+	rt, err := stream.NewRuntime(p, rc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	err = rt.Run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "-value") || !strings.Contains(err.Error(), "incompatible") {
+		t.Fatalf("Run: %v", err)
+	}
+	t.Logf("Run: %v", err)
 }

@@ -143,10 +143,16 @@ func appendAvro(dst []byte, s avro.Schema, v any, path string) ([]byte, error) {
 		}
 		if len(m) > 0 {
 			dst = binary.AppendVarint(dst, int64(len(m)))
+			// In key order, so that one value always has one encoding (Go's map order is random).
+			keys := make([]string, 0, len(m))
+			for k := range m {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
 			var err error
-			for k, x := range m {
+			for _, k := range keys {
 				dst = appendAvroString(dst, k)
-				if dst, err = appendAvro(dst, s.Values(), x, join(path, k)); err != nil {
+				if dst, err = appendAvro(dst, s.Values(), m[k], join(path, k)); err != nil {
 					return dst, err
 				}
 			}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 )
@@ -166,5 +167,49 @@ func BenchmarkAvroOutputEncode(b *testing.B) {
 		if dst, err = enc.Encode(dst[:0], in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestAvroOutputIsDeterministic(t *testing.T) {
+	enc, _ := newTestAvroOutput(t)
+	in := []byte(`{"key":"k","n":1,"p":0,"score":1,"src":{"topic":"t"},"features":{"a":1,"b":"x","c":true,"d":null,"e":2,"f":3}}`)
+	first, err := enc.Encode(nil, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		b, err := enc.Encode(nil, in)
+		if err != nil || string(b) != string(first) {
+			t.Fatalf("encoding %d differs: %v", i, err)
+		}
+	}
+}
+
+// TestTaskEmitEncodesAndFailsOnBadValue: Emit and EmitRecord write an encoded topic's values in
+// its format and leave other topics' alone; a value the encoder refuses stops the task and is not
+// produced.
+func TestTaskEmitEncodesAndFailsOnBadValue(t *testing.T) {
+	enc, fake := newTestAvroOutput(t)
+	var sent []*kgo.Record
+	task := newTestTask(t, benchFormat(), nil, &sent)
+	task.encoders = map[string]OutputEncoder{"out": enc}
+	good := `{"key":"k","n":1,"p":0,"score":1,"src":{"topic":"t"},"features":{}}`
+	task.Emit("out", []byte("k"), []byte(good), 1)
+	task.EmitRecord("out", []byte("k"), []byte(good), 1)
+	task.Emit("plain", []byte("k"), []byte(good), 1)
+	if len(sent) != 3 || task.fatalErr != nil {
+		t.Fatalf("sent %d, err %v", len(sent), task.fatalErr)
+	}
+	for _, r := range sent[:2] {
+		if got := decodeOutput(t, fake, r.Value); got["key"] != "k" {
+			t.Fatalf("decoded %v", got)
+		}
+	}
+	if string(sent[2].Value) != good {
+		t.Fatalf("unencoded topic got %q", sent[2].Value)
+	}
+	task.Emit("out", []byte("k"), []byte(`{"key":"k"}`), 1)
+	if len(sent) != 3 || task.fatalErr == nil || !strings.Contains(task.fatalErr.Error(), "encoding a record for out") {
+		t.Fatalf("refused value: sent %d, err %v", len(sent), task.fatalErr)
 	}
 }

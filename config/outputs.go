@@ -8,19 +8,19 @@ import (
 
 // outputRegistryFormats are the values of outputs.format that register a schema; json (the
 // default, also spelled as the empty string) registers none.
-var outputRegistryFormats = map[string]bool{"avro": true}
+var outputRegistryFormats = map[string]bool{"avro": true, "protobuf": true}
 
 // validateOutputFormat checks outputs.format; the registry block it needs is checked with the
 // source's (validateFormat).
 func (c *Config) validateOutputFormat(v *validator) {
 	switch c.Outputs.Format {
-	case "", "json", "avro":
+	case "", "json", "avro", "protobuf":
 	default:
-		v.bad("outputs.format", "%q is not one of json, avro", c.Outputs.Format)
+		v.bad("outputs.format", "%q is not one of json, avro, protobuf", c.Outputs.Format)
 	}
 }
 
-// outputEncoders builds, with outputs.format avro, the encoders of the predictions topic and of
+// outputEncoders builds, with outputs.format avro or protobuf, the encoders of the predictions topic and of
 // every window's output topic, over source.registry. Their schemas are registered when the
 // runtime starts (stream.Runtime.Run), not here, so that validating a config needs no registry.
 func (c *Config) outputEncoders() (map[string]stream.OutputEncoder, error) {
@@ -32,11 +32,17 @@ func (c *Config) outputEncoders() (map[string]stream.OutputEncoder, error) {
 		return nil, err
 	}
 	encs := map[string]stream.OutputEncoder{}
-	add := func(topic, schema string) error {
+	add := func(topic, avroSchema, protoSchema string) error {
 		if topic == "" || encs[topic] != nil {
 			return nil
 		}
-		enc, err := stream.NewAvroOutput(reg, schema)
+		var enc stream.OutputEncoder
+		var err error
+		if c.Outputs.Format == "protobuf" {
+			enc, err = stream.NewProtobufOutput(reg, protoSchema)
+		} else {
+			enc, err = stream.NewAvroOutput(reg, avroSchema)
+		}
 		if err != nil {
 			return err
 		}
@@ -44,12 +50,12 @@ func (c *Config) outputEncoders() (map[string]stream.OutputEncoder, error) {
 		return nil
 	}
 	if len(c.Models.List) > 0 {
-		if err := add(c.Outputs.Predictions, model.PredictionAvroSchema); err != nil {
+		if err := add(c.Outputs.Predictions, model.PredictionAvroSchema, model.PredictionProtoSchema); err != nil {
 			return nil, err
 		}
 	}
 	for _, w := range c.Windows {
-		if err := add(w.Output, window.ResultAvroSchema); err != nil {
+		if err := add(w.Output, window.ResultAvroSchema, window.ResultProtoSchema); err != nil {
 			return nil, err
 		}
 	}

@@ -13,11 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bufbuild/protocompile"
 	"github.com/hamba/avro/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/types/dynamicpb"
 
 	"github.com/streamd/streamd/stream"
 	"github.com/streamd/streamd/test/kafkatest"
@@ -26,7 +30,13 @@ import (
 // TestOutputsAvroEqualJSON runs one input through the same pipeline twice, with outputs.format json
 // and avro, and checks that every prediction and window result decoded from Avro (with the schema
 // srfake holds for the id in the record, as a consumer's deserializer would) equals its JSON twin.
-func TestOutputsAvroEqualJSON(t *testing.T) {
+func TestOutputsAvroEqualJSON(t *testing.T) { testOutputsEqualJSON(t, "avro") }
+
+// TestOutputsProtobufEqualJSON is TestOutputsAvroEqualJSON with outputs.format protobuf, decoded
+// with dynamicpb over the registry's .proto.
+func TestOutputsProtobufEqualJSON(t *testing.T) { testOutputsEqualJSON(t, "protobuf") }
+
+func testOutputsEqualJSON(t *testing.T, outFormat string) {
 	b := kafkatest.Start(t)
 	src := b.Topic(t, "tx", 1)
 	reg := srfake.New()
@@ -48,7 +58,7 @@ func TestOutputsAvroEqualJSON(t *testing.T) {
 		app := kafkatest.Name(t, "app-"+format)
 		predTopic, winTopic := b.Topic(t, "preds-"+format, 1), b.Topic(t, "win-"+format, 1)
 		registryBlock := "" // source.registry is refused with json outputs and a json source
-		if format == "avro" {
+		if format != "json" {
 			registryBlock = fmt.Sprintf("  registry: {urls: [%q]}", reg.URL())
 		}
 		cfg := fmt.Sprintf(`app: %s
@@ -115,7 +125,7 @@ outputs:
 		return b.ReadCommitted(t, predTopic, 30*time.Second), b.ReadCommitted(t, winTopic, 30*time.Second)
 	}
 	jsonPreds, jsonWins := run("json")
-	avroPreds, avroWins := run("avro")
+	avroPreds, avroWins := run(outFormat)
 	if len(jsonPreds) != 300 || len(avroPreds) != 300 || len(jsonWins) == 0 || len(jsonWins) != len(avroWins) {
 		t.Fatalf("predictions json %d avro %d, window results json %d avro %d", len(jsonPreds), len(avroPreds), len(jsonWins), len(avroWins))
 	}
@@ -136,6 +146,9 @@ outputs:
 		}
 		if latest, err := rcl.SchemaByVersion(context.Background(), subject, -1); err != nil || latest.ID != id {
 			t.Fatalf("record schema id %d, subject %s has %+v (%v)", id, subject, latest, err)
+		}
+		if outFormat == "protobuf" {
+			return normalize(decodeProto(t, s.Schema, r.Value[5:])).(map[string]any)
 		}
 		sch, err := avro.Parse(s.Schema)
 		if err != nil {
@@ -160,7 +173,7 @@ outputs:
 		}
 		return normalize(v).(map[string]any)
 	}
-	predDefaults := map[string]any{"overflow": []any{}, "explanation": nil, "challengers": map[string]any{}}
+	predDefaults := map[string]any{"overflow": []any{}, "explanation": nil, "challengers": map[string]any{}, "label": nil}
 	for i := range jsonPreds {
 		j := fromJSON(jsonPreds[i], predDefaults)
 		a := decode(avroPreds[i], avroPreds[i].Topic+"-value")
@@ -175,6 +188,83 @@ outputs:
 			t.Fatalf("window result %d:\njson %v\navro %v", i, j, a)
 		}
 	}
+}
+
+// decodeProto reads a Confluent Protobuf payload (message indexes, message) with dynamicpb and
+// turns it into the JSON record's shape: every field of the message (an unset implicit scalar is
+// its zero, an unset optional or message null), a wrapper message (one field, or one oneof) its
+// value.
+func decodeProto(t *testing.T, schema string, b []byte) map[string]any {
+	t.Helper()
+	comp := protocompile.Compiler{Resolver: &protocompile.SourceResolver{
+		Accessor: protocompile.SourceAccessorFromMap(map[string]string{"s.proto": schema})}}
+	fds, err := comp.Compile(context.Background(), "s.proto")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) == 0 || b[0] != 0 {
+		t.Fatalf("message indexes: want [0] (one zero byte), got % x", b[:min(len(b), 4)])
+	}
+	m := dynamicpb.NewMessage(fds[0].Messages().Get(0))
+	if err := proto.Unmarshal(b[1:], m); err != nil {
+		t.Fatal(err)
+	}
+	return protoGeneric(m).(map[string]any)
+}
+
+func protoGeneric(m protoreflect.Message) any {
+	fs := m.Descriptor().Fields()
+	if fs.Len() == 1 || (fs.Get(0).ContainingOneof() != nil && !fs.Get(0).ContainingOneof().IsSynthetic()) {
+		for i := 0; i < fs.Len(); i++ {
+			if m.Has(fs.Get(i)) {
+				return protoScalar(m.Get(fs.Get(i)))
+			}
+		}
+		return nil
+	}
+	out := map[string]any{}
+	for i := 0; i < fs.Len(); i++ {
+		fd := fs.Get(i)
+		v := m.Get(fd)
+		switch {
+		case fd.IsMap():
+			mm := map[string]any{}
+			v.Map().Range(func(k protoreflect.MapKey, x protoreflect.Value) bool {
+				if fd.MapValue().Kind() == protoreflect.MessageKind {
+					mm[k.String()] = protoGeneric(x.Message())
+				} else {
+					mm[k.String()] = protoScalar(x)
+				}
+				return true
+			})
+			out[string(fd.Name())] = mm
+		case fd.IsList():
+			xs := []any{}
+			for j := 0; j < v.List().Len(); j++ {
+				xs = append(xs, protoScalar(v.List().Get(j)))
+			}
+			out[string(fd.Name())] = xs
+		case fd.HasPresence() && !m.Has(fd):
+			out[string(fd.Name())] = nil
+		case fd.Kind() == protoreflect.MessageKind:
+			out[string(fd.Name())] = protoGeneric(v.Message())
+		default:
+			out[string(fd.Name())] = protoScalar(v)
+		}
+	}
+	return out
+}
+
+func protoScalar(v protoreflect.Value) any {
+	switch x := v.Interface().(type) {
+	case protoreflect.Message:
+		return protoGeneric(x)
+	case int32:
+		return float64(x)
+	case int64:
+		return float64(x)
+	}
+	return v.Interface()
 }
 
 // normalize makes JSON and Avro generic values comparable: every number a float64.

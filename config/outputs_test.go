@@ -39,7 +39,7 @@ func TestOutputsFormatAvroCompiles(t *testing.T) {
 
 func TestOutputsFormatErrors(t *testing.T) {
 	for _, tc := range []struct{ name, cfg, want string }{
-		{"unknown format", strings.Replace(good, "outputs:\n", "outputs:\n  format: xml\n", 1), `outputs.format: "xml" is not one of json, avro`},
+		{"unknown format", strings.Replace(good, "outputs:\n", "outputs:\n  format: xml\n", 1), `outputs.format: "xml" is not one of json, avro, protobuf`},
 		{"avro without a registry", strings.Replace(good, "outputs:\n", "outputs:\n  format: avro\n", 1), "source.registry: required with outputs.format avro"},
 	} {
 		_, err := parseWithEnv([]byte(tc.cfg), noEnv)

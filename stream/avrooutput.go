@@ -41,6 +41,28 @@ func (p *Pipeline) registerOutputs(ctx context.Context) error {
 	return nil
 }
 
+// registerOutput registers s under `<topic>-value` and returns its id. Registering a schema the
+// subject already has returns its id; every failure stops start-up, an output nobody can decode
+// being worse than none. The registry's answer (HTTP 409 for an incompatible schema, 401/403 for
+// credentials) is in the error.
+func registerOutput(ctx context.Context, reg *Registry, topic string, s sr.Schema, kind string) (int, error) {
+	if err := reg.check(); err != nil {
+		return 0, fmt.Errorf("stream: output %s: %w", topic, err)
+	}
+	subject := topic + "-value"
+	timeout := reg.Timeout
+	if timeout == 0 {
+		timeout = DefaultRegistryTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ss, err := reg.Client.CreateSchema(ctx, subject, s)
+	if err != nil {
+		return 0, fmt.Errorf("stream: output %s: registering its %s schema under subject %s: %w", topic, kind, subject, err)
+	}
+	return ss.ID, nil
+}
+
 // AvroOutput writes values in Confluent's Avro wire format: magic byte 0, the schema id (big
 // endian, 4 bytes), then the Avro binary encoding of the value under the schema registered as
 // `<topic>-value` (TopicNameStrategy). The JSON value is read into generic values and written
@@ -69,25 +91,12 @@ func (a *AvroOutput) Schema() string { return a.text }
 // has returns its id; a registry that refuses it (incompatible with the subject's earlier
 // versions, say) is an error naming the subject.
 func (a *AvroOutput) Register(ctx context.Context, topic string) error {
-	if err := a.Registry.check(); err != nil {
-		return fmt.Errorf("stream: output %s: %w", topic, err)
-	}
-	subject := topic + "-value"
-	timeout := a.Registry.Timeout
-	if timeout == 0 {
-		timeout = DefaultRegistryTimeout
-	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	ss, err := a.Registry.Client.CreateSchema(ctx, subject, sr.Schema{Schema: a.text, Type: sr.TypeAvro})
+	id, err := registerOutput(ctx, a.Registry, topic, sr.Schema{Schema: a.text, Type: sr.TypeAvro}, "Avro")
 	if err != nil {
-		// Every failure stops start-up: an output nobody can decode is worse than none. The
-		// registry's answer (HTTP 409 for an incompatible schema, 401/403 for credentials) is
-		// in err.
-		return fmt.Errorf("stream: output %s: registering its Avro schema under subject %s: %w", topic, subject, err)
+		return err
 	}
 	a.header[0] = 0
-	binary.BigEndian.PutUint32(a.header[1:], uint32(ss.ID))
+	binary.BigEndian.PutUint32(a.header[1:], uint32(id))
 	return nil
 }
 
@@ -96,14 +105,24 @@ func (a *AvroOutput) ID() int { return int(binary.BigEndian.Uint32(a.header[1:])
 
 // Encode appends the wire-format encoding of the JSON object value to dst.
 func (a *AvroOutput) Encode(dst, value []byte) ([]byte, error) {
+	v, err := readOutputJSON(value)
+	if err != nil {
+		return dst, err
+	}
+	dst = append(dst, a.header[:]...)
+	return appendAvro(dst, a.schema, v, "")
+}
+
+// readOutputJSON reads an output's JSON value into generic values, numbers as json.Number so that
+// integers stay exact until the schema says what they are.
+func readOutputJSON(value []byte) (any, error) {
 	d := json.NewDecoder(bytes.NewReader(value))
 	d.UseNumber()
 	var v any
 	if err := d.Decode(&v); err != nil {
-		return dst, fmt.Errorf("stream: output value is not JSON: %w", err)
+		return nil, fmt.Errorf("stream: output value is not JSON: %w", err)
 	}
-	dst = append(dst, a.header[:]...)
-	return appendAvro(dst, a.schema, v, "")
+	return v, nil
 }
 
 // appendAvro appends the Avro binary encoding of the generic JSON value v under s.

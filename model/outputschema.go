@@ -23,3 +23,62 @@ const PredictionAvroSchema = `{"type":"record","name":"Prediction","namespace":"
   {"name":"top","type":{"type":"array","items":{"type":"record","name":"Contribution","fields":[
     {"name":"feature","type":"string"},{"name":"contribution","type":["null","double"]}]}}}]}],"default":null},
 {"name":"challengers","type":{"type":"map","values":["null","double"]},"default":{}}]}`
+
+// PredictionProtoSchema is the Protobuf schema of a prediction record with outputs.format protobuf:
+// the JSON record's fields by name. A JSON null is an absent field (score, a feature's value, a
+// label not yet named); FeatureValue and Label hold the JSON scalar by its kind.
+const PredictionProtoSchema = `syntax = "proto3";
+package streamd;
+
+message Prediction {
+  string event_id = 1;
+  string key = 2;
+  string model = 3;
+  int64 version = 4;
+  optional double score = 5;
+  int64 class = 6;
+  Label label = 7;
+  int64 event_time = 8;
+  Source source = 9;
+  map<string, FeatureValue> features = 10;
+  repeated string overflow = 11;
+  Explanation explanation = 12;
+  map<string, OptionalDouble> challengers = 13;
+}
+
+message Label {
+  oneof kind {
+    bool flag = 1;
+    int64 index = 2;
+    string name = 3;
+  }
+}
+
+message Source {
+  string topic = 1;
+  int32 partition = 2;
+  int64 offset = 3;
+}
+
+message FeatureValue {
+  oneof kind {
+    bool flag = 1;
+    double number = 2;
+    string text = 3;
+  }
+}
+
+message OptionalDouble {
+  optional double value = 1;
+}
+
+message Explanation {
+  optional double bias = 1;
+  repeated Contribution top = 2;
+}
+
+message Contribution {
+  string feature = 1;
+  optional double contribution = 2;
+}
+`

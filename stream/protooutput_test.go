@@ -86,3 +86,19 @@ func TestProtobufOutputEncodesJSONValues(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkProtobufOutputEncode(b *testing.B) {
+	enc, err := NewProtobufOutput(nil, testProtoOutputSchema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := []byte(`{"key":"card-004211","n":1764105513123,"p":2,"score":0.0213,"label":0,"src":{"topic":"transactions"},
+		"features":{"amount_log":3.74,"country":"DE","tx_count_10m":3}}`)
+	var dst []byte
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if dst, err = enc.Encode(dst[:0], in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

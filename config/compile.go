@@ -85,6 +85,9 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 	}
 	p.Operators = append(p.Operators, mops...)
 	p.Features = features
+	if p.OutputEncoders, err = c.outputEncoders(); err != nil {
+		return nil, err
+	}
 	return p, p.Validate()
 }
 

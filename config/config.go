@@ -134,6 +134,8 @@ type Outputs struct {
 	Late               string   `yaml:"late"`
 	Predictions        string   `yaml:"predictions"`
 	DeadLetterMaxBytes ByteSize `yaml:"dead_letter_max_bytes"`
+	// Format is the encoding of predictions and window results (config/outputs.go).
+	Format string `yaml:"format"`
 }
 
 // Log configures the structured logs.

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -86,13 +87,17 @@ func (c *Config) validateFormat(v *validator, env func(string) (string, bool)) {
 		}
 	}
 	r := s.Registry
-	if !registryFormats[s.Format] {
+	if !registryFormats[s.Format] && !outputRegistryFormats[c.Outputs.Format] {
 		if r != nil {
 			v.bad("source.registry", "format %s reads no schema registry; remove the block (or use avro or protobuf)", s.Format)
 		}
 		return
 	}
 	if r == nil {
+		if !registryFormats[s.Format] {
+			v.bad("source.registry", "required with outputs.format %s: the schema registry streamd registers the output schemas in", c.Outputs.Format)
+			return
+		}
 		v.bad("source.registry", "required with format %s: the schema registry's urls", s.Format)
 		return
 	}
@@ -146,7 +151,7 @@ func (c *Config) validateFormat(v *validator, env func(string) (string, bool)) {
 func (c *Config) registry() (*stream.Registry, error) {
 	r := c.Source.Registry
 	if r == nil {
-		return nil, fmt.Errorf("config: source.registry: required with format %s", c.Source.Format)
+		return nil, errors.New("config: source.registry: required with avro or protobuf (source.format or outputs.format)")
 	}
 	timeout := r.Timeout.D()
 	if timeout == 0 {

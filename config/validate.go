@@ -112,6 +112,7 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 
 	o := &c.Outputs
 	v.name("outputs.dead_letters", o.DeadLetters, true)
+	c.validateOutputFormat(v)
 	v.name("outputs.clean", o.Clean, false)
 	v.name("outputs.late", o.Late, false)
 	topics := map[string]string{s.Topic: "source.topic"}

@@ -99,6 +99,14 @@
 // changelogs of the partitions standby.Choose picks into their task directories, and when one of
 // them is assigned here its task opens the warm directory, so the restore replays only the tail.
 //
+// # Output formats
+//
+// Operators emit JSON. Pipeline.OutputEncoders rewrites the values emitted to a topic (in
+// Task.Emit and Task.EmitRecord) into Confluent's Avro (avrooutput.go) or Protobuf
+// (protooutput.go) wire format, by walking the schema over the JSON value; Run registers each
+// encoder's schema under `<topic>-value` before it consumes, and a refusal stops start-up. A value
+// the schema does not describe stops the task rather than publish what consumers cannot read.
+//
 // # Shutdown
 //
 // Cancelling Run's context stops polling, commits the open cycle (bounded by ShutdownTimeout),

@@ -30,6 +30,10 @@ type Pipeline struct {
 	// Features names the per-event computed features (window aggregates as of the event) that
 	// operators write into Event.Features and later operators read, in this order.
 	Features []string
+	// OutputEncoders rewrite the JSON values emitted to a topic into its wire format (AvroOutput),
+	// by topic; a topic without one gets the JSON. Run registers each encoder's schema before it
+	// consumes.
+	OutputEncoders map[string]OutputEncoder
 }
 
 // Source is the input of a pipeline.

@@ -294,6 +294,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if err := r.prepareTopics(ctx); err != nil {
 		return err
 	}
+	if err := r.pipeline.registerOutputs(ctx); err != nil {
+		return err
+	}
 	r.mem = r.newMemoryGuard()
 	defer setMemoryLimit(r.mem.plan, r.log)()
 	if len(r.stores) > 0 {

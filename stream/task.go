@@ -76,6 +76,9 @@ type Task struct {
 	// deadLetterTopic and deadLetterMaxBytes come from the runtime's pipeline and config.
 	deadLetterTopic    string
 	deadLetterMaxBytes int
+	// encoders are the pipeline's OutputEncoders; encoded holds the last value one wrote.
+	encoders map[string]OutputEncoder
+	encoded  []byte
 
 	// State: the task's Pebble database (nil for a stateless pipeline), its stores by name, and the
 	// last changelog record each store produced in this cycle (its offset, known once the cycle
@@ -171,6 +174,10 @@ func (t *Task) Logger() *slog.Logger { return t.log }
 // its headers and the given event time as its timestamp. Emit copies key and value: the caller may
 // reuse them. It may be called only from Process.
 func (t *Task) Emit(topic string, key, value []byte, eventTime int64) {
+	value, ok := t.encode(topic, value)
+	if !ok {
+		return
+	}
 	r := t.out.record()
 	r.Topic = topic
 	r.Key = t.out.copy(key)
@@ -180,6 +187,23 @@ func (t *Task) Emit(topic string, key, value []byte, eventTime int64) {
 		r.Headers = t.out.lineage(t.cur)
 	}
 	t.produce(r)
+}
+
+// encode returns value in topic's wire format. An encoder that fails has met a value streamd wrote
+// that its own schema does not describe, a bug: the task stops (its cycle aborts) rather than
+// publish a record its consumers cannot read.
+func (t *Task) encode(topic string, value []byte) ([]byte, bool) {
+	enc := t.encoders[topic]
+	if enc == nil {
+		return value, true
+	}
+	b, err := enc.Encode(t.encoded[:0], value)
+	t.encoded = b
+	if err != nil {
+		t.fail(fmt.Errorf("stream: encoding a record for %s: %w", topic, err))
+		return nil, false
+	}
+	return b, true
 }
 
 func (t *Task) produce(r *kgo.Record) {

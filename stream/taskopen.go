@@ -71,6 +71,7 @@ func openTask(ctx context.Context, p *Pipeline, env taskEnv) (*Task, error) {
 		partitions:         env.partitions,
 		send:               env.send,
 		deadLetterTopic:    p.DeadLetterTopic,
+		encoders:           p.OutputEncoders,
 		deadLetterMaxBytes: env.deadLetterMaxBytes,
 		lateTopic:          p.LateTopic,
 		app:                p.Name,

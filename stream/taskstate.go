@@ -78,6 +78,10 @@ func (t *Task) LateTopic() string { return t.lateTopic }
 // called on an idle partition's watermark advance, it carries the partition's position then (the
 // last record processed), and none only if the task has processed nothing.
 func (t *Task) EmitRecord(topic string, key, value []byte, timestamp int64, headers ...kgo.RecordHeader) {
+	value, ok := t.encode(topic, value)
+	if !ok {
+		return
+	}
 	r := t.out.record()
 	r.Topic = topic
 	r.Key = t.out.copy(key)

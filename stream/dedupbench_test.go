@@ -3,6 +3,7 @@ package stream_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -108,6 +109,9 @@ func BenchmarkDedup(b *testing.B) {
 // events. Measured over 10,000 events, so that rare allocations are not rounded away; the bound
 // (2,000) fails if anything allocates once per event or more often.
 func TestDedupAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
 	f := &stream.JSONFormat{KeyField: "card_id", IDField: "event_id",
 		Time: stream.EventTimeSpec{Field: "event_time", Format: stream.TimeEpochMillis}}
 	if err := f.Init(); err != nil {
@@ -159,11 +163,16 @@ func TestDedupAllocations(t *testing.T) {
 	for range 100 { // 200,000 events: more than two ttls, buckets expired and swept
 		cycle(false)
 	}
-	var allocs float64
+	// The count is the process's: Pebble's flushes and compactions, on goroutines of their own,
+	// allocate into whichever cycle they overlap, more so on a loaded machine. A per-event
+	// allocation would show in every cycle, so the median cycle is the measure.
+	var perCycle []float64
 	for range 10 {
-		allocs += cycle(true)
+		perCycle = append(perCycle, cycle(true))
 	}
-	t.Logf("%v allocations per 10,000 events", allocs)
+	slices.Sort(perCycle)
+	allocs := 10 * perCycle[len(perCycle)/2]
+	t.Logf("%v allocations per 10,000 events (10 x the median of 1,000-event cycles %v)", allocs, perCycle)
 	if allocs > 2000 {
 		t.Fatalf("%v allocations per 10,000 events, want at most 2000 (a bucket's filter, a sweep's iterator)", allocs)
 	}

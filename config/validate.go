@@ -130,6 +130,7 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 		}
 		topics[t.topic] = t.key
 	}
+	c.validateTopics(v)
 
 	c.Admin.validate(v, env)
 	switch c.Log.Level {

@@ -23,8 +23,9 @@ import (
 type Selection struct {
 	// Reasons keeps the dead letters whose streamd-reason is one of these; empty keeps every reason.
 	Reasons []string
-	// From and To keep the dead letters whose record timestamp (the rejected record's own
-	// timestamp, which the dead letter keeps) is in [From, To); a zero bound is open.
+	// From and To keep the dead letters whose rejected record's own timestamp (which the dead
+	// letter keeps in stream.HeaderSourceTimestamp, or as its own timestamp) is in [From, To); a
+	// zero bound is open.
 	From, To time.Time
 }
 
@@ -259,7 +260,7 @@ func Replay(ctx context.Context, o Options) (Summary, error) {
 		parts := splitDeadLetter(dl)
 		reason := parts.rejection[stream.HeaderReason]
 		switch {
-		case !o.selects(dl, reason):
+		case !o.selects(parts.sourceTimestamp(dl), reason):
 			sum.Filtered++
 			return
 		case done[pos]:
@@ -330,14 +331,14 @@ func Replay(ctx context.Context, o Options) (Summary, error) {
 	return sum, nil
 }
 
-func (o *Options) selects(dl *kgo.Record, reason string) bool {
+func (o *Options) selects(ts time.Time, reason string) bool {
 	if len(o.Reasons) > 0 && !slices.Contains(o.Reasons, reason) {
 		return false
 	}
-	if !o.From.IsZero() && dl.Timestamp.Before(o.From) {
+	if !o.From.IsZero() && ts.Before(o.From) {
 		return false
 	}
-	if !o.To.IsZero() && !dl.Timestamp.Before(o.To) {
+	if !o.To.IsZero() && !ts.Before(o.To) {
 		return false
 	}
 	return true
@@ -426,7 +427,7 @@ func cmpOr(a, b error) error {
 // position, not by name.
 var (
 	lineageHeaders   = []string{stream.HeaderSourceTopic, stream.HeaderSourcePartition, stream.HeaderSourceOffset}
-	rejectionHeaders = []string{stream.HeaderReason, stream.HeaderError, stream.HeaderField, stream.HeaderOperator, stream.HeaderOriginalBytes}
+	rejectionHeaders = []string{stream.HeaderReason, stream.HeaderError, stream.HeaderField, stream.HeaderOperator, stream.HeaderOriginalBytes, stream.HeaderSourceTimestamp}
 )
 
 // deadLetterParts are a dead letter's headers, split.
@@ -453,6 +454,17 @@ func splitDeadLetter(dl *kgo.Record) deadLetterParts {
 	return d
 }
 
+// sourceTimestamp is the rejected record's own timestamp: HeaderSourceTimestamp on a dead letter
+// stamped with processing time (stream.TopicSettings), else the dead letter's own timestamp.
+func (d *deadLetterParts) sourceTimestamp(dl *kgo.Record) time.Time {
+	if v, ok := d.rejection[stream.HeaderSourceTimestamp]; ok {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return time.UnixMilli(ms)
+		}
+	}
+	return dl.Timestamp
+}
+
 // replayCount is how many times the record was replayed before: its own streamd-replay-count.
 func (d *deadLetterParts) replayCount() int {
 	n := 0
@@ -476,7 +488,7 @@ func replayed(dl *kgo.Record, d *deadLetterParts, pos string, count int) (*kgo.R
 	if topic == "" || err != nil || part < 0 {
 		return nil, false
 	}
-	rec := &kgo.Record{Topic: topic, Partition: int32(part), Key: dl.Key, Value: dl.Value, Timestamp: dl.Timestamp}
+	rec := &kgo.Record{Topic: topic, Partition: int32(part), Key: dl.Key, Value: dl.Value, Timestamp: d.sourceTimestamp(dl)}
 	for _, h := range d.own {
 		if h.Key != stream.HeaderReplayCount && h.Key != stream.HeaderReplayedFrom {
 			rec.Headers = append(rec.Headers, h)

@@ -136,6 +136,8 @@ type Outputs struct {
 	DeadLetterMaxBytes ByteSize `yaml:"dead_letter_max_bytes"`
 	// Format is the encoding of predictions and window results (config/outputs.go).
 	Format string `yaml:"format"`
+	// Training is the topic of training rows: one per labelled event (model/training.go).
+	Training string `yaml:"training"`
 	// TopicDefaults are the record timestamps and creation settings of every output topic;
 	// Topics override them per topic (config/outputs.go).
 	TopicDefaults TopicConfig             `yaml:"topic_defaults"`

@@ -85,6 +85,7 @@ func (c *Config) outputTopicNames() []string {
 	add(o.Late)
 	add(o.Clean)
 	add(o.Predictions)
+	add(o.Training)
 	for _, w := range c.Windows {
 		add(w.Output)
 	}

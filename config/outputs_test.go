@@ -98,6 +98,8 @@ func TestTopicSettingsErrors(t *testing.T) {
 		{"cleanup", with("  topics: {tx-clean: {cleanup_policy: keep}}\n"), `outputs.topics.tx-clean.cleanup_policy: "keep" is not one of`},
 		{"replication", with("  topics: {tx-clean: {replication_factor: -2}}\n"), "outputs.topics.tx-clean.replication_factor: -2"},
 		{"typed config in configs", with("  topic_defaults: {configs: {retention.ms: \"1\"}}\n"), "outputs.topic_defaults.configs: retention.ms: set it with outputs.topic_defaults.retention"},
+		{"training without models", with("  training: tx-train\n"), "outputs.training: training rows are the rows models saw"},
+		{"training is the clean topic", with("  training: tx-clean\n"), `outputs.training: "tx-clean" is also outputs.clean`},
 		{"unknown topic", with("  topics: {tx-cleen: {timestamp: event}}\n"), `outputs.topics.tx-cleen: "tx-cleen" is not a topic the pipeline writes (tx-dlq, tx-clean)`},
 	} {
 		_, err := parseWithEnv([]byte(tc.cfg), noEnv)

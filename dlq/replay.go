@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/streamd/streamd/internal/topicread"
 	"github.com/streamd/streamd/stream"
 )
 
@@ -557,64 +558,9 @@ func readLedger(ctx context.Context, base []kgo.Opt, ledger string, mayBeMissing
 	}
 }
 
-var errNoTopic = errors.New("dlq: no such topic")
+// errNoTopic and readTopic are topicread's (shared with streamd export).
+var errNoTopic = topicread.ErrNoTopic
 
-// readTopic calls f with every committed record of topic up to its last stable offsets as of the
-// call, in offset order per partition: a transaction still open then (the pipeline writing dead
-// letters) is left for a later run rather than waited for.
 func readTopic(ctx context.Context, base []kgo.Opt, adm *kadm.Client, topic string, f func(*kgo.Record)) error {
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		return err
-	}
-	if ends.Error() != nil {
-		if errors.Is(ends.Error(), kerr.UnknownTopicOrPartition) {
-			return errNoTopic
-		}
-		return ends.Error()
-	}
-	if len(ends[topic]) == 0 {
-		return errNoTopic
-	}
-	want := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-		}
-	})
-	if len(want) == 0 {
-		return nil
-	}
-	// Control records come through so that an end offset that is a transaction marker is seen.
-	cl, err := kgo.NewClient(append(base, kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords())...)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var ferr error
-		fs.EachError(func(_ string, p int32, err error) { ferr = fmt.Errorf("fetch %s/%d: %w", topic, p, err) })
-		if ferr != nil {
-			return ferr
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			end, ok := want[r.Partition]
-			if !ok {
-				return
-			}
-			if r.Offset >= end-1 {
-				delete(want, r.Partition)
-			}
-			if r.Offset < end && !r.Attrs.IsControl() {
-				f(r)
-			}
-		})
-	}
-	return nil
+	return topicread.Committed(ctx, base, adm, topic, f)
 }

@@ -445,7 +445,7 @@ func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 	p.buf = p.encodePending(p.buf[:0], exp, &p.raw, p.evalIn)
 	if training {
 		// What the training row needs when the label comes (training.go).
-		p.buf = encodeTraining(p.buf, ev.Time, ev.Record.Offset, p.served, p.out[p.features[0]:p.features[1]])
+		p.buf = encodeTraining(p.buf, ev.Time, ev.Record.Offset, p.m.champion, p.served, p.out[p.features[0]:p.features[1]])
 	}
 	p.store.Set(p.pendingKey(ev.ID), p.buf)
 	p.store.Set(p.expiryKey(exp, ev.ID), nil)

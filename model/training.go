@@ -55,11 +55,12 @@ func (p *processor) serve() {
 	}
 }
 
-// encodeTraining appends the pending prediction's trailer: the event's time and offset, every
-// model's score, class and version, and the prediction's features bytes.
-func encodeTraining(dst []byte, eventTime, offset int64, served []servedModel, features []byte) []byte {
+// encodeTraining appends the pending prediction's trailer: the event's time and offset, the
+// champion then, every model's score, class and version, and the prediction's features bytes.
+func encodeTraining(dst []byte, eventTime, offset int64, champion int, served []servedModel, features []byte) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(eventTime))
 	dst = binary.AppendVarint(dst, offset)
+	dst = binary.AppendUvarint(dst, uint64(champion))
 	for _, s := range served {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s.score))
 		dst = binary.AppendVarint(dst, int64(s.class))
@@ -71,31 +72,37 @@ func encodeTraining(dst []byte, eventTime, offset int64, served []servedModel, f
 
 // decodeTraining reads a trailer written by encodeTraining for n models into served (reused); the
 // features returned point into b.
-func decodeTraining(b []byte, n int, served []servedModel) (eventTime, offset int64, _ []servedModel, features []byte, err error) {
+func decodeTraining(b []byte, n int, served []servedModel) (eventTime, offset int64, champion int, _ []servedModel, features []byte, err error) {
 	if len(b) < 8 {
-		return 0, 0, nil, nil, errCorrupt
+		return 0, 0, 0, nil, nil, errCorrupt
 	}
 	eventTime = int64(binary.BigEndian.Uint64(b))
 	b = b[8:]
 	var k int
 	if offset, k = binary.Varint(b); k <= 0 {
-		return 0, 0, nil, nil, errCorrupt
+		return 0, 0, 0, nil, nil, errCorrupt
 	}
+	b = b[k:]
+	c, k := binary.Uvarint(b)
+	if k <= 0 || c >= uint64(n) {
+		return 0, 0, 0, nil, nil, errCorrupt
+	}
+	champion = int(c)
 	b = b[k:]
 	served = served[:0]
 	for range n {
 		if len(b) < 8 {
-			return 0, 0, nil, nil, errCorrupt
+			return 0, 0, 0, nil, nil, errCorrupt
 		}
 		s := servedModel{score: math.Float64frombits(binary.LittleEndian.Uint64(b))}
 		b = b[8:]
 		c, k := binary.Varint(b)
 		if k <= 0 {
-			return 0, 0, nil, nil, errCorrupt
+			return 0, 0, 0, nil, nil, errCorrupt
 		}
 		b = b[k:]
 		if s.version, k = binary.Varint(b); k <= 0 {
-			return 0, 0, nil, nil, errCorrupt
+			return 0, 0, 0, nil, nil, errCorrupt
 		}
 		b = b[k:]
 		s.class = int(c)
@@ -103,19 +110,20 @@ func decodeTraining(b []byte, n int, served []servedModel) (eventTime, offset in
 	}
 	l, k := binary.Uvarint(b)
 	if k <= 0 || uint64(len(b)-k) != l {
-		return 0, 0, nil, nil, errCorrupt
+		return 0, 0, 0, nil, nil, errCorrupt
 	}
-	return eventTime, offset, served, b[k:], nil
+	return eventTime, offset, champion, served, b[k:], nil
 }
 
 // trainingRow is one row's facts besides the models' predictions and the features.
 type trainingRow struct {
-	eventID, key          []byte
-	eventTime, labelTime  int64
-	partition             int32
-	offset                int64
-	label                 float64
-	sourceTopic, champion string
+	eventID, key         []byte
+	eventTime, labelTime int64
+	partition            int32
+	offset               int64
+	label                float64
+	sourceTopic          string
+	champion             int // the model whose prediction was published
 }
 
 // emitTraining writes the row of a labelled event to the training topic.
@@ -128,7 +136,7 @@ func (p *processor) emitTraining(t *stream.Task, r *trainingRow, served []served
 	b = append(b, `,"event_time":`...)
 	b = strconv.AppendInt(b, r.eventTime, 10)
 	b = append(b, `,"label":`...)
-	if tk := p.m.learners[p.m.champion].Task(); tk == online.Binary || tk == online.Multiclass {
+	if tk := p.m.learners[r.champion].Task(); tk == online.Binary || tk == online.Multiclass {
 		b = p.appendLabel(b, int(r.label))
 	} else {
 		b = appendFloat(b, r.label)
@@ -142,7 +150,7 @@ func (p *processor) emitTraining(t *stream.Task, r *trainingRow, served []served
 	b = append(b, `,"offset":`...)
 	b = strconv.AppendInt(b, r.offset, 10)
 	b = append(b, `},"champion":`...)
-	b = append(b, o.reg.nameJSON[p.m.champion]...)
+	b = append(b, o.reg.nameJSON[r.champion]...)
 	b = append(b, `,"models":[`...)
 	for i, s := range served {
 		if i > 0 {
@@ -172,7 +180,7 @@ func (p *processor) trainNow(t *stream.Task, ev *stream.Event, y float64, labelT
 		return
 	}
 	r := trainingRow{eventID: ev.ID, key: ev.Key, eventTime: ev.Time, labelTime: labelTime, label: y,
-		sourceTopic: ev.Record.Topic, partition: ev.Record.Partition, offset: ev.Record.Offset}
+		sourceTopic: ev.Record.Topic, partition: ev.Record.Partition, offset: ev.Record.Offset, champion: p.m.champion}
 	p.emitTraining(t, &r, p.served, p.out[p.features[0]:p.features[1]])
 }
 
@@ -182,13 +190,13 @@ func (p *processor) trainPending(t *stream.Task, lev *stream.Event, y float64, r
 		p.counts.trainingUnavailable++
 		return nil
 	}
-	et, off, served, features, err := decodeTraining(rest, len(p.op.spec.Models), p.served2)
+	et, off, champion, served, features, err := decodeTraining(rest, len(p.op.spec.Models), p.served2)
 	if err != nil {
 		return fmt.Errorf("%w: training trailer of a pending prediction", err)
 	}
 	p.served2 = served
 	r := trainingRow{eventID: lev.ID, key: lev.Key, eventTime: et, labelTime: lev.Time, label: y,
-		sourceTopic: t.Topic(), partition: t.Partition(), offset: off}
+		sourceTopic: t.Topic(), partition: t.Partition(), offset: off, champion: champion}
 	p.emitTraining(t, &r, served, features)
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -217,6 +219,28 @@ func TestTrainingRowsExactlyOnceUnderSIGKILL(t *testing.T) {
 		t.Errorf("training rows are not one per labelled event with its label and served features: %d missing %v, %d more than once %v, %d without a label %v, %d with another label %v, %d with other features %v",
 			len(missing), first(missing), len(twice), first(twice), len(unexpected), first(unexpected),
 			len(wrongLabel), first(wrongLabel), len(wrongFeatures), first(wrongFeatures))
+	}
+	// streamd export reads the same committed rows into daily Parquet files.
+	outDir := t.TempDir()
+	exportLog := filepath.Join(t.TempDir(), "export.log")
+	exp := start(t, exportLog, nil, streamdBin, "export", "-brokers", strings.Join(b.Addrs, ","), "-topic", training, "-out", outDir)
+	if err := <-exp.done; err != nil {
+		data, _ := os.ReadFile(exportLog)
+		t.Fatalf("streamd export: %v\n%s", err, data)
+	}
+	data, _ := os.ReadFile(exportLog)
+	m := regexp.MustCompile(`exported (\d+) records of \S+ into (\d+) files`).FindStringSubmatch(string(data))
+	if m == nil {
+		t.Fatalf("streamd export said:\n%s", data)
+	}
+	exported, _ := strconv.Atoi(m[1])
+	files, _ := strconv.Atoi(m[2])
+	total := 0
+	for _, c := range rows {
+		total += c
+	}
+	if exported != total || files < 1 || !strings.Contains(string(data), "models.ftrl.score") || !strings.Contains(string(data), "features.amount_log") {
+		t.Errorf("streamd export wrote %d records in %d files, want the %d rows, with model and feature columns:\n%s", exported, files, total, data)
 	}
 	if len(p.labels) < n/4 {
 		t.Errorf("only %d labels for %d events", len(p.labels), n)

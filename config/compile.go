@@ -88,6 +88,7 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 	if p.OutputEncoders, err = c.outputEncoders(); err != nil {
 		return nil, err
 	}
+	p.Topics = c.topicSettings()
 	return p, p.Validate()
 }
 

@@ -136,6 +136,23 @@ type Outputs struct {
 	DeadLetterMaxBytes ByteSize `yaml:"dead_letter_max_bytes"`
 	// Format is the encoding of predictions and window results (config/outputs.go).
 	Format string `yaml:"format"`
+	// Training is the topic of training rows: one per labelled event (model/training.go).
+	Training string `yaml:"training"`
+	// TopicDefaults are the record timestamps and creation settings of every output topic;
+	// Topics override them per topic (config/outputs.go).
+	TopicDefaults TopicConfig             `yaml:"topic_defaults"`
+	Topics        map[string]*TopicConfig `yaml:"topics"`
+}
+
+// TopicConfig is how streamd timestamps an output topic's records and creates the topic
+// (stream.TopicSettings). An unset key takes outputs.topic_defaults', then the broker's default.
+type TopicConfig struct {
+	// Timestamp is processing (the default: the time the record is produced) or event.
+	Timestamp         string            `yaml:"timestamp"`
+	Retention         Retention         `yaml:"retention"`
+	CleanupPolicy     string            `yaml:"cleanup_policy"`
+	ReplicationFactor int               `yaml:"replication_factor"`
+	Configs           map[string]string `yaml:"configs"`
 }
 
 // Log configures the structured logs.
@@ -250,6 +267,25 @@ func (d *Duration) parseScalar(s string) error {
 func (d Duration) D() time.Duration { return time.Duration(d) }
 
 func (d Duration) String() string { return units.FormatDuration(time.Duration(d)) }
+
+// Retention is a topic's retention.ms: a duration, or forever (stored as -1: no time limit).
+type Retention time.Duration
+
+func (r *Retention) parseScalar(s string) error {
+	if s == "forever" {
+		*r = -1
+		return nil
+	}
+	v, err := units.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%v, or forever", err)
+	}
+	if v <= 0 {
+		return fmt.Errorf("%s: a retention is positive (or forever)", s)
+	}
+	*r = Retention(v)
+	return nil
+}
 
 // DurationOrOff is a Duration that may also be written "off" (stored as -1).
 type DurationOrOff time.Duration

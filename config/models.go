@@ -357,7 +357,14 @@ func (c *Config) validateModels(v *validator) {
 		if len(c.Features) > 0 || l.Topic != "" || l.Field != "" {
 			v.bad("models.list", "features and labels are for models: add at least one")
 		}
+		if c.Outputs.Training != "" {
+			v.bad("outputs.training", "training rows are the rows models saw: add at least one model, and labels")
+		}
 		return
+	}
+	v.name("outputs.training", c.Outputs.Training, false)
+	if c.Outputs.Training != "" && l.Topic == "" && l.Field == "" {
+		v.bad("outputs.training", "a training row is written for each labelled event: set labels.field or labels.topic")
 	}
 	if len(c.Features) == 0 {
 		v.bad("features", "models need at least one feature")
@@ -479,6 +486,7 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 		Champion:      c.Models.Champion,
 		Drift:         model.DriftSpec{Detector: c.Models.Drift.Detector, Action: c.Models.Drift.Action},
 		Output:        c.Outputs.Predictions,
+		Training:      c.Outputs.Training,
 		SnapshotEvery: c.Models.SnapshotEvery,
 		Labels:        model.LabelSpec{Field: c.Labels.Field},
 		VersionsTopic: c.versionsTopic(),

@@ -117,7 +117,7 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 	v.name("outputs.late", o.Late, false)
 	topics := map[string]string{s.Topic: "source.topic"}
 	roles := []struct{ key, topic string }{{"outputs.dead_letters", o.DeadLetters}, {"outputs.clean", o.Clean},
-		{"outputs.late", o.Late}, {"outputs.predictions", o.Predictions}, {"labels.topic", c.Labels.Topic}}
+		{"outputs.late", o.Late}, {"outputs.predictions", o.Predictions}, {"outputs.training", o.Training}, {"labels.topic", c.Labels.Topic}}
 	for i, w := range c.Windows {
 		roles = append(roles, struct{ key, topic string }{fmt.Sprintf("windows[%d].output", i), w.Output})
 	}
@@ -130,6 +130,7 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 		}
 		topics[t.topic] = t.key
 	}
+	c.validateTopics(v)
 
 	c.Admin.validate(v, env)
 	switch c.Log.Level {

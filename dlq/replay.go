@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/streamd/streamd/internal/topicread"
 	"github.com/streamd/streamd/stream"
 )
 
@@ -23,8 +24,9 @@ import (
 type Selection struct {
 	// Reasons keeps the dead letters whose streamd-reason is one of these; empty keeps every reason.
 	Reasons []string
-	// From and To keep the dead letters whose record timestamp (the rejected record's own
-	// timestamp, which the dead letter keeps) is in [From, To); a zero bound is open.
+	// From and To keep the dead letters whose rejected record's own timestamp (which the dead
+	// letter keeps in stream.HeaderSourceTimestamp, or as its own timestamp) is in [From, To); a
+	// zero bound is open.
 	From, To time.Time
 }
 
@@ -259,7 +261,7 @@ func Replay(ctx context.Context, o Options) (Summary, error) {
 		parts := splitDeadLetter(dl)
 		reason := parts.rejection[stream.HeaderReason]
 		switch {
-		case !o.selects(dl, reason):
+		case !o.selects(parts.sourceTimestamp(dl), reason):
 			sum.Filtered++
 			return
 		case done[pos]:
@@ -330,14 +332,14 @@ func Replay(ctx context.Context, o Options) (Summary, error) {
 	return sum, nil
 }
 
-func (o *Options) selects(dl *kgo.Record, reason string) bool {
+func (o *Options) selects(ts time.Time, reason string) bool {
 	if len(o.Reasons) > 0 && !slices.Contains(o.Reasons, reason) {
 		return false
 	}
-	if !o.From.IsZero() && dl.Timestamp.Before(o.From) {
+	if !o.From.IsZero() && ts.Before(o.From) {
 		return false
 	}
-	if !o.To.IsZero() && !dl.Timestamp.Before(o.To) {
+	if !o.To.IsZero() && !ts.Before(o.To) {
 		return false
 	}
 	return true
@@ -426,7 +428,7 @@ func cmpOr(a, b error) error {
 // position, not by name.
 var (
 	lineageHeaders   = []string{stream.HeaderSourceTopic, stream.HeaderSourcePartition, stream.HeaderSourceOffset}
-	rejectionHeaders = []string{stream.HeaderReason, stream.HeaderError, stream.HeaderField, stream.HeaderOperator, stream.HeaderOriginalBytes}
+	rejectionHeaders = []string{stream.HeaderReason, stream.HeaderError, stream.HeaderField, stream.HeaderOperator, stream.HeaderOriginalBytes, stream.HeaderSourceTimestamp}
 )
 
 // deadLetterParts are a dead letter's headers, split.
@@ -453,6 +455,17 @@ func splitDeadLetter(dl *kgo.Record) deadLetterParts {
 	return d
 }
 
+// sourceTimestamp is the rejected record's own timestamp: HeaderSourceTimestamp on a dead letter
+// stamped with processing time (stream.TopicSettings), else the dead letter's own timestamp.
+func (d *deadLetterParts) sourceTimestamp(dl *kgo.Record) time.Time {
+	if v, ok := d.rejection[stream.HeaderSourceTimestamp]; ok {
+		if ms, err := strconv.ParseInt(v, 10, 64); err == nil {
+			return time.UnixMilli(ms)
+		}
+	}
+	return dl.Timestamp
+}
+
 // replayCount is how many times the record was replayed before: its own streamd-replay-count.
 func (d *deadLetterParts) replayCount() int {
 	n := 0
@@ -476,7 +489,7 @@ func replayed(dl *kgo.Record, d *deadLetterParts, pos string, count int) (*kgo.R
 	if topic == "" || err != nil || part < 0 {
 		return nil, false
 	}
-	rec := &kgo.Record{Topic: topic, Partition: int32(part), Key: dl.Key, Value: dl.Value, Timestamp: dl.Timestamp}
+	rec := &kgo.Record{Topic: topic, Partition: int32(part), Key: dl.Key, Value: dl.Value, Timestamp: d.sourceTimestamp(dl)}
 	for _, h := range d.own {
 		if h.Key != stream.HeaderReplayCount && h.Key != stream.HeaderReplayedFrom {
 			rec.Headers = append(rec.Headers, h)
@@ -545,64 +558,9 @@ func readLedger(ctx context.Context, base []kgo.Opt, ledger string, mayBeMissing
 	}
 }
 
-var errNoTopic = errors.New("dlq: no such topic")
+// errNoTopic and readTopic are topicread's (shared with streamd export).
+var errNoTopic = topicread.ErrNoTopic
 
-// readTopic calls f with every committed record of topic up to its last stable offsets as of the
-// call, in offset order per partition: a transaction still open then (the pipeline writing dead
-// letters) is left for a later run rather than waited for.
 func readTopic(ctx context.Context, base []kgo.Opt, adm *kadm.Client, topic string, f func(*kgo.Record)) error {
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
-	if err != nil {
-		return err
-	}
-	if ends.Error() != nil {
-		if errors.Is(ends.Error(), kerr.UnknownTopicOrPartition) {
-			return errNoTopic
-		}
-		return ends.Error()
-	}
-	if len(ends[topic]) == 0 {
-		return errNoTopic
-	}
-	want := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-		}
-	})
-	if len(want) == 0 {
-		return nil
-	}
-	// Control records come through so that an end offset that is a transaction marker is seen.
-	cl, err := kgo.NewClient(append(base, kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords())...)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		var ferr error
-		fs.EachError(func(_ string, p int32, err error) { ferr = fmt.Errorf("fetch %s/%d: %w", topic, p, err) })
-		if ferr != nil {
-			return ferr
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			end, ok := want[r.Partition]
-			if !ok {
-				return
-			}
-			if r.Offset >= end-1 {
-				delete(want, r.Partition)
-			}
-			if r.Offset < end && !r.Attrs.IsControl() {
-				f(r)
-			}
-		})
-	}
-	return nil
+	return topicread.Committed(ctx, base, adm, topic, f)
 }

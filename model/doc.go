@@ -39,6 +39,14 @@
 // unmatched. Early labels and their count are task state like the pending predictions, so aborted
 // cycles and restarts keep them exact.
 //
+// # Training rows
+//
+// With Spec.Training the operator writes, once per labelled event, the row the models saw to that
+// topic in the cycle's transaction (training.go): the features are the bytes of the event's own
+// prediction, so that a row and its prediction cannot disagree, and a pending prediction carries
+// them (with every model's score and version) until its label comes. A row is committed exactly
+// when the learning step it records is; aborted cycles and restarts give the same rows.
+//
 // # State
 //
 // A task's models are task state, kept in the operator's Pebble store and replicated through its

@@ -121,11 +121,19 @@ func (p *processor) earlyExpiryKey(exp int64, id []byte) []byte {
 	return p.earlyBuf
 }
 
-func decodeEarly(v []byte) (exp int64, y float64, err error) {
-	if len(v) != 16 {
-		return 0, 0, fmt.Errorf("%w: early label of %d bytes", errCorrupt, len(v))
+// decodeEarly reads an early label: its expiry, the label, and the label record's event time
+// (written since training rows; an early label written before holds none, and its time is taken
+// as its expiry less the TTL).
+func (p *processor) decodeEarly(v []byte) (exp int64, y float64, ts int64, err error) {
+	if len(v) != 16 && len(v) != 24 {
+		return 0, 0, 0, fmt.Errorf("%w: early label of %d bytes", errCorrupt, len(v))
 	}
-	return int64(binary.BigEndian.Uint64(v)), math.Float64frombits(binary.LittleEndian.Uint64(v[8:])), nil
+	exp, y = int64(binary.BigEndian.Uint64(v)), math.Float64frombits(binary.LittleEndian.Uint64(v[8:]))
+	ts = exp - p.op.ttl
+	if len(v) == 24 {
+		ts = int64(binary.BigEndian.Uint64(v[16:]))
+	}
+	return exp, y, ts, nil
 }
 
 // setWaiting records how many early labels wait, in counts (for the gauge) and in the store.
@@ -176,7 +184,7 @@ func (p *processor) waitEarly(t *stream.Task, id []byte, y float64, ts int64) er
 	}
 	n := p.counts.waiting
 	if found {
-		old, _, err := decodeEarly(v)
+		old, _, _, err := p.decodeEarly(v)
 		if err != nil {
 			return err
 		}
@@ -186,9 +194,10 @@ func (p *processor) waitEarly(t *stream.Task, id []byte, y float64, ts int64) er
 	} else {
 		n++
 	}
-	var b [16]byte
+	var b [24]byte
 	binary.BigEndian.PutUint64(b[:], uint64(exp))
 	binary.LittleEndian.PutUint64(b[8:], math.Float64bits(y))
+	binary.BigEndian.PutUint64(b[16:], uint64(ts))
 	p.store.Set(p.earlyKey(id), b[:])
 	p.store.Set(p.earlyExpiryKey(exp, id), nil)
 	p.evict.inserted(p.earlyBuf)
@@ -239,24 +248,25 @@ func (p *processor) firstEarly(from []byte) ([]byte, bool, error) {
 	return k, k != nil, it.Close()
 }
 
-// takeEarly returns and removes the early label of event id, if one waits.
-func (p *processor) takeEarly(id []byte) (float64, bool, error) {
+// takeEarly returns and removes the early label of event id, if one waits, with its label record's
+// event time.
+func (p *processor) takeEarly(id []byte) (float64, int64, bool, error) {
 	if p.counts.waiting == 0 {
-		return 0, false, nil // the common case costs no read
+		return 0, 0, false, nil // the common case costs no read
 	}
 	v, found, err := p.store.Get(p.earlyKey(id))
 	if err != nil || !found {
-		return 0, false, err
+		return 0, 0, false, err
 	}
-	exp, y, err := decodeEarly(v)
+	exp, y, ts, err := p.decodeEarly(v)
 	if err != nil {
-		return 0, false, err
+		return 0, 0, false, err
 	}
 	p.store.Delete(p.earlyKey(id))
 	p.store.Delete(p.earlyExpiryKey(exp, id))
 	p.evict.removed(p.earlyBuf)
 	p.setWaiting(p.counts.waiting - 1)
-	return y, true, nil
+	return y, ts, true, nil
 }
 
 // expireEarly drops the early labels whose wait is over by watermark wm, counting them as

@@ -62,6 +62,8 @@ type Spec struct {
 	Drift    DriftSpec
 	Labels   LabelSpec
 	Output   string // predictions topic
+	// Training is the topic of training rows, one per labelled event (training.go); empty: none.
+	Training string
 	// SnapshotEvery: the models' full state is written after this many learned examples; between
 	// snapshots each learned example is logged, and a restore replays the log. Default 5000.
 	SnapshotEvery int
@@ -226,7 +228,12 @@ func (o *Operator) Name() string { return o.spec.Name }
 func (o *Operator) Stores() []string { return []string{o.spec.Name} }
 
 // OutputTopics implements stream.OutputTopics.
-func (o *Operator) OutputTopics() []string { return []string{o.spec.Output} }
+func (o *Operator) OutputTopics() []string {
+	if o.spec.Training != "" {
+		return []string{o.spec.Output, o.spec.Training}
+	}
+	return []string{o.spec.Output}
+}
 
 // Registry returns the operator's view of its models across this instance's tasks, for the admin
 // API.
@@ -291,12 +298,17 @@ type processor struct {
 	buf, keyBuf []byte
 	earlyBuf    []byte
 	out         []byte
-	classNames  []string       // learned classes, in order (classes.go)
-	classIdx    map[string]int // learned classes by name
-	nextExpiry  int64          // the earliest expiry of a pending prediction (a lower bound)
-	nextEarly   int64          // the earliest expiry of an early label (a lower bound)
-	evict       evictCursor
-	counts      taskCounts
+	// features is the span of p.out from `"features":` to the end of the overflow list, for the
+	// event's training row; served what every model predicted for it (training.go).
+	features        [2]int
+	served, served2 []servedModel
+	trainBuf        []byte
+	classNames      []string       // learned classes, in order (classes.go)
+	classIdx        map[string]int // learned classes by name
+	nextExpiry      int64          // the earliest expiry of a pending prediction (a lower bound)
+	nextEarly       int64          // the earliest expiry of an early label (a lower bound)
+	evict           evictCursor
+	counts          taskCounts
 
 	partitions int32
 	reader     *modelsReader
@@ -321,6 +333,8 @@ type taskCounts struct {
 	drifts      int64
 	merges      int64
 	adopted     int64
+	// trainingRows written, and labels whose pending prediction predates Spec.Training.
+	trainingRows, trainingUnavailable int64
 }
 
 // Rewind implements stream.Rewinder: the models go back to what the store holds.
@@ -402,8 +416,13 @@ func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 		p.counts.predictions[i]++
 	}
 	p.emit(t, ev)
+	training := o.spec.Training != ""
+	if training {
+		p.serve()
+	}
 	if o.labelIdx >= 0 {
 		if labelled {
+			p.trainNow(t, ev, y, ev.Time)
 			p.learn(&p.raw, y, p.evalIn)
 		}
 		return nil
@@ -412,10 +431,11 @@ func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 		return nil
 	}
 	// Its label came first: learn now, after the prediction (test, then train).
-	if y, ok, err := p.takeEarly(ev.ID); err != nil {
+	if y, labelTime, ok, err := p.takeEarly(ev.ID); err != nil {
 		return err
 	} else if ok {
 		p.counts.joined++
+		p.trainNow(t, ev, y, labelTime)
 		p.learn(&p.raw, y, p.evalIn)
 		return nil
 	}
@@ -423,6 +443,10 @@ func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 	// with an expiry in event time.
 	exp := ev.Time + o.ttl
 	p.buf = p.encodePending(p.buf[:0], exp, &p.raw, p.evalIn)
+	if training {
+		// What the training row needs when the label comes (training.go).
+		p.buf = encodeTraining(p.buf, ev.Time, ev.Record.Offset, p.m.champion, p.served, p.out[p.features[0]:p.features[1]])
+	}
 	p.store.Set(p.pendingKey(ev.ID), p.buf)
 	p.store.Set(p.expiryKey(exp, ev.ID), nil)
 	p.nextExpiry = min(p.nextExpiry, exp)
@@ -460,12 +484,20 @@ func (p *processor) OnLabel(t *stream.Task, lev *stream.Event) error {
 	if rest, err = p.raw2.decode(rest); err != nil {
 		return err
 	}
-	if len(rest) != 8*len(o.spec.Models) {
+	if len(rest) < 8*len(o.spec.Models) {
 		return fmt.Errorf("%w: pending prediction has %d bytes of scores", errCorrupt, len(rest))
 	}
 	scores := p.evalIn[:0]
 	for i := range o.spec.Models {
 		scores = append(scores, math.Float64frombits(binary.LittleEndian.Uint64(rest[8*i:])))
+	}
+	// The rest is the training trailer, when the prediction was made with training rows on; a
+	// pipeline that turned them off since ignores it. Before the deletes below, which may reuse
+	// the bytes v points into.
+	if o.spec.Training != "" {
+		if err := p.trainPending(t, lev, y, rest[8*len(o.spec.Models):]); err != nil {
+			return err
+		}
 	}
 	p.store.Delete(key)
 	p.store.Delete(p.expiryKey(exp, lev.ID))
@@ -506,6 +538,7 @@ func (p *processor) Committed(t *stream.Task) {
 	p.counts.joined, p.counts.unmatched, p.counts.expired, p.counts.drifts = 0, 0, 0, 0
 	p.counts.early, p.counts.evicted = 0, 0
 	p.counts.merges, p.counts.adopted = 0, 0
+	p.counts.trainingRows, p.counts.trainingUnavailable = 0, 0
 	p.commitSwaps()
 	p.atCycle = false
 }
@@ -594,9 +627,12 @@ func (p *processor) appendPrediction(b []byte, ev *stream.Event) []byte {
 	b = strconv.AppendInt(b, int64(ev.Record.Partition), 10)
 	b = append(b, `,"offset":`...)
 	b = strconv.AppendInt(b, ev.Record.Offset, 10)
-	b = append(b, `},"features":`...)
+	b = append(b, `},`...)
+	p.features[0] = len(b)
+	b = append(b, `"features":`...)
 	b = o.layout.appendJSON(b, &p.raw, ev)
 	b = o.layout.appendOverflow(b, &p.raw)
+	p.features[1] = len(b)
 	if off != nil && off.topK > 0 && p.scores[c] >= off.minScore {
 		b = off.appendExplanation(b, p.dense, p.classes[c])
 	}

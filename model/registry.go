@@ -26,10 +26,11 @@ type registry struct {
 	labels      map[string]float64
 	drifts      float64
 	merges      float64
+	training    map[string]float64 // training rows by result: written, unavailable
 	parts       map[int32]partFigures
 
 	descPredictions, descVersion, descEval, descDrift, descLabels, descUpdates, descChampion, descMerges *prometheus.Desc
-	descWaiting, descRefused, descSwaps                                                                  *prometheus.Desc
+	descWaiting, descRefused, descSwaps, descTraining                                                    *prometheus.Desc
 }
 
 // partFigures are one partition's models as of its last commit.
@@ -54,6 +55,7 @@ func newRegistry(spec *Spec, catalogs []*catalog) *registry {
 		catalogs:    catalogs,
 		predictions: make([]float64, len(spec.Models)),
 		labels:      map[string]float64{},
+		training:    map[string]float64{},
 		parts:       map[int32]partFigures{},
 		descPredictions: prometheus.NewDesc("streamd_predictions_total",
 			"Predictions in committed transactions, by model (challengers score every event too).", []string{"model"}, nil),
@@ -78,6 +80,9 @@ func newRegistry(spec *Spec, catalogs []*catalog) *registry {
 		descRefused: prometheus.NewDesc("streamd_model_versions_refused_total",
 			"Versions of an offline model (or rollbacks to one) that this instance refused: a file that does not load, needs features the pipeline does not compute, or predicts another task; the live version kept serving.",
 			[]string{"model"}, nil),
+		descTraining: prometheus.NewDesc("streamd_training_rows_total",
+			"Training rows (outputs.training) in committed transactions, by result: written, or unavailable (a label whose pending prediction was made before training rows were on, so what was served is not known).",
+			[]string{"result"}, nil),
 		descSwaps: prometheus.NewDesc("streamd_model_swaps_total",
 			"Swaps of an offline model to another version, by this instance's tasks, in committed cycles.", []string{"model"}, nil),
 	}
@@ -110,6 +115,8 @@ func (r *registry) publish(partition int32, m *models, c *taskCounts) {
 	r.labels["expired"] += float64(c.expired)
 	r.labels["early"] += float64(c.early)
 	r.labels["evicted"] += float64(c.evicted)
+	r.training["written"] += float64(c.trainingRows)
+	r.training["unavailable"] += float64(c.trainingUnavailable)
 	r.drifts += float64(c.drifts)
 	r.merges += float64(c.merges)
 	r.parts[partition] = f
@@ -123,7 +130,7 @@ func (r *registry) drop(partition int32) {
 
 // Describe implements prometheus.Collector.
 func (r *registry) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion, r.descMerges, r.descWaiting, r.descRefused, r.descSwaps} {
+	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion, r.descMerges, r.descWaiting, r.descRefused, r.descSwaps, r.descTraining} {
 		ch <- d
 	}
 }
@@ -157,6 +164,13 @@ func (r *registry) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(r.descLabels, prometheus.CounterValue, v.Labels[res], res)
 	}
 	ch <- prometheus.MustNewConstMetric(r.descWaiting, prometheus.GaugeValue, v.LabelsWaiting)
+	if r.spec.Training != "" {
+		r.mu.Lock()
+		written, unavailable := r.training["written"], r.training["unavailable"]
+		r.mu.Unlock()
+		ch <- prometheus.MustNewConstMetric(r.descTraining, prometheus.CounterValue, written, "written")
+		ch <- prometheus.MustNewConstMetric(r.descTraining, prometheus.CounterValue, unavailable, "unavailable")
+	}
 	for i, c := range r.catalogs {
 		if c == nil {
 			continue

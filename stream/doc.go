@@ -107,6 +107,17 @@
 // encoder's schema under `<topic>-value` before it consumes, and a refusal stops start-up. A value
 // the schema does not describe stops the task rather than publish what consumers cannot read.
 //
+// # Output timestamps and topic settings
+//
+// Every record an operator emits carries its event time in the streamd-event-time header and is
+// stamped, by default, with processing time (the producer's clock when it takes the record); dead
+// letters and late records likewise, with the rejected record's own timestamp in
+// streamd-source-timestamp. Pipeline.Topics (TopicSettings, topicsettings.go) asks for event-time
+// timestamps per topic, and gives the configs (retention, cleanup policy, ...) and replication
+// factor of each output topic Run creates. Processing time is the default because the broker's
+// time-based retention judges a segment by its newest timestamp: outputs stamped with the event
+// times of old history are deleted at its next retention check, committed or not.
+//
 // # Shutdown
 //
 // Cancelling Run's context stops polling, commits the open cycle (bounded by ShutdownTimeout),

@@ -101,17 +101,40 @@ func (o *outbox) headers(n int) []kgo.RecordHeader {
 // lineage returns the three source headers for rec. Appending to the result allocates, which only
 // dead letters do.
 func (o *outbox) lineage(rec *kgo.Record) []kgo.RecordHeader {
+	h := o.headers(3)
+	o.fillLineage(h, rec)
+	return h
+}
+
+// fillLineage writes rec's three lineage headers into h[:3].
+func (o *outbox) fillLineage(h []kgo.RecordHeader, rec *kgo.Record) {
 	if rec.Topic != o.src.topic || rec.Partition != o.src.partition || o.src.topicV == nil {
 		// Outside the slabs, which are reused after each cycle: these live as long as the task.
 		o.src.topic, o.src.partition = rec.Topic, rec.Partition
 		o.src.topicV = []byte(rec.Topic)
 		o.src.partV = strconv.AppendInt(nil, int64(rec.Partition), 10)
 	}
-	h := o.headers(3)
 	h[0] = kgo.RecordHeader{Key: HeaderSourceTopic, Value: o.src.topicV}
 	h[1] = kgo.RecordHeader{Key: HeaderSourcePartition, Value: o.src.partV}
 	var num [20]byte
 	h[2] = kgo.RecordHeader{Key: HeaderSourceOffset, Value: o.copy(strconv.AppendInt(num[:0], rec.Offset, 10))}
+}
+
+// stamped returns the headers of an emitted record: rec's lineage (none when rec is nil), the event
+// time (HeaderEventTime), then extra headers for the caller to fill.
+func (o *outbox) stamped(rec *kgo.Record, eventTime int64, extra int) []kgo.RecordHeader {
+	n := 1 + extra
+	if rec != nil {
+		n += 3
+	}
+	h := o.headers(n)
+	i := 0
+	if rec != nil {
+		o.fillLineage(h, rec)
+		i = 3
+	}
+	var num [20]byte
+	h[i] = kgo.RecordHeader{Key: HeaderEventTime, Value: o.copy(strconv.AppendInt(num[:0], eventTime, 10))}
 	return h
 }
 

@@ -34,6 +34,10 @@ type Pipeline struct {
 	// by topic; a topic without one gets the JSON. Run registers each encoder's schema before it
 	// consumes.
 	OutputEncoders map[string]OutputEncoder
+	// Topics are the output topics' settings, by topic: how their records are timestamped and
+	// how Run creates them (topicsettings.go). A topic without an entry gets the zero settings:
+	// processing-time timestamps, the broker's topic defaults.
+	Topics map[string]TopicSettings
 }
 
 // Source is the input of a pipeline.

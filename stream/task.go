@@ -79,6 +79,9 @@ type Task struct {
 	// encoders are the pipeline's OutputEncoders; encoded holds the last value one wrote.
 	encoders map[string]OutputEncoder
 	encoded  []byte
+	// eventTime are the topics whose records carry event-time timestamps (TopicSettings); the
+	// others' are left unset, so that the producer stamps them with the time it takes them.
+	eventTime map[string]bool
 
 	// State: the task's Pebble database (nil for a stateless pipeline), its stores by name, and the
 	// last changelog record each store produced in this cycle (its offset, known once the cycle
@@ -170,9 +173,10 @@ func (t *Task) Registerer() prometheus.Registerer { return t.reg }
 // Logger returns the task's logger, which carries the topic and partition.
 func (t *Task) Logger() *slog.Logger { return t.log }
 
-// Emit produces a record to topic in the current transaction, with the current event's lineage in
-// its headers and the given event time as its timestamp. Emit copies key and value: the caller may
-// reuse them. It may be called only from Process.
+// Emit produces a record to topic in the current transaction, with the current event's lineage and
+// eventTime (HeaderEventTime) in its headers. Its timestamp is the time it is produced, or
+// eventTime when the topic's TopicSettings ask for event time. Emit copies key and value: the
+// caller may reuse them. It may be called only from Process.
 func (t *Task) Emit(topic string, key, value []byte, eventTime int64) {
 	value, ok := t.encode(topic, value)
 	if !ok {
@@ -182,11 +186,29 @@ func (t *Task) Emit(topic string, key, value []byte, eventTime int64) {
 	r.Topic = topic
 	r.Key = t.out.copy(key)
 	r.Value = t.out.copy(value)
-	r.Timestamp = millisTime(eventTime)
-	if t.cur != nil {
-		r.Headers = t.out.lineage(t.cur)
-	}
+	t.stamp(r, eventTime)
+	r.Headers = t.out.stamped(t.cur, eventTime, 0)
 	t.produce(r)
+}
+
+// stamp sets r's timestamp: eventTime on a topic that asks for event time, else nothing, and the
+// producer stamps r with the time it takes it (processing time).
+func (t *Task) stamp(r *kgo.Record, eventTime int64) {
+	if t.eventTime[r.Topic] {
+		r.Timestamp = millisTime(eventTime)
+	}
+}
+
+// stampRejected sets the timestamp of a dead letter or late record r of rec: rec's own on a topic
+// that asks for event time, else processing time with rec's in HeaderSourceTimestamp, which it
+// appends to h.
+func (t *Task) stampRejected(r, rec *kgo.Record, h []kgo.RecordHeader) []kgo.RecordHeader {
+	if t.eventTime[r.Topic] {
+		r.Timestamp = rec.Timestamp
+		return h
+	}
+	var num [20]byte
+	return append(h, kgo.RecordHeader{Key: HeaderSourceTimestamp, Value: t.out.copy(appendMillis(num[:0], rec.Timestamp.UnixMilli()))})
 }
 
 // encode returns value in topic's wire format. An encoder that fails has met a value streamd wrote
@@ -212,14 +234,14 @@ func (t *Task) produce(r *kgo.Record) {
 }
 
 // deadLetter produces rec to the dead-letter topic with the rejection in its headers. The dead
-// letter keeps rec's key, value, timestamp and headers (after the lineage headers, before the
+// letter keeps rec's key, value, timestamp (as its own, or in HeaderSourceTimestamp: stampRejected)
+// and headers (after the lineage headers, before the
 // rejection's), so that streamd dlq replay can re-inject the record as it was.
 func (t *Task) deadLetter(rec *kgo.Record, rj *Rejection, operator string) {
 	r := t.out.record()
 	r.Topic = t.deadLetterTopic
 	r.Key = rec.Key
 	r.Value = rec.Value
-	r.Timestamp = rec.Timestamp
 	h := t.out.lineage(rec)
 	h = append(h, rec.Headers...)
 	h = append(h, kgo.RecordHeader{Key: HeaderReason, Value: t.out.copyString(string(rj.Reason))})
@@ -234,7 +256,7 @@ func (t *Task) deadLetter(rec *kgo.Record, rj *Rejection, operator string) {
 		h = append(h, kgo.RecordHeader{Key: HeaderOriginalBytes, Value: strconv.AppendInt(nil, int64(len(r.Value)), 10)})
 		r.Value = r.Value[:max]
 	}
-	r.Headers = h
+	r.Headers = t.stampRejected(r, rec, h)
 	t.cycle.deadLetters[rj.Reason]++
 	t.cycle.noteDeadLetter(rec, rj, operator)
 	t.produce(r)

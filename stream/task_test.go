@@ -129,11 +129,76 @@ func TestTaskDeadLetters(t *testing.T) {
 	if hdr(sent[2], HeaderReason) != string(ReasonTooLarge) || len(sent[2].Value) != 1024 || hdr(sent[2], HeaderOriginalBytes) != fmt.Sprint(len(huge.Value)) {
 		t.Errorf("huge dead letter: %d bytes, headers %v", len(sent[2].Value), sent[2].Headers)
 	}
-	if string(sent[0].Key) != "card-000001" || sent[0].Timestamp.UnixMilli() != now.UnixMilli() || hdr(sent[0], HeaderSourceTopic) != "tx" {
+	if string(sent[0].Key) != "card-000001" || hdr(sent[0], HeaderEventTime) != fmt.Sprint(now.UnixMilli()) || hdr(sent[0], HeaderSourceTopic) != "tx" {
 		t.Errorf("forwarded record: key %s ts %v headers %v", sent[0].Key, sent[0].Timestamp, sent[0].Headers)
 	}
 	if task.cycle.consumed != 3 || task.cycle.deadLetters[ReasonWrongType] != 1 || task.cycle.produced["dlq"] != 2 {
 		t.Errorf("cycle counts %+v", task.cycle)
+	}
+}
+
+// TestTaskTimestamps: an output's records carry processing time (an unset timestamp, which the
+// producer sets when it takes the record) unless its TopicSettings ask for event time, and their
+// event time is always in HeaderEventTime; a dead letter carries processing time with the rejected
+// record's own timestamp in HeaderSourceTimestamp, or, with event time, keeps it as its own.
+func TestTaskTimestamps(t *testing.T) {
+	produced := time.Now()
+	old := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	rec := func(i int, value string) *kgo.Record {
+		r := cardRecord(i, old)
+		r.Timestamp = produced // the source record was produced now, about an event of 2024
+		if value != "" {
+			r.Value = []byte(value)
+		}
+		return r
+	}
+	hdr := func(r *kgo.Record, k string) (string, bool) {
+		for _, h := range r.Headers {
+			if h.Key == k {
+				return string(h.Value), true
+			}
+		}
+		return "", false
+	}
+	for _, tc := range []struct {
+		name      string
+		eventTime bool
+	}{{"processing time", false}, {"event time", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var sent []*kgo.Record
+			task := newTestTask(t, benchFormat(), []Operator{&Forward{Topic: "clean"}}, &sent)
+			if tc.eventTime {
+				task.eventTime = (&Pipeline{Topics: map[string]TopicSettings{"clean": {EventTime: true}, "dlq": {EventTime: true}}}).eventTimeTopics()
+			}
+			for _, r := range []*kgo.Record{rec(1, ""), rec(2, `{"event_id":"x","card_id":"c","event_time":"2024-03-01T12:00:00Z","amount":"12"}`)} {
+				if err := task.process(r); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if len(sent) != 2 || sent[0].Topic != "clean" || sent[1].Topic != "dlq" {
+				t.Fatalf("sent %v", sent)
+			}
+			clean, dead := sent[0], sent[1]
+			if v, _ := hdr(clean, HeaderEventTime); v != fmt.Sprint(old.UnixMilli()) {
+				t.Errorf("clean record's %s header is %q, want the event time %d", HeaderEventTime, v, old.UnixMilli())
+			}
+			src, hasSrc := hdr(dead, HeaderSourceTimestamp)
+			if tc.eventTime {
+				if !clean.Timestamp.Equal(old) {
+					t.Errorf("clean record's timestamp %v, want the event time %v", clean.Timestamp, old)
+				}
+				if !dead.Timestamp.Equal(produced.Truncate(time.Millisecond)) && !dead.Timestamp.Equal(produced) || hasSrc {
+					t.Errorf("dead letter's timestamp %v (header %q), want the record's own %v and no header", dead.Timestamp, src, produced)
+				}
+				return
+			}
+			if !clean.Timestamp.IsZero() || !dead.Timestamp.IsZero() {
+				t.Errorf("timestamps %v and %v are set; the producer is to stamp them with processing time", clean.Timestamp, dead.Timestamp)
+			}
+			if src != fmt.Sprint(produced.UnixMilli()) {
+				t.Errorf("dead letter's %s header is %q, want the record's own timestamp %d", HeaderSourceTimestamp, src, produced.UnixMilli())
+			}
+		})
 	}
 }
 

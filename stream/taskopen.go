@@ -72,6 +72,7 @@ func openTask(ctx context.Context, p *Pipeline, env taskEnv) (*Task, error) {
 		send:               env.send,
 		deadLetterTopic:    p.DeadLetterTopic,
 		encoders:           p.OutputEncoders,
+		eventTime:          p.eventTimeTopics(),
 		deadLetterMaxBytes: env.deadLetterMaxBytes,
 		lateTopic:          p.LateTopic,
 		app:                p.Name,

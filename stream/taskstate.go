@@ -71,8 +71,9 @@ func (t *Task) MaxEventTime() int64 { return t.wm.maxEventTime }
 // LateTopic returns the pipeline's topic for late records ("" when it has none).
 func (t *Task) LateTopic() string { return t.lateTopic }
 
-// EmitRecord produces a record in the current transaction, with the given timestamp and extra
-// headers, for window results and other outputs that are not Emit-shaped. Key, value and header
+// EmitRecord produces a record in the current transaction, with the given event time (its timestamp
+// only on a topic whose TopicSettings ask for event time, else processing time; always in
+// HeaderEventTime) and extra headers, for window results and other outputs that are not Emit-shaped. Key, value and header
 // values are copied into the task's outbox, so the caller may reuse them. Called while an event is
 // processed, or on the watermark advance it made, the record carries that event's lineage headers;
 // called on an idle partition's watermark advance, it carries the partition's position then (the
@@ -86,13 +87,10 @@ func (t *Task) EmitRecord(topic string, key, value []byte, timestamp int64, head
 	r.Topic = topic
 	r.Key = t.out.copy(key)
 	r.Value = t.out.copy(value)
-	r.Timestamp = millisTime(timestamp)
-	var h []kgo.RecordHeader
-	if t.cur != nil {
-		h = t.out.lineage(t.cur)
-	}
-	for _, x := range headers {
-		h = append(h, kgo.RecordHeader{Key: x.Key, Value: t.out.copy(x.Value)})
+	t.stamp(r, timestamp)
+	h := t.out.stamped(t.cur, timestamp, len(headers))
+	for i, x := range headers {
+		h[len(h)-len(headers)+i] = kgo.RecordHeader{Key: x.Key, Value: t.out.copy(x.Value)}
 	}
 	r.Headers = h
 	t.produce(r)
@@ -325,12 +323,11 @@ func (t *Task) Late(ev *Event, operator string) {
 	r.Topic = t.lateTopic
 	r.Key = ev.Record.Key
 	r.Value = ev.Record.Value
-	r.Timestamp = ev.Record.Timestamp
 	h := t.out.lineage(ev.Record)
 	var num [20]byte
 	h = append(h, kgo.RecordHeader{Key: HeaderLateWindow, Value: t.out.copyString(operator)},
 		kgo.RecordHeader{Key: HeaderLateWatermark, Value: t.out.copy(strconv.AppendInt(num[:0], t.wm.value(), 10))})
-	r.Headers = h
+	r.Headers = t.stampRejected(r, ev.Record, h)
 	t.produce(r)
 }
 

@@ -191,19 +191,24 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 // createOutputTopics creates output topics with the source's partition count and a
 // max.message.bytes that fits the largest batch streamd produces (producerBatchMaxBytes), which
 // holds the largest record: a limit sized to the record alone (MaxRecordBytes + 64KiB) refused the
-// ~1MB batches of many small records with MESSAGE_TOO_LARGE whenever MaxRecordBytes was small. A
-// topic that exists already (another instance created it first) is not an error.
+// ~1MB batches of many small records with MESSAGE_TOO_LARGE whenever MaxRecordBytes was small. Each
+// topic's TopicSettings (Pipeline.Topics) add its configs (retention, cleanup policy, ...) and may
+// set its replication factor. A topic that exists already (another instance created it first) is
+// not an error.
 func (r *Runtime) createOutputTopics(ctx context.Context, adm *kadm.Client, topics []string) error {
 	maxBytes := strconv.Itoa(max(r.cfg.MaxRecordBytes+64<<10, int(r.cfg.producerBatchMaxBytes())))
-	resp, err := adm.CreateTopics(ctx, r.partitions, r.cfg.ReplicationFactor, map[string]*string{"max.message.bytes": &maxBytes}, topics...)
-	if err != nil {
-		return fmt.Errorf("stream: create topics %s: %w", strings.Join(topics, ", "), err)
-	}
-	for _, t := range resp.Sorted() {
-		if t.Err != nil && !errors.Is(t.Err, kerr.TopicAlreadyExists) {
-			return fmt.Errorf("stream: create topic %q: %w", t.Topic, t.Err)
+	for _, topic := range topics {
+		configs, rf := r.topicCreation(topic, maxBytes)
+		resp, err := adm.CreateTopics(ctx, r.partitions, rf, configs, topic)
+		if err != nil {
+			return fmt.Errorf("stream: create topic %s: %w", topic, err)
 		}
-		r.log.Info("created topic", "topic", t.Topic, "partitions", r.partitions)
+		for _, t := range resp.Sorted() {
+			if t.Err != nil && !errors.Is(t.Err, kerr.TopicAlreadyExists) {
+				return fmt.Errorf("stream: create topic %q: %w (%s)", t.Topic, t.Err, t.ErrMessage)
+			}
+			r.log.Info("created topic", "topic", t.Topic, "partitions", r.partitions, "replication_factor", rf, "configs", len(configs))
+		}
 	}
 	return nil
 }

@@ -24,6 +24,7 @@ Usage:
   streamd gen -brokers HOST:PORT  produce the synthetic card-transaction stream to a broker
   streamd dlq replay -config FILE re-inject chosen dead letters (-reason, -from, -to) exactly once
   streamd model push|rollback|list -config FILE ...  publish, roll back or list offline model versions
+  streamd export -topic T -out DIR  a topic of JSON outputs (training rows) as Parquet or JSON-lines files
   streamd version                 print the version
 
 Run "streamd COMMAND -h" for a command's flags.
@@ -50,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdGen(args[1:], stdout, stderr)
 	case "dlq":
 		return cmdDLQ(args[1:], stdout, stderr)
+	case "export":
+		return cmdExport(args[1:], stdout, stderr)
 	case "model":
 		return cmdModel(args[1:], stdout, stderr)
 	case "version", "-version", "--version":

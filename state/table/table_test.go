@@ -1,0 +1,154 @@
+package table
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamd/streamd/state"
+	"github.com/streamd/streamd/test/kafkatest"
+)
+
+// rows reads every key of keys from a view, as "k=v" for those present.
+func rows(t *testing.T, v *View, keys ...string) []string {
+	t.Helper()
+	var out []string
+	for _, k := range keys {
+		val, ok, err := v.Get([]byte(k), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			out = append(out, k+"="+string(val))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestTableFollowsTopic materializes a two-partition topic written in transactions (one aborted,
+// one tombstone), checks that views are consistent versions that only move forward, and that a
+// reopen replays only the tail.
+func TestTableFollowsTopic(t *testing.T) {
+	b := kafkatest.Start(t)
+	topic := b.Topic(t, "table", 2)
+	txn := b.Client(t, kgo.TransactionalID(kafkatest.Name(t, "txn")), kgo.DefaultProduceTopic(topic), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx := context.Background()
+	write := func(commit bool, recs ...*kgo.Record) {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			if err := txn.ProduceSync(ctx, r).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := txn.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := func(p int32, k, v string) *kgo.Record {
+		r := &kgo.Record{Key: []byte(k), Partition: p}
+		if v != "" {
+			r.Value = []byte(v)
+		}
+		return r
+	}
+	write(true, rec(0, "a", "1"), rec(1, "b", "1"), rec(0, "c", "1"))
+	write(false, rec(0, "a", "aborted"), rec(1, "d", "aborted"))
+
+	dir := t.TempDir()
+	opts := []kgo.Opt{kgo.SeedBrokers(b.Addrs...)}
+	open := func() *Table {
+		t.Helper()
+		tb, err := Open(ctx, Config{Name: "m", Topic: topic, Partitions: []int32{1, 0}, DB: state.Options{Dir: dir}, ClientOpts: opts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tb
+	}
+	tb := open()
+	v, err := tb.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rows(t, v, "a", "b", "c", "d"); fmt.Sprint(got) != "[a=1 b=1 c=1]" {
+		t.Fatalf("restored %v", got)
+	}
+	// Partition 0 holds a, c and the aborted a plus two markers: offset 5; partition 1 b, d, two markers: 4.
+	if got := v.Position().String(); got != "0:5,1:4" {
+		t.Fatalf("position %s, want 0:5,1:4", got)
+	}
+	first := v.Position()
+
+	write(true, rec(0, "a", "2"), rec(0, "c", ""), rec(1, "e", "1"))
+	// The old view does not move.
+	if got := rows(t, v, "a", "c", "e"); fmt.Sprint(got) != "[a=1 c=1]" {
+		t.Fatalf("old view changed: %v", got)
+	}
+	v.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		v, err = tb.View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Position().String() == "0:8,1:6" {
+			break
+		}
+		if _, behind := v.Position().Behind(first); behind {
+			t.Fatalf("view %s went back from %s", v.Position(), first)
+		}
+		v.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the table did not follow its topic")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := rows(t, v, "a", "b", "c", "e"); fmt.Sprint(got) != "[a=2 b=1 e=1]" {
+		t.Fatalf("followed %v", got)
+	}
+	v.Close()
+	if err := tb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tb.View(); err != ErrClosed {
+		t.Fatalf("view after close: %v", err)
+	}
+
+	write(true, rec(1, "b", "3"))
+	tb = open()
+	defer tb.Close()
+	v, err = tb.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if got := rows(t, v, "a", "b", "c", "e"); fmt.Sprint(got) != "[a=2 b=3 e=1]" || v.Position().String() != "0:8,1:8" {
+		t.Fatalf("after reopen %v at %s", got, v.Position())
+	}
+}
+
+func TestPosition(t *testing.T) {
+	p, err := ParsePosition("0:17,3:4")
+	if err != nil || p.String() != "0:17,3:4" {
+		t.Fatalf("%v %v", p, err)
+	}
+	q := Position{{0, 18}, {3, 4}}
+	if po, ok := p.Behind(q); !ok || po.Partition != 0 {
+		t.Fatalf("behind: %v %v", po, ok)
+	}
+	if _, ok := q.Behind(p); ok {
+		t.Fatal("q is not behind p")
+	}
+	for _, bad := range []string{"x", "0:", ":1", "0:1,"} {
+		if _, err := ParsePosition(bad); err == nil {
+			t.Errorf("%q parsed", bad)
+		}
+	}
+}

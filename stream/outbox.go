@@ -100,14 +100,19 @@ func (o *outbox) headers(n int) []kgo.RecordHeader {
 
 // lineage returns the three source headers for rec. Appending to the result allocates, which only
 // dead letters do.
-func (o *outbox) lineage(rec *kgo.Record) []kgo.RecordHeader {
+func (o *outbox) lineage(rec *kgo.Record) []kgo.RecordHeader { return o.lineageWith(rec, nil) }
+
+// lineageWith is lineage followed by extra (the table versions of an enriched event), whose
+// values must stay valid until the cycle ends.
+func (o *outbox) lineageWith(rec *kgo.Record, extra []kgo.RecordHeader) []kgo.RecordHeader {
 	if rec.Topic != o.src.topic || rec.Partition != o.src.partition || o.src.topicV == nil {
 		// Outside the slabs, which are reused after each cycle: these live as long as the task.
 		o.src.topic, o.src.partition = rec.Topic, rec.Partition
 		o.src.topicV = []byte(rec.Topic)
 		o.src.partV = strconv.AppendInt(nil, int64(rec.Partition), 10)
 	}
-	h := o.headers(3)
+	h := o.headers(3 + len(extra))
+	copy(h[3:], extra)
 	h[0] = kgo.RecordHeader{Key: HeaderSourceTopic, Value: o.src.topicV}
 	h[1] = kgo.RecordHeader{Key: HeaderSourcePartition, Value: o.src.partV}
 	var num [20]byte

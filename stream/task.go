@@ -91,6 +91,9 @@ type Task struct {
 	changelogs    map[string]string // store → changelog topic
 	lateTopic     string
 
+	// tables are the pipeline's tables as this task reads them (tables.go); nil without any.
+	tables *taskTables
+
 	wm watermark
 	// next is the offset after the last record (or transaction marker) the task has seen; lso the
 	// partition's last stable offset reported with it. Both feed idleness.
@@ -132,6 +135,8 @@ type cycleCounts struct {
 	deadLetters map[Reason]int
 	late        map[string]int // by operator
 	produced    map[string]int
+	// tableMisses are the events that found no row, by table (Pipeline.Tables order).
+	tableMisses []int
 	// recentDead are the cycle's dead letters for Runtime.RecentDeadLetters, at most
 	// RecentDeadLetters of them.
 	recentDead []DeadLetterInfo
@@ -144,6 +149,7 @@ func (c *cycleCounts) reset() {
 	clear(c.deadLetters)
 	clear(c.produced)
 	clear(c.late)
+	clear(c.tableMisses)
 	clear(c.recentDead) // drop the copies' references before reuse
 	c.recentDead = c.recentDead[:0]
 }
@@ -184,7 +190,7 @@ func (t *Task) Emit(topic string, key, value []byte, eventTime int64) {
 	r.Value = t.out.copy(value)
 	r.Timestamp = millisTime(eventTime)
 	if t.cur != nil {
-		r.Headers = t.out.lineage(t.cur)
+		r.Headers = t.lineage(t.cur)
 	}
 	t.produce(r)
 }
@@ -325,6 +331,15 @@ func (t *Task) process(rec *kgo.Record) error {
 		}
 		t.deadLetter(rec, rj, "")
 		return nil
+	}
+	if t.tables != nil {
+		if err := t.tables.enrich(t, ev); err != nil {
+			if rj, ok := err.(*Rejection); ok {
+				t.deadLetter(rec, rj, "")
+				return nil
+			}
+			return err
+		}
 	}
 	t.cur = rec
 	defer func() { t.cur = nil }()

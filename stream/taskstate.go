@@ -89,7 +89,7 @@ func (t *Task) EmitRecord(topic string, key, value []byte, timestamp int64, head
 	r.Timestamp = millisTime(timestamp)
 	var h []kgo.RecordHeader
 	if t.cur != nil {
-		h = t.out.lineage(t.cur)
+		h = t.lineage(t.cur)
 	}
 	for _, x := range headers {
 		h = append(h, kgo.RecordHeader{Key: x.Key, Value: t.out.copy(x.Value)})
@@ -222,6 +222,9 @@ func (t *Task) flushChangelogs() {
 // the changelog offsets their records got; on abort, the stores and the watermark go back to the
 // last commit and the processors rewind.
 func (t *Task) settleState(committed bool) error {
+	if t.tables != nil {
+		t.tables.settle(committed)
+	}
 	if committed {
 		t.wm.committed = [2]int64{t.wm.maxEventTime, t.wm.idle}
 		t.settleLatencies(time.Now())

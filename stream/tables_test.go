@@ -1,0 +1,287 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamd/streamd/state/table"
+	"github.com/streamd/streamd/test/kafkatest"
+)
+
+// echoTablesOp emits, for every event, its id and the table fields it was enriched with.
+type echoTablesOp struct {
+	Topic  string
+	Format Format
+	fields []string
+}
+
+func (o *echoTablesOp) Name() string           { return "echo" }
+func (o *echoTablesOp) OutputTopics() []string { return []string{o.Topic} }
+func (o *echoTablesOp) Open(*Task) (Processor, error) {
+	p := &echoTablesProc{op: o}
+	for _, f := range o.fields {
+		i, ok := o.Format.FieldIndex(f)
+		if !ok {
+			return nil, fmt.Errorf("no field %s", f)
+		}
+		p.idx = append(p.idx, i)
+	}
+	return p, nil
+}
+
+type echoTablesProc struct {
+	op  *echoTablesOp
+	idx []int
+}
+
+func (p *echoTablesProc) Close() error { return nil }
+func (p *echoTablesProc) Process(t *Task, ev *Event) error {
+	out := map[string]any{"id": string(ev.ID)}
+	for j, i := range p.idx {
+		f := ev.Fields[i]
+		switch f.Kind {
+		case Number:
+			out[p.op.fields[j]] = f.Num
+		case String:
+			out[p.op.fields[j]] = string(f.Str)
+		default:
+			out[p.op.fields[j]] = nil
+		}
+	}
+	b, _ := json.Marshal(out)
+	t.Emit(p.op.Topic, ev.Key, b, ev.Time)
+	return nil
+}
+
+// tablesPipeline is a pipeline enriched from a global table joined by the event's field m and a
+// co-partitioned table joined by its key.
+func tablesPipeline(app, src, merchants, profiles, out, dlq string, required bool) *Pipeline {
+	f := fatalFormat()
+	f.Fields = []FieldSpec{{Name: "m", Type: String}}
+	ef := &EnrichedFormat{Source: f, Tables: []*Table{
+		{Name: "merchants", Topic: merchants, Kind: GlobalTable, Join: "m", Format: &JSONFormat{Time: EventTimeSpec{Format: TimeKafka}, Fields: []FieldSpec{
+			{Name: "risk", Type: Number, Required: required}, {Name: "tier", Type: String, Values: []string{"a", "b", "c"}},
+		}}},
+		{Name: "profiles", Topic: profiles, Kind: CoPartitionedTable, Format: &JSONFormat{Time: EventTimeSpec{Format: TimeKafka}, Fields: []FieldSpec{{Name: "score", Type: Number}}}},
+	}}
+	return &Pipeline{
+		Name:            app,
+		Source:          Source{Topic: src, Format: ef},
+		Operators:       []Operator{&echoTablesOp{Topic: out, Format: ef, fields: []string{"merchants.risk", "merchants.tier", "profiles.score"}}},
+		DeadLetterTopic: dlq,
+	}
+}
+
+func refOf(t *testing.T, b *kafkatest.Broker, topic string) *table.Reference {
+	t.Helper()
+	var recs []table.RefRecord
+	for _, r := range b.ReadCommitted(t, topic, 30*time.Second) {
+		recs = append(recs, table.RefRecord{Partition: r.Partition, Offset: r.Offset, Key: r.Key, Value: r.Value})
+	}
+	return table.NewReference(recs)
+}
+
+// expectField decodes field name of a reference row as the echo operator would show it.
+func expectField(row []byte, found bool, name string) any {
+	if !found {
+		return nil
+	}
+	var m map[string]any
+	if json.Unmarshal(row, &m) != nil {
+		return nil
+	}
+	return m[name]
+}
+
+// TestTablesEnrichInOffsetOrder enriches events from a global and a co-partitioned table while
+// both tables change (updates and tombstones, in transactions, some aborted); every output's table
+// fields equal a replay of the tables' topics in offset order up to the version in its
+// streamd-table-NAME headers, misses are counted, and an instance restarted on the same state
+// directory goes on from versions no older than those its committed outputs show.
+func TestTablesEnrichInOffsetOrder(t *testing.T) {
+	b := kafkatest.Start(t)
+	src := b.Topic(t, "src", 2)
+	merchants := b.Topic(t, "merchants", 2)
+	profiles := b.Topic(t, "profiles", 2)
+	app, out, dlq := kafkatest.Name(t, "app"), kafkatest.Name(t, "out"), kafkatest.Name(t, "dlq")
+	ctx := context.Background()
+	plain := b.Client(t)
+	txn := b.Client(t, kgo.TransactionalID(kafkatest.Name(t, "tables")))
+	writeTables := func(round int, commit bool) {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		var recs []*kgo.Record
+		for m := range 5 {
+			v := fmt.Appendf(nil, `{"risk":%d.5,"tier":"%c"}`, round*10+m, 'a'+rune((round+m)%3))
+			if (round+m)%4 == 3 {
+				v = nil // a tombstone
+			}
+			recs = append(recs, &kgo.Record{Topic: merchants, Key: fmt.Appendf(nil, "m%d", m), Value: v})
+		}
+		for k := range 13 {
+			if (round+k)%3 == 0 {
+				recs = append(recs, &kgo.Record{Topic: profiles, Key: fmt.Appendf(nil, "k%d", k), Value: fmt.Appendf(nil, `{"score":%d}`, round*100+k)})
+			}
+		}
+		if err := txn.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if err := txn.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	events := 0
+	produceEvents := func(n int) {
+		t.Helper()
+		now := time.Now().UnixMilli()
+		var recs []*kgo.Record
+		for range n {
+			i := events
+			events++
+			m := fmt.Sprintf("m%d", i%7) // m5 and m6 never have a row
+			v := fmt.Sprintf(`{"id":"e-%05d","k":"k%d","ts":%d,"m":%q}`, i, i%13, now+int64(i), m)
+			recs = append(recs, &kgo.Record{Topic: src, Key: fmt.Appendf(nil, "k%d", i%13), Value: []byte(v)})
+		}
+		if err := plain.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeTables(0, true)
+	produceEvents(100)
+	dir := t.TempDir()
+	r := start(t, tablesPipeline(app, src, merchants, profiles, out, dlq, false), fatalConfig(b, dir))
+	b.WaitCaughtUp(t, app, src, 60*time.Second, r.stopped)
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for round := 1; ; round++ {
+			select {
+			case <-stop:
+				return
+			case <-time.After(15 * time.Millisecond):
+			}
+			writeTables(round, round%5 != 0)
+		}
+	}()
+	for range 20 {
+		produceEvents(50)
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	b.WaitCaughtUp(t, app, src, 60*time.Second, r.stopped)
+	waitFor(t, 10*time.Second, "ready", r.rt.Ready)
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	first := checkEnriched(t, b, r, out, merchants, profiles, events, nil)
+
+	// A restart on the same directory reads versions no older than the committed outputs show.
+	produceEvents(100)
+	writeTables(1000, true)
+	r2 := start(t, tablesPipeline(app, src, merchants, profiles, out, dlq, false), fatalConfig(b, dir))
+	b.WaitCaughtUp(t, app, src, 60*time.Second, r2.stopped)
+	if err := r2.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	second := checkEnriched(t, b, r2, out, merchants, profiles, events, first.ids)
+	for p, pos := range second.oldest {
+		if _, behind := pos.Behind(first.newest[p]); behind {
+			t.Errorf("partition %d: after the restart an event read merchants at %s, older than %s before it", p, pos, first.newest[p])
+		}
+	}
+}
+
+type enrichedRun struct {
+	// oldest and newest merchants versions read, by source partition, in this run's outputs.
+	oldest, newest map[int32]table.Position
+	// ids are the events of every output so far.
+	ids map[string]bool
+}
+
+// checkEnriched reads every output, checks one per event and each one's table fields against
+// the reference replay at its headers' versions, and checks the misses metric of run r, whose
+// outputs are those of events not in before.
+func checkEnriched(t *testing.T, b *kafkatest.Broker, r *running, out, merchants, profiles string, events int, before map[string]bool) enrichedRun {
+	t.Helper()
+	mref, pref := refOf(t, b, merchants), refOf(t, b, profiles)
+	recs := b.ReadCommitted(t, out, 30*time.Second)
+	seen := map[string]bool{}
+	versions := map[string]bool{}
+	run := enrichedRun{oldest: map[int32]table.Position{}, newest: map[int32]table.Position{}, ids: seen}
+	misses := 0
+	for _, rec := range recs {
+		var got map[string]any
+		if err := json.Unmarshal(rec.Value, &got); err != nil {
+			t.Fatal(err)
+		}
+		id := got["id"].(string)
+		if seen[id] {
+			t.Fatalf("event %s has two outputs", id)
+		}
+		seen[id] = true
+		mpos, err1 := table.ParsePosition(kafkatest.Header(rec, HeaderTablePrefix+"merchants"))
+		ppos, err2 := table.ParsePosition(kafkatest.Header(rec, HeaderTablePrefix+"profiles"))
+		if err := errors.Join(err1, err2); err != nil || len(mpos) != 2 || len(ppos) != 1 {
+			t.Fatalf("output of %s: table versions %v %v (%v)", id, mpos, ppos, err)
+		}
+		part, _ := strconv.Atoi(kafkatest.Header(rec, HeaderSourcePartition))
+		if ppos[0].Partition != int32(part) {
+			t.Fatalf("output of %s from partition %d read profiles partition %d", id, part, ppos[0].Partition)
+		}
+		n, _ := strconv.Atoi(id[2:])
+		mrow, mfound := mref.Get(fmt.Appendf(nil, "m%d", n%7), mpos)
+		prow, pfound := pref.Get(rec.Key, ppos)
+		if !mfound && !before[id] {
+			misses++
+		}
+		want := map[string]any{"merchants.risk": expectField(mrow, mfound, "risk"), "merchants.tier": expectField(mrow, mfound, "tier"),
+			"profiles.score": expectField(prow, pfound, "score")}
+		for k, w := range want {
+			if fmt.Sprint(got[k]) != fmt.Sprint(w) {
+				t.Fatalf("output of %s: %s = %v, a replay of the table in offset order to %s/%s gives %v", id, k, got[k], mpos, ppos, w)
+			}
+		}
+		if before[id] {
+			continue
+		}
+		versions[mpos.String()] = true
+		p := int32(part)
+		if o, ok := run.oldest[p]; !ok || behindAll(mpos, o) {
+			run.oldest[p] = mpos
+		}
+		if nw, ok := run.newest[p]; !ok || behindAll(nw, mpos) {
+			run.newest[p] = mpos
+		}
+	}
+	if len(seen) != events {
+		t.Fatalf("%d outputs, want %d", len(seen), events)
+	}
+	if before == nil && len(versions) < 2 {
+		t.Errorf("the outputs read only %d versions of merchants: the updates did not race the events", len(versions))
+	}
+	if got := testutil.ToFloat64(r.rt.m.tableMisses.WithLabelValues("merchants")); got != float64(misses) || misses == 0 {
+		t.Errorf("streamd_table_misses_total{table=merchants} = %v, want %d (not 0)", got, misses)
+	}
+	return run
+}
+
+// behindAll reports whether p is behind q in some partition and ahead in none.
+func behindAll(p, q table.Position) bool {
+	_, b := p.Behind(q)
+	_, a := q.Behind(p)
+	return b && !a
+}

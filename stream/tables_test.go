@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamd/streamd/state/table"
@@ -284,4 +286,87 @@ func behindAll(p, q table.Position) bool {
 	_, b := p.Behind(q)
 	_, a := q.Behind(p)
 	return b && !a
+}
+
+// TestTablesRowRules: a row that breaks its table's rules, and a missing row of a table with a
+// required field, make the event a dead letter with the rule's reason, naming the table.
+func TestTablesRowRules(t *testing.T) {
+	b := kafkatest.Start(t)
+	src := b.Topic(t, "src", 2)
+	merchants := b.Topic(t, "merchants", 1)
+	profiles := b.Topic(t, "profiles", 2)
+	app, out, dlq := kafkatest.Name(t, "app"), kafkatest.Name(t, "out"), kafkatest.Name(t, "dlq")
+	ctx := context.Background()
+	cl := b.Client(t)
+	rows := []*kgo.Record{
+		{Topic: merchants, Key: []byte("ok"), Value: []byte(`{"risk":1,"tier":"a"}`)},
+		{Topic: merchants, Key: []byte("badtier"), Value: []byte(`{"risk":1,"tier":"z"}`)},
+		{Topic: merchants, Key: []byte("norisk"), Value: []byte(`{"tier":"a"}`)},
+		{Topic: merchants, Key: []byte("notjson"), Value: []byte(`{"risk":`)},
+	}
+	if err := cl.ProduceSync(ctx, rows...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var evs []*kgo.Record
+	now := time.Now().UnixMilli()
+	for i, m := range []string{"ok", "badtier", "norisk", "notjson", "none"} {
+		evs = append(evs, &kgo.Record{Topic: src, Key: []byte("k1"), Value: fmt.Appendf(nil, `{"id":"e-%d","k":"k1","ts":%d,"m":%q}`, i, now+int64(i), m)})
+	}
+	if err := cl.ProduceSync(ctx, evs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, tablesPipeline(app, src, merchants, profiles, out, dlq, true), fatalConfig(b, t.TempDir()))
+	b.WaitCaughtUp(t, app, src, 60*time.Second, r.stopped)
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.ReadCommitted(t, out, 30*time.Second); len(got) != 1 || !json.Valid(got[0].Value) {
+		t.Fatalf("%d outputs, want the one of merchant ok", len(got))
+	}
+	want := map[string]string{
+		"badtier": "out_of_range merchants.tier", "norisk": "missing_field merchants.risk",
+		"notjson": "malformed_json ", "none": "missing_field merchants.risk",
+	}
+	dead := b.ReadCommitted(t, dlq, 30*time.Second)
+	if len(dead) != len(want) {
+		t.Fatalf("%d dead letters, want %d", len(dead), len(want))
+	}
+	for _, d := range dead {
+		var ev struct{ M string }
+		_ = json.Unmarshal(d.Value, &ev)
+		got := kafkatest.Header(d, HeaderReason) + " " + kafkatest.Header(d, HeaderField)
+		if got != want[ev.M] || !strings.Contains(kafkatest.Header(d, HeaderError), "table merchants") {
+			t.Errorf("event of merchant %s: dead letter %q (%s), want %q naming the table", ev.M, got, kafkatest.Header(d, HeaderError), want[ev.M])
+		}
+	}
+}
+
+// TestTablesCoPartitionedCount: a co-partitioned table whose topic has another partition count
+// than the source is refused at start, naming both counts.
+func TestTablesCoPartitionedCount(t *testing.T) {
+	b := kafkatest.Start(t)
+	src := b.Topic(t, "src", 2)
+	merchants := b.Topic(t, "merchants", 1)
+	profiles := b.Topic(t, "profiles", 3)
+	app, out, dlq := kafkatest.Name(t, "app"), kafkatest.Name(t, "out"), kafkatest.Name(t, "dlq")
+	// A topic just created may not be in the metadata yet; the refusal must be the count's.
+	adm := kadm.NewClient(b.Client(t))
+	waitFor(t, 10*time.Second, "the new topics in the metadata", func() bool {
+		d, err := adm.ListTopics(context.Background(), src, merchants, profiles)
+		return err == nil && len(d[profiles].Partitions) == 3 && len(d[src].Partitions) == 2 && d[merchants].Err == nil
+	})
+	r := start(t, tablesPipeline(app, src, merchants, profiles, out, dlq, false), fatalConfig(b, t.TempDir()))
+	err := r.wait(t, 30*time.Second)
+	if !errors.Is(err, ErrNotCoPartitioned) || !strings.Contains(err.Error(), "has 3 partitions") || !strings.Contains(err.Error(), "has 2") {
+		t.Fatalf("Run: %v, want ErrNotCoPartitioned naming 3 and 2 partitions", err)
+	}
+}
+
+// TestReadinessWhileGlobalTableRestores: while a global table restores, /readyz says so.
+func TestReadinessWhileGlobalTableRestores(t *testing.T) {
+	rt := &Runtime{pipeline: &Pipeline{Name: "app"}}
+	rt.tablesRestoring.Store("restoring the global table merchants from topic m: 10 offsets to go")
+	if ready, why := rt.Readiness(); ready || !strings.Contains(why, "global table merchants") {
+		t.Fatalf("Readiness = %v %q", ready, why)
+	}
 }

@@ -230,7 +230,10 @@ type taskTables struct {
 	views     []*table.View // the open cycle's, nil between cycles
 	committed []table.Position
 	headers   []kgo.RecordHeader // the open cycle's lineage headers
-	hdrBuf    [][]byte
+	// headerKeys and storeKeys are each table's lineage header name and task-store key.
+	headerKeys []string
+	storeKeys  [][]byte
+	hdrBuf     [][]byte
 }
 
 // openTables opens the task's tables: its own partition of each co-partitioned table (restored to
@@ -242,6 +245,9 @@ func (t *Task) openTables(ctx context.Context, p *Pipeline, env taskEnv) error {
 	if len(specs) == 0 {
 		return nil
 	}
+	if env.tableDir == nil {
+		return fmt.Errorf("stream: the pipeline has tables, which a local task (stream/streamtest) does not hold: they are read from Kafka by the Runtime")
+	}
 	ef := p.Source.Format.(*EnrichedFormat)
 	tt := &taskTables{specs: specs}
 	t.tables = tt
@@ -250,13 +256,15 @@ func (t *Task) openTables(ctx context.Context, p *Pipeline, env taskEnv) error {
 		tt.base = append(tt.base, base)
 		base += len(spec.Format.FieldNames())
 		tt.decs = append(tt.decs, spec.Format.NewDecoder())
+		tt.headerKeys = append(tt.headerKeys, HeaderTablePrefix+spec.Name)
+		tt.storeKeys = append(tt.storeKeys, tableKey(spec.Name))
 		join := -1
 		if spec.Kind == GlobalTable {
 			join, _ = ef.Source.FieldIndex(spec.Join)
 		}
 		tt.joins = append(tt.joins, join)
 		var pos table.Position
-		if v, ok, err := t.stores[taskStore].Get(tableKey(spec.Name)); err != nil {
+		if v, ok, err := t.stores[taskStore].Get(tt.storeKeys[len(tt.storeKeys)-1]); err != nil {
 			return err
 		} else if ok {
 			if pos, err = table.ParsePosition(string(v)); err != nil {
@@ -348,8 +356,8 @@ func (tt *taskTables) beginCycle(t *Task) error {
 		}
 		tt.views[i] = v
 		tt.hdrBuf[i] = v.Position().Append(tt.hdrBuf[i][:0])
-		t.stores[taskStore].Set(tableKey(tt.specs[i].Name), tt.hdrBuf[i])
-		tt.headers = append(tt.headers, kgo.RecordHeader{Key: HeaderTablePrefix + tt.specs[i].Name, Value: tt.hdrBuf[i]})
+		t.stores[taskStore].Set(tt.storeKeys[i], tt.hdrBuf[i])
+		tt.headers = append(tt.headers, kgo.RecordHeader{Key: tt.headerKeys[i], Value: tt.hdrBuf[i]})
 	}
 	return nil
 }

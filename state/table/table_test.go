@@ -152,3 +152,55 @@ func TestPosition(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkViewGet reads rows of a three-partition table of 10,000 rows through one view, as the
+// events of a cycle do: hits, and misses (a key no partition holds, read in all three).
+func BenchmarkViewGet(b *testing.B) {
+	br := kafkatest.Start(b)
+	topic := br.Topic(b, "table", 3)
+	cl := br.Client(b)
+	var recs []*kgo.Record
+	for i := range 10000 {
+		recs = append(recs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "m-%05d", i), Value: fmt.Appendf(nil, `{"risk":{"score":%d},"tier":"gold"}`, i)})
+	}
+	if err := cl.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		b.Fatal(err)
+	}
+	tb, err := Open(context.Background(), Config{Name: "m", Topic: topic, Partitions: []int32{0, 1, 2}, DB: state.Options{Dir: b.TempDir()}, ClientOpts: []kgo.Opt{kgo.SeedBrokers(br.Addrs...)}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tb.Close()
+	v, err := tb.View()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer v.Close()
+	keys := make([][]byte, 1024)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "m-%05d", (i*7919)%10000)
+	}
+	for _, bc := range []struct {
+		name   string
+		prefix string
+	}{{"hit", ""}, {"miss", "x"}} {
+		b.Run(bc.name, func(b *testing.B) {
+			ks := keys
+			if bc.prefix != "" {
+				ks = make([][]byte, len(keys))
+				for i, k := range keys {
+					ks[i] = append([]byte(bc.prefix), k...)
+				}
+			}
+			var buf []byte
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				var ok bool
+				buf, ok, err = v.Get(ks[i%len(ks)], buf[:0])
+				if err != nil || ok == (bc.prefix != "") {
+					b.Fatalf("get: %v %v", ok, err)
+				}
+			}
+		})
+	}
+}

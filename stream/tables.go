@@ -225,7 +225,9 @@ type taskTables struct {
 	rowEv   Event
 	rowRec  kgo.Record
 	keyBuf  []byte
-	rowBuf  []byte
+	// rowBufs hold each table's row read for the current event: the event's string fields of the
+	// table point into it until the next event, so each table has its own.
+	rowBufs [][]byte
 
 	views     []*table.View // the open cycle's, nil between cycles
 	committed []table.Position
@@ -310,6 +312,7 @@ func (t *Task) openTables(ctx context.Context, p *Pipeline, env taskEnv) error {
 		tt.sources = append(tt.sources, src)
 	}
 	tt.views = make([]*table.View, len(specs))
+	tt.rowBufs = make([][]byte, len(specs))
 	t.cycle.tableMisses = make([]int, len(specs))
 	tt.hdrBuf = make([][]byte, len(specs))
 	return nil
@@ -392,6 +395,32 @@ func (tt *taskTables) enrich(t *Task, ev *Event) error {
 			return err
 		}
 	}
+	return tt.fillAll(t, ev, tt.views, t.cycle.tableMisses)
+}
+
+// lookup fills ev's table fields for a feature look-up (/v1/features): from the tables as they
+// stand now, like the next cycle's views, counting no miss and writing no state.
+func (tt *taskTables) lookup(t *Task, ev *Event) error {
+	views := make([]*table.View, len(tt.sources))
+	defer func() {
+		for _, v := range views {
+			if v != nil {
+				_ = v.Close()
+			}
+		}
+	}()
+	for i, src := range tt.sources {
+		v, err := src.View()
+		if err != nil {
+			return fmt.Errorf("stream: table %s: %w", tt.specs[i].Name, err)
+		}
+		views[i] = v
+	}
+	return tt.fillAll(t, ev, views, nil)
+}
+
+// fillAll fills ev's table fields from views, counting misses in misses when it is not nil.
+func (tt *taskTables) fillAll(t *Task, ev *Event, views []*table.View, misses []int) error {
 	for i, spec := range tt.specs {
 		key := ev.Key
 		if j := tt.joins[i]; j >= 0 {
@@ -417,13 +446,13 @@ func (tt *taskTables) enrich(t *Task, ev *Event) error {
 		var row []byte
 		if len(key) > 0 {
 			var err error
-			row, found, err = tt.views[i].Get(key, tt.rowBuf[:0])
-			tt.rowBuf = row
+			row, found, err = views[i].Get(key, tt.rowBufs[i][:0])
+			tt.rowBufs[i] = row
 			if err != nil {
 				return fmt.Errorf("stream: table %s: %w", spec.Name, err)
 			}
 		}
-		if err := tt.fill(t, i, ev, key, row, found); err != nil {
+		if err := tt.fill(i, ev, key, row, found, misses); err != nil {
 			return err
 		}
 	}
@@ -431,12 +460,14 @@ func (tt *taskTables) enrich(t *Task, ev *Event) error {
 }
 
 // fill decodes table i's row (or its absence) into ev's table fields.
-func (tt *taskTables) fill(t *Task, i int, ev *Event, key, row []byte, found bool) error {
+func (tt *taskTables) fill(i int, ev *Event, key, row []byte, found bool, misses []int) error {
 	spec := tt.specs[i]
 	base := tt.base[i]
 	n := len(spec.Format.FieldNames())
 	if !found {
-		t.cycle.tableMisses[i]++
+		if misses != nil {
+			misses[i]++
+		}
 		for j := 0; j < n; j++ {
 			ev.Fields[base+j] = Field{}
 		}

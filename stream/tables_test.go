@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,7 +47,18 @@ type echoTablesProc struct {
 }
 
 func (p *echoTablesProc) Close() error { return nil }
+
+// ViewFeatures shows the table fields, so that /v1/features shows them.
+func (p *echoTablesProc) ViewFeatures(t *Task, ev *Event) (json.RawMessage, error) {
+	return p.fields(ev), nil
+}
+
 func (p *echoTablesProc) Process(t *Task, ev *Event) error {
+	t.Emit(p.op.Topic, ev.Key, p.fields(ev), ev.Time)
+	return nil
+}
+
+func (p *echoTablesProc) fields(ev *Event) []byte {
 	out := map[string]any{"id": string(ev.ID)}
 	for j, i := range p.idx {
 		f := ev.Fields[i]
@@ -60,8 +72,7 @@ func (p *echoTablesProc) Process(t *Task, ev *Event) error {
 		}
 	}
 	b, _ := json.Marshal(out)
-	t.Emit(p.op.Topic, ev.Key, b, ev.Time)
-	return nil
+	return b
 }
 
 // tablesPipeline is a pipeline enriched from a global table joined by the event's field m and a
@@ -73,12 +84,12 @@ func tablesPipeline(app, src, merchants, profiles, out, dlq string, required boo
 		{Name: "merchants", Topic: merchants, Kind: GlobalTable, Join: "m", Format: &JSONFormat{Time: EventTimeSpec{Format: TimeKafka}, Fields: []FieldSpec{
 			{Name: "risk", Type: Number, Required: required}, {Name: "tier", Type: String, Values: []string{"a", "b", "c"}},
 		}}},
-		{Name: "profiles", Topic: profiles, Kind: CoPartitionedTable, Format: &JSONFormat{Time: EventTimeSpec{Format: TimeKafka}, Fields: []FieldSpec{{Name: "score", Type: Number}}}},
+		{Name: "profiles", Topic: profiles, Kind: CoPartitionedTable, Format: &JSONFormat{Time: EventTimeSpec{Format: TimeKafka}, Fields: []FieldSpec{{Name: "score", Type: Number}, {Name: "name", Type: String}}}},
 	}}
 	return &Pipeline{
 		Name:            app,
 		Source:          Source{Topic: src, Format: ef},
-		Operators:       []Operator{&echoTablesOp{Topic: out, Format: ef, fields: []string{"merchants.risk", "merchants.tier", "profiles.score"}}},
+		Operators:       []Operator{&echoTablesOp{Topic: out, Format: ef, fields: []string{"merchants.risk", "merchants.tier", "profiles.score", "profiles.name"}}},
 		DeadLetterTopic: dlq,
 	}
 }
@@ -133,7 +144,7 @@ func TestTablesEnrichInOffsetOrder(t *testing.T) {
 		}
 		for k := range 13 {
 			if (round+k)%3 == 0 {
-				recs = append(recs, &kgo.Record{Topic: profiles, Key: fmt.Appendf(nil, "k%d", k), Value: fmt.Appendf(nil, `{"score":%d}`, round*100+k)})
+				recs = append(recs, &kgo.Record{Topic: profiles, Key: fmt.Appendf(nil, "k%d", k), Value: fmt.Appendf(nil, `{"name":"the profile of card k%d, a name long enough to reach past any merchant's row","score":%d}`, k, round*100+k)})
 			}
 		}
 		if err := txn.ProduceSync(ctx, recs...).FirstErr(); err != nil {
@@ -186,6 +197,45 @@ func TestTablesEnrichInOffsetOrder(t *testing.T) {
 	wg.Wait()
 	b.WaitCaughtUp(t, app, src, 60*time.Second, r.stopped)
 	waitFor(t, 10*time.Second, "ready", r.rt.Ready)
+	// A feature look-up reads the tables as they stand: the last committed rows of k3 and of a
+	// merchant that has one.
+	mref, pref := refOf(t, b, merchants), refOf(t, b, profiles)
+	all := func(n int) table.Position {
+		var p table.Position
+		for i := range int32(n) {
+			p = append(p, table.PartitionOffset{Partition: i, Offset: math.MaxInt64})
+		}
+		return p
+	}
+	m := "m0"
+	for i := range 5 {
+		if _, ok := mref.Get(fmt.Appendf(nil, "m%d", i), all(2)); ok {
+			m = fmt.Sprintf("m%d", i)
+		}
+	}
+	mrow, mok := mref.Get([]byte(m), all(2))
+	prow, pok := pref.Get([]byte("k3"), all(2))
+	want := map[string]any{"merchants.tier": expectField(mrow, mok, "tier"), "profiles.name": expectField(prow, pok, "name")}
+	var mismatch string
+	// The tables' followers may be a fetch behind the topics.
+	waitFor(t, 10*time.Second, "a look-up to read the tables' last rows", func() bool {
+		kf, err := r.rt.Features(ctx, []byte("k3"), fmt.Appendf(nil, `{"id":"q","k":"k3","ts":%d,"m":%q}`, time.Now().UnixMilli(), m), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mismatch = ""
+		for name, w := range want {
+			var got any
+			_ = json.Unmarshal(kf.Features[name], &got)
+			if fmt.Sprint(got) != fmt.Sprint(w) || w == nil {
+				mismatch += fmt.Sprintf(" %s = %s, want %v;", name, kf.Features[name], w)
+			}
+		}
+		if mismatch != "" {
+			t.Logf("look-up of k3 with merchant %s:%s", m, mismatch)
+		}
+		return mismatch == ""
+	})
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +301,7 @@ func checkEnriched(t *testing.T, b *kafkatest.Broker, r *running, out, merchants
 			misses++
 		}
 		want := map[string]any{"merchants.risk": expectField(mrow, mfound, "risk"), "merchants.tier": expectField(mrow, mfound, "tier"),
-			"profiles.score": expectField(prow, pfound, "score")}
+			"profiles.score": expectField(prow, pfound, "score"), "profiles.name": expectField(prow, pfound, "name")}
 		for k, w := range want {
 			if fmt.Sprint(got[k]) != fmt.Sprint(w) {
 				t.Fatalf("output of %s: %s = %v, a replay of the table in offset order to %s/%s gives %v", id, k, got[k], mpos, ppos, w)

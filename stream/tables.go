@@ -216,7 +216,10 @@ func tableKey(name string) []byte { return []byte("table/" + name) }
 // taskTables are a task's tables: the views of the open cycle, the versions the last committed
 // cycle read, and the scratch of the row decoders. Used on the task's goroutine only.
 type taskTables struct {
-	specs   []*Table
+	specs []*Table
+	// at is the operator an event is enriched before: the first, or the one after Dedup, so
+	// that a duplicate is dropped before its rows are read.
+	at      int
 	sources []*table.Table // by table: the runtime's global table or the task's own
 	own     []*table.Table // the co-partitioned tables this task opened
 	base    []int          // index in Event.Fields of each table's first field
@@ -252,6 +255,11 @@ func (t *Task) openTables(ctx context.Context, p *Pipeline, env taskEnv) error {
 	}
 	ef := p.Source.Format.(*EnrichedFormat)
 	tt := &taskTables{specs: specs}
+	if len(p.Operators) > 0 {
+		if _, ok := p.Operators[0].(*Dedup); ok {
+			tt.at = 1
+		}
+	}
 	t.tables = tt
 	base := ef.nsrc
 	for _, spec := range specs {

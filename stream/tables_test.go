@@ -420,3 +420,50 @@ func TestReadinessWhileGlobalTableRestores(t *testing.T) {
 		t.Fatalf("Readiness = %v %q", ready, why)
 	}
 }
+
+// TestTablesAfterDedup: a duplicate is dropped by dedup before its rows are read, so a row that
+// broke its rules since the first copy does not make the duplicate a dead letter.
+func TestTablesAfterDedup(t *testing.T) {
+	b := kafkatest.Start(t)
+	src := b.Topic(t, "src", 2)
+	merchants := b.Topic(t, "merchants", 1)
+	profiles := b.Topic(t, "profiles", 2)
+	app, out, dlq := kafkatest.Name(t, "app"), kafkatest.Name(t, "out"), kafkatest.Name(t, "dlq")
+	ctx := context.Background()
+	cl := b.Client(t)
+	produce := func(recs ...*kgo.Record) {
+		t.Helper()
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ev := &kgo.Record{Topic: src, Key: []byte("k1"), Value: fmt.Appendf(nil, `{"id":"e-1","k":"k1","ts":%d,"m":"m"}`, time.Now().UnixMilli())}
+	produce(&kgo.Record{Topic: merchants, Key: []byte("m"), Value: []byte(`{"risk":1,"tier":"a"}`)}, ev)
+	p := tablesPipeline(app, src, merchants, profiles, out, dlq, false)
+	p.Operators = append([]Operator{&Dedup{TTL: time.Hour}}, p.Operators...)
+	r := start(t, p, fatalConfig(b, t.TempDir()))
+	b.WaitCaughtUp(t, app, src, 60*time.Second, r.stopped)
+	produce(&kgo.Record{Topic: merchants, Key: []byte("m"), Value: []byte(`{"risk":1,"tier":"z"}`)})
+	waitFor(t, 10*time.Second, "the bad row in the table", func() bool {
+		v, err := r.rt.globals["merchants"].View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		row, _, _ := v.Get([]byte("m"), nil)
+		return strings.Contains(string(row), `"z"`)
+	})
+	dup := *ev
+	produce(&dup, &kgo.Record{Topic: src, Key: []byte("k1"), Value: fmt.Appendf(nil, `{"id":"e-2","k":"k1","ts":%d,"m":"m"}`, time.Now().UnixMilli())})
+	b.WaitCaughtUp(t, app, src, 60*time.Second, r.stopped)
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.ReadCommitted(t, out, 30*time.Second); len(got) != 1 {
+		t.Errorf("%d outputs, want e-1's", len(got))
+	}
+	dead := b.ReadCommitted(t, dlq, 30*time.Second)
+	if len(dead) != 1 || !strings.Contains(string(dead[0].Value), `"e-2"`) {
+		t.Errorf("%d dead letters, want e-2's only (the duplicate of e-1 dropped before its row was read)", len(dead))
+	}
+}

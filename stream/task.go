@@ -332,21 +332,22 @@ func (t *Task) process(rec *kgo.Record) error {
 		t.deadLetter(rec, rj, "")
 		return nil
 	}
-	if t.tables != nil {
-		if err := t.tables.enrich(t, ev); err != nil {
-			if rj, ok := err.(*Rejection); ok {
-				t.deadLetter(rec, rj, "")
-				return nil
-			}
-			return err
-		}
-	}
 	t.cur = rec
 	defer func() { t.cur = nil }()
 	for i := range ev.Features {
 		ev.Features[i] = math.NaN()
 	}
 	for i, p := range t.procs {
+		if t.tables != nil && i == t.tables.at {
+			// After dedup, so that a duplicate is dropped whatever its row says now.
+			if err := t.tables.enrich(t, ev); err != nil {
+				if rj, ok := err.(*Rejection); ok {
+					t.deadLetter(rec, rj, "")
+					return nil
+				}
+				return err
+			}
+		}
 		if err := p.Process(t, ev); err != nil {
 			if err == ErrDrop {
 				return nil // the operator counted it; later operators and the watermark never see it

@@ -166,6 +166,9 @@ func (t *Table) restore(ctx context.Context) error {
 			t.cfg.Progress(n)
 		}
 	}
+	if err := t.skipDeleted(ctx); err != nil {
+		return err
+	}
 	for i, p := range t.parts {
 		// Every partition's bounds first would be more exact for Progress; the restore itself
 		// does not need them.
@@ -182,6 +185,30 @@ func (t *Table) restore(ctx context.Context) error {
 		}
 		if t.cfg.Lag != nil {
 			t.cfg.Lag.WithLabelValues(t.cfg.Name, strconv.Itoa(int(p))).Set(0)
+		}
+	}
+	return nil
+}
+
+// skipDeleted moves every partition whose recorded offset is below the topic's first offset up
+// to it. A table topic may have a retention (cleanup.policy compact,delete) or have had records
+// deleted: what is gone is not part of the table any more, and a restore or a follow from before
+// it would fail with an offset out of range.
+func (t *Table) skipDeleted(ctx context.Context) error {
+	for i, p := range t.parts {
+		s := t.stores[i]
+		b, err := state.ChangelogBounds(ctx, t.cfg.ClientOpts, t.cfg.Topic, p, true)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", t.cfg.Name, err)
+		}
+		if off := s.ChangelogOffset(); off < b.Start {
+			if off >= 0 {
+				t.log.Warn("table: records this table had not read were deleted from its topic; going on from the topic's first offset",
+					"partition", p, "offset", off, "first_offset", b.Start)
+			}
+			if err := s.NewRestorer().Finish(b.Start); err != nil {
+				return fmt.Errorf("table %s: %w", t.cfg.Name, err)
+			}
 		}
 	}
 	return nil
@@ -217,6 +244,9 @@ func (t *Table) run(ctx context.Context) {
 // follow applies the partitions' committed records as they come, each fetch of a partition in
 // one batch with its new offset.
 func (t *Table) follow(ctx context.Context) error {
+	if err := t.skipDeleted(ctx); err != nil {
+		return err
+	}
 	starts := map[int32]kgo.Offset{}
 	index := map[int32]int{}
 	for i, p := range t.parts {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamd/streamd/state"
@@ -202,5 +203,41 @@ func BenchmarkViewGet(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestTableAfterDeletedRecords: a table whose topic's first records were deleted (retention)
+// restores from the first offset the topic holds, instead of failing out of range.
+func TestTableAfterDeletedRecords(t *testing.T) {
+	b := kafkatest.Start(t)
+	b.RequireReal(t, "kfake does not delete records")
+	topic := b.Topic(t, "table", 1)
+	cl := b.Client(t)
+	ctx := context.Background()
+	var recs []*kgo.Record
+	for i := range 10 {
+		recs = append(recs, &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "k%d", i), Value: []byte("v")})
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	del := kadm.Offsets{}
+	del.Add(kadm.Offset{Topic: topic, Partition: 0, At: 4})
+	if resp, err := adm.DeleteRecords(ctx, del); err != nil || resp.Error() != nil {
+		t.Fatalf("delete records: %v %v", err, resp.Error())
+	}
+	tb, err := Open(ctx, Config{Name: "m", Topic: topic, Partitions: []int32{0}, DB: state.Options{Dir: t.TempDir()}, ClientOpts: []kgo.Opt{kgo.SeedBrokers(b.Addrs...)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.Close()
+	v, err := tb.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	if got := rows(t, v, "k3", "k4", "k9"); fmt.Sprint(got) != "[k4=v k9=v]" || v.Position().String() != "0:10" {
+		t.Fatalf("restored %v at %s, want [k4=v k9=v] at 0:10", got, v.Position())
 	}
 }

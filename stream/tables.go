@@ -223,11 +223,14 @@ type taskTables struct {
 	sources []*table.Table // by table: the runtime's global table or the task's own
 	own     []*table.Table // the co-partitioned tables this task opened
 	base    []int          // index in Event.Fields of each table's first field
-	joins   []int          // global: index of the join field; -1 co-partitioned
-	decs    []Decoder
-	rowEv   Event
-	rowRec  kgo.Record
-	keyBuf  []byte
+	nfields []int          // each table's field count
+	// required is each table's first required field ("": none): a missing row rejects the event.
+	required []string
+	joins    []int // global: index of the join field; -1 co-partitioned
+	decs     []Decoder
+	rowEv    Event
+	rowRec   kgo.Record
+	keyBuf   []byte
 	// rowBufs hold each table's row read for the current event: the event's string fields of the
 	// table point into it until the next event, so each table has its own.
 	rowBufs [][]byte
@@ -264,7 +267,11 @@ func (t *Task) openTables(ctx context.Context, p *Pipeline, env taskEnv) error {
 	base := ef.nsrc
 	for _, spec := range specs {
 		tt.base = append(tt.base, base)
-		base += len(spec.Format.FieldNames())
+		n := len(spec.Format.FieldNames())
+		tt.nfields = append(tt.nfields, n)
+		base += n
+		req, _ := requiredField(spec.Format)
+		tt.required = append(tt.required, req)
 		tt.decs = append(tt.decs, spec.Format.NewDecoder())
 		tt.headerKeys = append(tt.headerKeys, HeaderTablePrefix+spec.Name)
 		tt.storeKeys = append(tt.storeKeys, tableKey(spec.Name))
@@ -403,7 +410,7 @@ func (tt *taskTables) enrich(t *Task, ev *Event) error {
 			return err
 		}
 	}
-	return tt.fillAll(t, ev, tt.views, t.cycle.tableMisses)
+	return tt.fillAll(ev, tt.views, t.cycle.tableMisses)
 }
 
 // lookup fills ev's table fields for a feature look-up (/v1/features): from the tables as they
@@ -424,11 +431,11 @@ func (tt *taskTables) lookup(t *Task, ev *Event) error {
 		}
 		views[i] = v
 	}
-	return tt.fillAll(t, ev, views, nil)
+	return tt.fillAll(ev, views, nil)
 }
 
 // fillAll fills ev's table fields from views, counting misses in misses when it is not nil.
-func (tt *taskTables) fillAll(t *Task, ev *Event, views []*table.View, misses []int) error {
+func (tt *taskTables) fillAll(ev *Event, views []*table.View, misses []int) error {
 	for i, spec := range tt.specs {
 		key := ev.Key
 		if j := tt.joins[i]; j >= 0 {
@@ -470,8 +477,7 @@ func (tt *taskTables) fillAll(t *Task, ev *Event, views []*table.View, misses []
 // fill decodes table i's row (or its absence) into ev's table fields.
 func (tt *taskTables) fill(i int, ev *Event, key, row []byte, found bool, misses []int) error {
 	spec := tt.specs[i]
-	base := tt.base[i]
-	n := len(spec.Format.FieldNames())
+	base, n := tt.base[i], tt.nfields[i]
 	if !found {
 		if misses != nil {
 			misses[i]++
@@ -479,7 +485,7 @@ func (tt *taskTables) fill(i int, ev *Event, key, row []byte, found bool, misses
 		for j := 0; j < n; j++ {
 			ev.Fields[base+j] = Field{}
 		}
-		if fi, ok := tt.firstRequired(i); ok {
+		if fi := tt.required[i]; fi != "" {
 			return &Rejection{Reason: ReasonMissingField, Field: spec.Name + "." + fi,
 				Detail: fmt.Sprintf("table %s has no row for key %q, and its field %s is required", spec.Name, truncate(key), fi)}
 		}
@@ -500,8 +506,6 @@ func (tt *taskTables) fill(i int, ev *Event, key, row []byte, found bool, misses
 	copy(ev.Fields[base:base+n], tt.rowEv.Fields)
 	return nil
 }
-
-func (tt *taskTables) firstRequired(i int) (string, bool) { return requiredField(tt.specs[i].Format) }
 
 // requiredField returns the first field a table's format requires: a row without it is rejected,
 // so an event without a row is too. Formats other than the schema formats require none.

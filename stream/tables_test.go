@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/streamd/streamd/state"
 	"github.com/streamd/streamd/state/table"
 	"github.com/streamd/streamd/test/kafkatest"
 )
@@ -465,5 +466,71 @@ func TestTablesAfterDedup(t *testing.T) {
 	dead := b.ReadCommitted(t, dlq, 30*time.Second)
 	if len(dead) != 1 || !strings.Contains(string(dead[0].Value), `"e-2"`) {
 		t.Errorf("%d dead letters, want e-2's only (the duplicate of e-1 dropped before its row was read)", len(dead))
+	}
+}
+
+// TestEnrichAllocs: filling an event's table fields from a cycle's views (a hit in a global
+// table joined by a string field, with a string and a number read from the row; a miss in a
+// co-partitioned one) allocates nothing, measured over 1,000 events per run.
+func TestEnrichAllocs(t *testing.T) {
+	if tablesRace {
+		t.Skip("allocation counts mean nothing under the race detector")
+	}
+	b := kafkatest.Start(t)
+	merchants, profiles := b.Topic(t, "merchants", 2), b.Topic(t, "profiles", 1)
+	var rows []*kgo.Record
+	for i := range 100 {
+		rows = append(rows, &kgo.Record{Topic: merchants, Key: fmt.Appendf(nil, "m%d", i), Value: fmt.Appendf(nil, `{"risk":%d,"tier":"b"}`, i)})
+	}
+	if err := b.Client(t).ProduceSync(context.Background(), rows...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	p := tablesPipeline("app", "src", merchants, profiles, "out", "dlq", false)
+	ef := p.Source.Format.(*EnrichedFormat)
+	if err := ef.Init(); err != nil {
+		t.Fatal(err)
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(b.Addrs...)}
+	var sources []*table.Table
+	for i, spec := range ef.Tables {
+		tb, err := table.Open(context.Background(), table.Config{Name: spec.Name, Topic: spec.Topic, Partitions: []int32{0, 1}[:2-i],
+			DB: state.Options{Dir: t.TempDir()}, ClientOpts: opts})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tb.Close()
+		sources = append(sources, tb)
+	}
+	tt := &taskTables{specs: ef.Tables, sources: sources, base: []int{1, 3}, nfields: []int{2, 2}, required: []string{"", ""}, joins: []int{0, -1},
+		decs: []Decoder{ef.Tables[0].Format.NewDecoder(), ef.Tables[1].Format.NewDecoder()}, rowBufs: make([][]byte, 2)}
+	views := make([]*table.View, 2)
+	for i, src := range sources {
+		v, err := src.View()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Close()
+		views[i] = v
+	}
+	dec := ef.NewDecoder()
+	ev := &Event{}
+	rec := &kgo.Record{Topic: "src", Key: []byte("k1"), Value: []byte(`{"id":"e","k":"k1","ts":1700000000000,"m":"m42"}`), Timestamp: time.UnixMilli(1700000000000)}
+	if err := dec.Decode(rec, ev); err != nil {
+		t.Fatal(err)
+	}
+	misses := make([]int, 2)
+	run := func() {
+		for range 1000 {
+			if err := tt.fillAll(ev, views, misses); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	run()
+	if ev.Fields[1].Num != 42 || string(ev.Fields[2].Str) != "b" || ev.Fields[3].Kind != Absent || misses[1] != 1000 {
+		t.Fatalf("enriched fields %+v, misses %v", ev.Fields, misses)
+	}
+	if n := testing.AllocsPerRun(5, run); n != 0 {
+		t.Errorf("%v allocations per 1,000 events, want 0", n)
 	}
 }

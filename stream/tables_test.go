@@ -198,6 +198,17 @@ func TestTablesEnrichInOffsetOrder(t *testing.T) {
 	wg.Wait()
 	b.WaitCaughtUp(t, app, src, 60*time.Second, r.stopped)
 	waitFor(t, 10*time.Second, "ready", r.rt.Ready)
+	// Every table partition held has a lag series (both of merchants, both of profiles: this
+	// instance owns both source partitions), the followers caught up, and applied the updates.
+	if n := testutil.CollectAndCount(r.rt.m.tableLag); n != 4 {
+		t.Errorf("%d streamd_table_lag_offsets series, want 4", n)
+	}
+	waitFor(t, 10*time.Second, "the tables' followers to catch up", func() bool {
+		return testutil.ToFloat64(r.rt.m.tableLag.WithLabelValues("merchants", "0"))+testutil.ToFloat64(r.rt.m.tableLag.WithLabelValues("profiles", "1")) == 0
+	})
+	if got := testutil.ToFloat64(r.rt.m.tableApplied.WithLabelValues("merchants")); got == 0 {
+		t.Errorf("streamd_table_records_applied_total{table=merchants} = 0 after the updates")
+	}
 	// A feature look-up reads the tables as they stand: the last committed rows of k3 and of a
 	// merchant that has one.
 	mref, pref := refOf(t, b, merchants), refOf(t, b, profiles)

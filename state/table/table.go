@@ -286,24 +286,8 @@ func (t *Table) follow(ctx context.Context) error {
 			if applyErr != nil || !ok || len(fp.Records) == 0 {
 				return
 			}
-			s := t.stores[i]
-			rs := s.NewRestorer()
-			var next int64
-			applied := 0
-			for _, rec := range fp.Records {
-				next = rec.Offset + 1
-				if rec.Attrs.IsControl() {
-					continue
-				}
-				if applyErr = rs.Apply(rec.Key, rec.Value, rec.Value == nil, next); applyErr != nil {
-					// Finish commits what was applied under the offset the store had: the next
-					// follow applies those records again, which changes nothing.
-					_ = rs.Finish(s.ChangelogOffset())
-					return
-				}
-				applied++
-			}
-			if applyErr = rs.Finish(next); applyErr != nil {
+			next, applied, err := t.stores[i].ApplyRecords(fp.Records)
+			if applyErr = err; err != nil {
 				return
 			}
 			if t.cfg.Lag != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"path/filepath"
 	"strconv"
@@ -296,7 +297,7 @@ func (t *Task) openTables(ctx context.Context, p *Pipeline, env taskEnv) error {
 			if src == nil {
 				return fmt.Errorf("stream: global table %s is not open", spec.Name)
 			}
-			if err := waitForVersion(ctx, src, pos, spec.Name); err != nil {
+			if err := waitForVersion(ctx, t.log, src, pos, spec.Name); err != nil {
 				return err
 			}
 		case CoPartitionedTable:
@@ -342,17 +343,25 @@ func committedOffset(pos table.Position, p int32) int64 {
 	return -1
 }
 
-// waitForVersion waits until tb's version is at least pos in every partition.
-func waitForVersion(ctx context.Context, tb *table.Table, pos table.Position, name string) error {
+// waitForVersion waits until tb's version is at least pos in every partition, saying in the log
+// what it waits for once it has waited long (a follower that cannot reach the position: the
+// table's topic lost records).
+func waitForVersion(ctx context.Context, log *slog.Logger, tb *table.Table, pos table.Position, name string) error {
+	start, warned := time.Now(), false
 	for {
 		v, err := tb.View()
 		if err != nil {
 			return err
 		}
-		_, behind := v.Position().Behind(pos)
+		at, behind := v.Position().Behind(pos)
 		_ = v.Close()
 		if !behind {
 			return nil
+		}
+		if !warned && time.Since(start) > 30*time.Second {
+			warned = true
+			log.Warn("the partition waits for its global table to reach the version its committed outputs already reflect",
+				"table", name, "table_partition", at.Partition, "at", at.Offset, "waiting_for", committedOffset(pos, at.Partition))
 		}
 		select {
 		case <-ctx.Done():

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"strconv"
 	"strings"
@@ -543,5 +544,43 @@ func TestEnrichAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(5, run); n != 0 {
 		t.Errorf("%v allocations per 1,000 events, want 0", n)
+	}
+}
+
+// TestWaitForVersion: a task whose committed outputs reflect a global table version its instance
+// has not reached yet waits for the table to reach it (or for its context), rather than read an
+// older version.
+func TestWaitForVersion(t *testing.T) {
+	b := kafkatest.Start(t)
+	topic := b.Topic(t, "table", 1)
+	cl := b.Client(t)
+	produce := func() {
+		t.Helper()
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topic, Key: []byte("k"), Value: []byte("v")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	produce()
+	tb, err := table.Open(context.Background(), table.Config{Name: "m", Topic: topic, Partitions: []int32{0}, DB: state.Options{Dir: t.TempDir()}, ClientOpts: []kgo.Opt{kgo.SeedBrokers(b.Addrs...)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.Close()
+	log := slog.New(slog.DiscardHandler)
+	ahead := table.Position{{Partition: 0, Offset: 2}}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err = waitForVersion(ctx, log, tb, ahead, "m")
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("waiting for a version not reached: %v, want the context's deadline", err)
+	}
+	produce()
+	ctx, cancel = context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := waitForVersion(ctx, log, tb, ahead, "m"); err != nil {
+		t.Fatalf("waiting for a version the table reaches: %v", err)
+	}
+	if err := waitForVersion(ctx, log, tb, nil, "m"); err != nil {
+		t.Fatalf("no committed version: %v", err)
 	}
 }

@@ -584,3 +584,50 @@ func TestWaitForVersion(t *testing.T) {
 		t.Fatalf("no committed version: %v", err)
 	}
 }
+
+// TestJoinByNumber: a global table joined by a number field finds the row keyed by the integer in
+// decimal; a fraction, or an absent field, finds none.
+func TestJoinByNumber(t *testing.T) {
+	b := kafkatest.Start(t)
+	topic := b.Topic(t, "table", 1)
+	if err := b.Client(t).ProduceSync(context.Background(), &kgo.Record{Topic: topic, Key: []byte("17"), Value: []byte(`{"risk":3}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	src := fatalFormat()
+	src.Fields = []FieldSpec{{Name: "mid", Type: Number}}
+	ef := &EnrichedFormat{Source: src, Tables: []*Table{{Name: "m", Topic: topic, Kind: GlobalTable, Join: "mid",
+		Format: &JSONFormat{Time: EventTimeSpec{Format: TimeKafka}, Fields: []FieldSpec{{Name: "risk", Type: Number}}}}}}
+	if err := ef.Init(); err != nil {
+		t.Fatal(err)
+	}
+	tb, err := table.Open(context.Background(), table.Config{Name: "m", Topic: topic, Partitions: []int32{0}, DB: state.Options{Dir: t.TempDir()}, ClientOpts: []kgo.Opt{kgo.SeedBrokers(b.Addrs...)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tb.Close()
+	v, err := tb.View()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	tt := &taskTables{specs: ef.Tables, sources: []*table.Table{tb}, base: []int{1}, nfields: []int{1}, required: []string{""}, joins: []int{0},
+		decs: []Decoder{ef.Tables[0].Format.NewDecoder()}, rowBufs: make([][]byte, 1)}
+	dec := ef.NewDecoder()
+	for _, tc := range []struct {
+		mid   string
+		found bool
+	}{{`17`, true}, {`17.0`, true}, {`17.5`, false}, {`null`, false}} {
+		ev := &Event{}
+		rec := &kgo.Record{Topic: "src", Key: []byte("k1"), Value: fmt.Appendf(nil, `{"id":"e","k":"k1","ts":1700000000000,"mid":%s}`, tc.mid), Timestamp: time.UnixMilli(1700000000000)}
+		if err := dec.Decode(rec, ev); err != nil {
+			t.Fatal(err)
+		}
+		misses := []int{0}
+		if err := tt.fillAll(ev, []*table.View{v}, misses); err != nil {
+			t.Fatal(err)
+		}
+		if found := ev.Fields[1].Kind == Number && ev.Fields[1].Num == 3; found != tc.found || misses[0] == 0 == !tc.found {
+			t.Errorf("mid %s: row found %v (misses %d), want %v", tc.mid, found, misses[0], tc.found)
+		}
+	}
+}

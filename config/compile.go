@@ -28,32 +28,23 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 		},
 		MaxRecordBytes: int(s.MaxRecordBytes),
 		Rekey:          s.Rekey,
-	}
-	for _, name := range sortedKeys(s.Fields) {
-		fs := s.Fields[name]
-		spec := stream.FieldSpec{
-			Name:      name,
-			Required:  fs.Required,
-			Min:       fs.Min,
-			Max:       fs.Max,
-			MaxLength: int(fs.MaxLength),
-			Values:    fs.Values,
-
-			AllowControlCharacters: fs.AllowControlCharacters,
-		}
-		switch fs.Type {
-		case "number":
-			spec.Type = stream.Number
-		case "string":
-			spec.Type = stream.String
-		case "bool":
-			spec.Type = stream.Bool
-		}
-		schema.Fields = append(schema.Fields, spec)
+		Fields:         fieldSpecs(s.Fields),
 	}
 	f, err := c.format(s.Format, schema)
 	if err != nil {
 		return nil, err
+	}
+	if len(c.Tables) > 0 {
+		// The tables' fields join the source's: every operator compiled below finds them by name.
+		tables, err := c.tables()
+		if err != nil {
+			return nil, err
+		}
+		ef := &stream.EnrichedFormat{Source: f, Tables: tables}
+		if err := ef.Init(); err != nil {
+			return nil, err
+		}
+		f = ef
 	}
 	p := &stream.Pipeline{
 		Name:            c.App,
@@ -90,6 +81,34 @@ func (c *Config) Pipeline() (*stream.Pipeline, error) {
 	}
 	p.Topics = c.topicSettings()
 	return p, p.Validate()
+}
+
+// fieldSpecs compiles declared fields (source.fields, a table's fields), sorted by name.
+func fieldSpecs(fields map[string]*FieldSpec) []stream.FieldSpec {
+	var out []stream.FieldSpec
+	for _, name := range sortedKeys(fields) {
+		fs := fields[name]
+		spec := stream.FieldSpec{
+			Name:      name,
+			Required:  fs.Required,
+			Min:       fs.Min,
+			Max:       fs.Max,
+			MaxLength: int(fs.MaxLength),
+			Values:    fs.Values,
+
+			AllowControlCharacters: fs.AllowControlCharacters,
+		}
+		switch fs.Type {
+		case "number":
+			spec.Type = stream.Number
+		case "string":
+			spec.Type = stream.String
+		case "bool":
+			spec.Type = stream.Bool
+		}
+		out = append(out, spec)
+	}
+	return out
 }
 
 // RuntimeConfig returns the runtime settings; the caller adds its logger and metrics registerer.

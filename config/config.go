@@ -22,6 +22,7 @@ type Config struct {
 	Memory     Memory    `yaml:"memory"`
 	State      State     `yaml:"state"`
 	Source     Source    `yaml:"source"`
+	Tables     []Table   `yaml:"tables"`
 	Windows    []Window  `yaml:"windows"`
 	Features   []Feature `yaml:"features"`
 	Labels     Labels    `yaml:"labels"`

@@ -259,9 +259,9 @@ func (c *Config) validateModels(v *validator) {
 		case f.From == "" && f.Window == nil:
 			v.bad(key, "give from: FIELD or window: {...} with agg")
 		case f.From != "":
-			fs, ok := s.Fields[f.From]
-			if !ok || fs == nil {
-				v.bad(key+".from", "field %q is not declared in source.fields", f.From)
+			fs, ok := c.fieldSpec(f.From)
+			if !ok {
+				v.bad(key+".from", "field %q is not declared in %s", f.From, c.fieldsWhere())
 				break
 			}
 			switch f.Encode {
@@ -275,7 +275,7 @@ func (c *Config) validateModels(v *validator) {
 				}
 			case "onehot":
 				if len(fs.Values) == 0 {
-					v.bad(key+".encode", "onehot needs the field's values declared in source.fields.%s.values", f.From)
+					v.bad(key+".encode", "onehot needs the values of field %s declared (values:)", f.From)
 				}
 			default:
 				v.bad(key+".encode", "%q: use hash or onehot (or leave it out for a number)", f.Encode)
@@ -293,9 +293,9 @@ func (c *Config) validateModels(v *validator) {
 			if f.Agg == nil {
 				v.bad(key+".agg", "a window feature needs an aggregation: count, {sum: FIELD}, ...")
 			} else if f.Agg.Kind != agg.Count {
-				fs, ok := s.Fields[f.Agg.Field]
-				if !ok || fs == nil {
-					v.bad(key+".agg", "field %q is not declared in source.fields", f.Agg.Field)
+				fs, ok := c.fieldSpec(f.Agg.Field)
+				if !ok {
+					v.bad(key+".agg", "field %q is not declared in %s", f.Agg.Field, c.fieldsWhere())
 				} else if f.Agg.Kind != agg.Distinct && fs.Type != "number" {
 					v.bad(key+".agg", "%s needs a number field", f.Agg.Kind)
 				}
@@ -455,7 +455,9 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 			fs.Encoding = model.Hashed
 		case "onehot":
 			fs.Encoding = model.OneHot
-			fs.Values = c.Source.Fields[ft.From].Values
+			if spec, ok := c.fieldSpec(ft.From); ok {
+				fs.Values = spec.Values
+			}
 		}
 		if ft.Window != nil {
 			name := featureWindowName(ft.Window)

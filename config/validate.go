@@ -69,42 +69,10 @@ func (c *Config) validate(env func(string) (string, bool)) error {
 		if other, ok := special[name]; ok && name != "" {
 			v.bad(key, "%q is already read as %s; declare it in one place", name, other)
 		}
-		if f == nil {
-			v.bad(key+".type", "required: number, string or bool")
-			continue
-		}
-		if f.AllowControlCharacters && f.Type != "string" {
-			v.bad(key+".allow_control_characters", "applies to strings, not %ss", f.Type)
-		}
-		switch f.Type {
-		case "number":
-			if f.MaxLength != 0 {
-				v.bad(key+".max_length", "applies to strings, not numbers")
-			}
-			if len(f.Values) > 0 {
-				v.bad(key+".values", "applies to strings, not numbers")
-			}
-			if f.Min != nil && f.Max != nil && *f.Min > *f.Max {
-				v.bad(key+".min", "%g is above max %g", *f.Min, *f.Max)
-			}
-		case "string":
-			if f.Min != nil || f.Max != nil {
-				v.bad(key, "min and max apply to numbers; use max_length or values for strings")
-			}
-			if f.MaxLength < 0 {
-				v.bad(key+".max_length", "%d is negative", f.MaxLength)
-			}
-		case "bool":
-			if f.Min != nil || f.Max != nil || f.MaxLength != 0 || len(f.Values) > 0 {
-				v.bad(key, "a bool takes no min, max, max_length or values")
-			}
-		case "":
-			v.bad(key+".type", "required: number, string or bool")
-		default:
-			v.bad(key+".type", "%q: use number, string or bool", f.Type)
-		}
+		validateFieldSpec(v, key, f)
 	}
 
+	c.validateTables(v)
 	c.validateFormat(v, env)
 	c.validateDedup(v)
 	c.validateWindows(v)
@@ -247,4 +215,42 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// validateFieldSpec checks one declared field (of the source or of a table) at key.
+func validateFieldSpec(v *validator, key string, f *FieldSpec) {
+	if f == nil {
+		v.bad(key+".type", "required: number, string or bool")
+		return
+	}
+	if f.AllowControlCharacters && f.Type != "string" {
+		v.bad(key+".allow_control_characters", "applies to strings, not %ss", f.Type)
+	}
+	switch f.Type {
+	case "number":
+		if f.MaxLength != 0 {
+			v.bad(key+".max_length", "applies to strings, not numbers")
+		}
+		if len(f.Values) > 0 {
+			v.bad(key+".values", "applies to strings, not numbers")
+		}
+		if f.Min != nil && f.Max != nil && *f.Min > *f.Max {
+			v.bad(key+".min", "%g is above max %g", *f.Min, *f.Max)
+		}
+	case "string":
+		if f.Min != nil || f.Max != nil {
+			v.bad(key, "min and max apply to numbers; use max_length or values for strings")
+		}
+		if f.MaxLength < 0 {
+			v.bad(key+".max_length", "%d is negative", f.MaxLength)
+		}
+	case "bool":
+		if f.Min != nil || f.Max != nil || f.MaxLength != 0 || len(f.Values) > 0 {
+			v.bad(key, "a bool takes no min, max, max_length or values")
+		}
+	case "":
+		v.bad(key+".type", "required: number, string or bool")
+	default:
+		v.bad(key+".type", "%q: use number, string or bool", f.Type)
+	}
 }

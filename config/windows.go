@@ -252,10 +252,10 @@ func (c *Config) validateWindows(v *validator) {
 				continue
 			}
 			if a.Kind != agg.Count {
-				f, ok := c.Source.Fields[a.Field]
+				f, ok := c.fieldSpec(a.Field)
 				switch {
-				case !ok || f == nil:
-					v.bad(akey, "field %q is not declared in source.fields", a.Field)
+				case !ok:
+					v.bad(akey, "field %q is not declared in %s", a.Field, c.fieldsWhere())
 				case a.Kind != agg.Distinct && f.Type != "number":
 					v.bad(akey, "%s needs a number field; %q is a %s", a.Kind, a.Field, f.Type)
 				}

@@ -188,3 +188,32 @@ func ChangelogBounds(ctx context.Context, clientOpts []kgo.Opt, topic string, pa
 	}
 	return b, nil
 }
+
+// ApplyRecords writes a fetch of s's changelog partition (committed records in offset order, the
+// transaction markers among them) into s through a Restorer, and records the offset after the
+// last of them, in one batch: the database then holds the partition up to that offset. It returns
+// that offset and how many records (not markers) it applied. The store's open cycle must be empty;
+// it is what a standby replica and a table's follower apply each fetch with.
+//
+// On an error, what was applied is committed under the offset the store had, so that applying
+// the fetch again changes nothing: a changelog's records are the values of their keys in order.
+func (s *Store) ApplyRecords(recs []*kgo.Record) (next int64, applied int, err error) {
+	rs := s.NewRestorer()
+	next = s.offset
+	for _, rec := range recs {
+		if rec.Attrs.IsControl() {
+			next = rec.Offset + 1
+			continue
+		}
+		if err = rs.Apply(rec.Key, rec.Value, rec.Value == nil, rec.Offset+1); err != nil {
+			_ = rs.Finish(s.offset)
+			return s.offset, applied, err
+		}
+		next = rec.Offset + 1
+		applied++
+	}
+	if err := rs.Finish(next); err != nil {
+		return s.offset, applied, err
+	}
+	return next, applied, nil
+}

@@ -293,6 +293,11 @@ func (r *Runtime) settle(committed bool) {
 			for op, n := range t.cycle.late {
 				r.m.late.WithLabelValues(op).Add(float64(n))
 			}
+			for i, n := range t.cycle.tableMisses {
+				if n > 0 {
+					r.m.tableMisses.WithLabelValues(t.tables.specs[i].Name).Add(float64(n))
+				}
+			}
 			r.m.arrivalLatency.add(&t.arrivalLatency)
 			r.m.eventLatency.add(&t.eventLatency)
 			p := strconv.Itoa(int(t.partition))

@@ -92,6 +92,20 @@
 // publishes what its outbox and state writes hold), the Go memory limit is set from the budget,
 // and the poll loop pauses, ending the open cycle, while the live heap is over a high-water mark.
 //
+// # Tables
+//
+// An EnrichedFormat joins tables (Table, tables.go, over package state/table) to the source: a
+// global table, held whole by every instance and opened before the group is joined, is joined by
+// an event field; a co-partitioned one, with the source's partition count, is opened per task and
+// joined by the entity key. The task fills each event's NAME.FIELD fields before the operators
+// see it. Each commit cycle reads one version (a snapshot and its offset vector) of each table;
+// the version is committed in the task store with the cycle and written on every output as the
+// header streamd-table-NAME, and a task opens only once its tables have reached the versions its
+// last committed cycle read. An output's table values are thus those of a replay of the table's
+// topic in offset order up to its header's version, and versions never go back along a
+// partition's committed outputs, crashes included (docs/architecture.md, Tables, says exactly
+// what is and is not promised).
+//
 // # Standby replicas
 //
 // With Config.StandbyReplicas each instance keeps warm copies of partitions other members own

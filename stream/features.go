@@ -141,6 +141,19 @@ func (t *Task) lookupFeatures(kf *KeyFeatures, p *Pipeline, key, event []byte, a
 			ev.Time = time.Now().UnixMilli()
 		}
 	}
+	if t.tables != nil {
+		if err := t.tables.lookup(t, ev); err != nil {
+			rj, ok := err.(*Rejection)
+			if !ok {
+				return err
+			}
+			if event != nil {
+				return &EventRejectedError{Rejection: rj}
+			}
+			// Without an event there is no record to reject: a row the rules refuse, or a
+			// required row missing, leaves the table's fields as they are.
+		}
+	}
 	if at != 0 {
 		ev.Time = at
 	}

@@ -34,13 +34,18 @@ type metrics struct {
 	standbyPartitions prometheus.Gauge
 	standbyLag        *prometheus.GaugeVec
 	standbyPromotions prometheus.Counter
-	changelogRecords  prometheus.Counter
-	late              *prometheus.CounterVec
-	watermarkLag      *prometheus.GaugeVec
-	openWindows       *prometheus.GaugeVec
-	stateBytes        *prometheus.GaugeVec
-	arrivalLatency    *latencyHistogram
-	eventLatency      *latencyHistogram
+	// The tables (tables.go): each partition's lag behind its topic, the records applied after
+	// the restore, and the events that found no row.
+	tableLag         *prometheus.GaugeVec
+	tableApplied     *prometheus.CounterVec
+	tableMisses      *prometheus.CounterVec
+	changelogRecords prometheus.Counter
+	late             *prometheus.CounterVec
+	watermarkLag     *prometheus.GaugeVec
+	openWindows      *prometheus.GaugeVec
+	stateBytes       *prometheus.GaugeVec
+	arrivalLatency   *latencyHistogram
+	eventLatency     *latencyHistogram
 
 	committed prometheus.Counter
 	aborted   prometheus.Counter
@@ -124,6 +129,18 @@ func newMetrics(reg prometheus.Registerer, txnTimeout time.Duration) (*metrics, 
 			Name: "streamd_standby_lag_offsets",
 			Help: "Changelog offsets a standby replica is behind the changelog's last stable offset, by store and partition, as of its last fetch.",
 		}, []string{"store", "partition"}),
+		tableLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "streamd_table_lag_offsets",
+			Help: "Offsets a table partition held here is behind its topic's last stable offset, by table and partition, as of its last fetch (0 once restored and caught up).",
+		}, []string{"table", "partition"}),
+		tableApplied: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamd_table_records_applied_total",
+			Help: "Table records applied to local tables after their restore, by table.",
+		}, []string{"table"}),
+		tableMisses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "streamd_table_misses_total",
+			Help: "Events in committed transactions that found no row in a table (their table fields are missing values), by table.",
+		}, []string{"table"}),
 		standbyPromotions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "streamd_standby_promotions_total",
 			Help: "Partitions assigned to this instance whose state was a standby replica: only the changelog's tail was replayed.",
@@ -193,7 +210,7 @@ func newMetrics(reg prometheus.Registerer, txnTimeout time.Duration) (*metrics, 
 	for _, c := range []prometheus.Collector{m.txnDuration, m.memoryBudget, m.heapHighWater, m.heapLive,
 		m.cycleBytes, m.memoryPaused, m.memoryPauses, m.consumed, m.produced, m.deadLetters, m.transactions,
 		m.commitDuration, m.lag, m.assigned, m.rebalances, m.restoreDuration, m.restoring, m.restoreRemaining, m.restoredRecords,
-		m.restoredBytes, m.standbyPartitions, m.standbyLag, m.standbyPromotions, m.changelogRecords, m.late, m.watermarkLag, m.openWindows, m.stateBytes,
+		m.restoredBytes, m.standbyPartitions, m.standbyLag, m.standbyPromotions, m.tableLag, m.tableApplied, m.tableMisses, m.changelogRecords, m.late, m.watermarkLag, m.openWindows, m.stateBytes,
 		m.arrivalLatency, m.eventLatency, m.produceFailures, m.sessionRestarts} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -120,18 +120,19 @@ func (o *outbox) fillLineage(h []kgo.RecordHeader, rec *kgo.Record) {
 	h[2] = kgo.RecordHeader{Key: HeaderSourceOffset, Value: o.copy(strconv.AppendInt(num[:0], rec.Offset, 10))}
 }
 
-// stamped returns the headers of an emitted record: rec's lineage (none when rec is nil), the event
-// time (HeaderEventTime), then extra headers for the caller to fill.
-func (o *outbox) stamped(rec *kgo.Record, eventTime int64, extra int) []kgo.RecordHeader {
+// stamped returns the headers of an emitted record: rec's lineage and the table versions its
+// event was enriched with (neither when rec is nil), the event time (HeaderEventTime), then extra
+// headers for the caller to fill. The table headers' values must stay valid until the cycle ends.
+func (o *outbox) stamped(rec *kgo.Record, tables []kgo.RecordHeader, eventTime int64, extra int) []kgo.RecordHeader {
 	n := 1 + extra
 	if rec != nil {
-		n += 3
+		n += 3 + len(tables)
 	}
 	h := o.headers(n)
 	i := 0
 	if rec != nil {
 		o.fillLineage(h, rec)
-		i = 3
+		i = 3 + copy(h[3:], tables)
 	}
 	var num [20]byte
 	h[i] = kgo.RecordHeader{Key: HeaderEventTime, Value: o.copy(strconv.AppendInt(num[:0], eventTime, 10))}

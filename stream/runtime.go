@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamd/streamd/state/standby"
+	"github.com/streamd/streamd/state/table"
 )
 
 // ErrStopped is returned by Run when it is called twice.
@@ -77,6 +78,12 @@ type Runtime struct {
 	// standbyNudge asks for the group to be described again after a rebalance.
 	standby      *standby.Replicas
 	standbyNudge chan struct{}
+	// globals are the pipeline's global tables, open while Run runs; tablePartitions each table
+	// topic's partition count (prepareTopics); tablesRestoring, while not empty, says which global
+	// table is being restored, for Readiness.
+	globals         map[string]*table.Table
+	tablePartitions map[string]int32
+	tablesRestoring atomic.Value // string
 	// memProbe and memCollect replace the guard's reading of the live heap and its collection
 	// (tests).
 	memProbe   func() int64
@@ -120,11 +127,16 @@ func NewRuntime(p *Pipeline, cfg Config) (*Runtime, error) {
 		}
 	}
 	r.stores = p.storeNames()
-	if len(r.stores) > 0 {
+	if len(r.stores) > 0 || len(p.Tables()) > 0 {
+		// A pipeline with tables keeps state even without stateful operators: the task store
+		// holds the table versions each cycle read, and the tables live on disk.
 		if cfg.StateDir == "" {
-			return nil, fmt.Errorf("stream: the pipeline keeps state (stores %v) but Config.StateDir is empty", r.stores)
+			return nil, fmt.Errorf("stream: the pipeline keeps state (stores %v, %d tables) but Config.StateDir is empty", r.stores, len(p.Tables()))
 		}
 		r.stores = withTaskStore(r.stores)
+	}
+	for _, tb := range p.Tables() {
+		m.tableMisses.WithLabelValues(tb.Name)
 	}
 	return r, nil
 }
@@ -155,6 +167,9 @@ func (r *Runtime) Readiness() (ready bool, why string) {
 	}
 	if r.ready.Load() {
 		return true, ""
+	}
+	if s, _ := r.tablesRestoring.Load().(string); s != "" {
+		return false, s
 	}
 	if !r.joined.Load() {
 		return false, "not yet a member of the consumer group " + r.pipeline.Name
@@ -303,6 +318,13 @@ func (r *Runtime) Run(ctx context.Context) error {
 		r.cache = pebble.NewCache(r.cfg.StateCacheBytes)
 		defer r.cache.Unref()
 	}
+	// The global tables are restored before the instance joins the group, and closed after the
+	// last session's tasks.
+	closeTables, err := r.openGlobalTables(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeTables()
 	// Stopped after the sessions, whose tasks it must not race, and before the cache is released.
 	defer r.startStandby(ctx)()
 	r.log.Info("runtime started", "source", r.pipeline.Source.Topic, "group", r.pipeline.Name,

@@ -94,6 +94,9 @@ type Task struct {
 	changelogs    map[string]string // store → changelog topic
 	lateTopic     string
 
+	// tables are the pipeline's tables as this task reads them (tables.go); nil without any.
+	tables *taskTables
+
 	wm watermark
 	// next is the offset after the last record (or transaction marker) the task has seen; lso the
 	// partition's last stable offset reported with it. Both feed idleness.
@@ -135,6 +138,8 @@ type cycleCounts struct {
 	deadLetters map[Reason]int
 	late        map[string]int // by operator
 	produced    map[string]int
+	// tableMisses are the events that found no row, by table (Pipeline.Tables order).
+	tableMisses []int
 	// recentDead are the cycle's dead letters for Runtime.RecentDeadLetters, at most
 	// RecentDeadLetters of them.
 	recentDead []DeadLetterInfo
@@ -147,6 +152,7 @@ func (c *cycleCounts) reset() {
 	clear(c.deadLetters)
 	clear(c.produced)
 	clear(c.late)
+	clear(c.tableMisses)
 	clear(c.recentDead) // drop the copies' references before reuse
 	c.recentDead = c.recentDead[:0]
 }
@@ -187,7 +193,7 @@ func (t *Task) Emit(topic string, key, value []byte, eventTime int64) {
 	r.Key = t.out.copy(key)
 	r.Value = t.out.copy(value)
 	t.stamp(r, eventTime)
-	r.Headers = t.out.stamped(t.cur, eventTime, 0)
+	r.Headers = t.out.stamped(t.cur, t.tableHeaders(), eventTime, 0)
 	t.produce(r)
 }
 
@@ -354,6 +360,16 @@ func (t *Task) process(rec *kgo.Record) error {
 		ev.Features[i] = math.NaN()
 	}
 	for i, p := range t.procs {
+		if t.tables != nil && i == t.tables.at {
+			// After dedup, so that a duplicate is dropped whatever its row says now.
+			if err := t.tables.enrich(t, ev); err != nil {
+				if rj, ok := err.(*Rejection); ok {
+					t.deadLetter(rec, rj, "")
+					return nil
+				}
+				return err
+			}
+		}
 		if err := p.Process(t, ev); err != nil {
 			if err == ErrDrop {
 				return nil // the operator counted it; later operators and the watermark never see it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/streamd/streamd/state"
+	"github.com/streamd/streamd/state/table"
 )
 
 // RestoreFunc brings a store up to date with its changelog before its task processes: it replays
@@ -46,6 +48,13 @@ type taskEnv struct {
 	recordCacheBytes int
 	memTableBytes    uint64 // 0: state's default
 	restore          RestoreFunc
+	// Tables: the runtime's global tables by name, where a co-partitioned table of this partition
+	// lives, and the tables' metrics and restore progress (nil: none).
+	globals       map[string]*table.Table
+	tableDir      func(name string) string
+	tableProgress func(remaining int64)
+	tableLag      *prometheus.GaugeVec
+	tableApplied  *prometheus.CounterVec
 	// cycleKeepBytes and outboxKeepBytes bound what a store's write cache and the task's outbox
 	// keep between cycles (memoryPlan); 0: their defaults.
 	cycleKeepBytes, outboxKeepBytes int
@@ -84,6 +93,10 @@ func openTask(ctx context.Context, p *Pipeline, env taskEnv) (*Task, error) {
 		t.labelDec, t.labels = l.Format.NewDecoder(), l.Topic
 	}
 	if err := t.openState(ctx, env); err != nil {
+		return nil, err
+	}
+	if err := t.openTables(ctx, p, env); err != nil {
+		_ = t.release()
 		return nil, err
 	}
 	for _, op := range p.Operators {
@@ -165,6 +178,11 @@ func (t *Task) release() error {
 		}
 	}
 	t.procs = nil
+	if t.tables != nil {
+		if err := t.tables.close(); err != nil && first == nil {
+			first = fmt.Errorf("stream: close the tables of partition %d: %w", t.partition, err)
+		}
+	}
 	if t.db != nil {
 		if err := t.db.Close(); err != nil && first == nil {
 			first = fmt.Errorf("stream: close state of partition %d: %w", t.partition, err)
@@ -201,6 +219,12 @@ func (r *Runtime) openTask(ctx context.Context, topic string, partition int32, r
 		env.restore = func(ctx context.Context, changelog string, partition int32, s *state.Store) (state.RestoreStats, error) {
 			return r.restoreFromKafka(ctx, changelog, partition, s, rs)
 		}
+		env.globals = r.globals
+		env.tableDir = func(name string) string {
+			return filepath.Join(r.cfg.StateDir, r.pipeline.Name, "tables", fmt.Sprintf("%s-%d", name, partition))
+		}
+		env.tableProgress = func(remaining int64) { rs.remaining.Store(remaining) }
+		env.tableLag, env.tableApplied = r.m.tableLag, r.m.tableApplied
 	}
 	opened := time.Now() // a partition is silent from its assignment on, restore included
 	t, err := openTask(ctx, r.pipeline, env)

@@ -88,7 +88,7 @@ func (t *Task) EmitRecord(topic string, key, value []byte, timestamp int64, head
 	r.Key = t.out.copy(key)
 	r.Value = t.out.copy(value)
 	t.stamp(r, timestamp)
-	h := t.out.stamped(t.cur, timestamp, len(headers))
+	h := t.out.stamped(t.cur, t.tableHeaders(), timestamp, len(headers))
 	for i, x := range headers {
 		h[len(h)-len(headers)+i] = kgo.RecordHeader{Key: x.Key, Value: t.out.copy(x.Value)}
 	}
@@ -220,6 +220,9 @@ func (t *Task) flushChangelogs() {
 // the changelog offsets their records got; on abort, the stores and the watermark go back to the
 // last commit and the processors rewind.
 func (t *Task) settleState(committed bool) error {
+	if t.tables != nil {
+		t.tables.settle(committed)
+	}
 	if committed {
 		t.wm.committed = [2]int64{t.wm.maxEventTime, t.wm.idle}
 		t.settleLatencies(time.Now())

@@ -62,7 +62,7 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 	)
 	for attempt := 0; ; attempt++ {
 		reqCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		details, err = adm.ListTopics(reqCtx, append(append(append(r.inputTopics(), outputs...), changelogs...), compacted...)...)
+		details, err = adm.ListTopics(reqCtx, append(append(append(append(r.inputTopics(), outputs...), changelogs...), compacted...), r.tableTopics()...)...)
 		cancel()
 		if err == nil {
 			break
@@ -112,6 +112,9 @@ func (r *Runtime) prepareTopics(ctx context.Context) error {
 			return fmt.Errorf("%w: the labels topic %q has %d partitions and the source topic %q has %d; a label must reach the task that scored its event, so they need the same count",
 				ErrNotCoPartitioned, l.Topic, n, r.pipeline.Source.Topic, partitions)
 		}
+	}
+	if err := r.checkTableTopics(details, partitions); err != nil {
+		return err
 	}
 
 	// Changelogs are internal: always created, compacted, with one partition per source partition

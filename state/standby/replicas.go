@@ -346,22 +346,8 @@ func (f *follower) follow(ctx context.Context) error {
 			if applyErr != nil || s == nil || len(fp.Records) == 0 {
 				return
 			}
-			rs := s.NewRestorer()
-			var next int64
-			for _, rec := range fp.Records {
-				next = rec.Offset + 1
-				if rec.Attrs.IsControl() {
-					continue
-				}
-				if applyErr = rs.Apply(rec.Key, rec.Value, rec.Value == nil, next); applyErr != nil {
-					// Finish closes the batch. It commits the records applied so far under the offset
-					// the store had: the next follow applies them again, which changes nothing, a
-					// changelog's records being the values of their keys in order.
-					_ = rs.Finish(s.ChangelogOffset())
-					return
-				}
-			}
-			if applyErr = rs.Finish(next); applyErr != nil {
+			next, _, err := s.ApplyRecords(fp.Records)
+			if applyErr = err; err != nil {
 				return
 			}
 			f.record(s.Name(), next, fp.LastStableOffset-next)

@@ -16,6 +16,10 @@
 //   - "hoeffding_tree": a Hoeffding tree (VFDT) with Gaussian split
 //     estimators and naive-Bayes-adaptive leaves, Binary or Multiclass; its
 //     split rules are River's (compared in docs/BENCHMARKS.md).
+//   - "hoeffding_tree_regressor": a Hoeffding tree regressor (variance
+//     reduction over truncated per-value target statistics, linear or mean
+//     leaves chosen adaptively), Regression; River's HoeffdingTreeRegressor
+//     to the fourth decimal (docs/BENCHMARKS.md).
 //   - "half_space_trees" (or "hst"): Half-Space Trees, Anomaly, unsupervised
 //     (the score needs no label).
 //
@@ -84,8 +88,9 @@
 //   - K-means: centroids are matched one-to-one to the heaviest replica's by
 //     increasing distance, then averaged with weights merge weight × cluster
 //     weight.
-//   - Hoeffding tree: trees with different splits cannot be averaged
-//     meaningfully, so the replica with the largest merge weight is kept.
+//   - Hoeffding trees (classifier and regressor): trees with different
+//     splits cannot be averaged meaningfully, so the replica with the largest
+//     merge weight is kept.
 //   - Half-Space Trees: the spec fixes the trees, so the node masses are
 //     averaged.
 //

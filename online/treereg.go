@@ -381,14 +381,14 @@ func (t *regTree) learn(x Vector, y, w float64) {
 	if node.depth >= t.maxDepth {
 		return // such a leaf never splits: no feature statistics
 	}
-	if t.maxFeatures > 0 && l.subset == nil {
-		l.subset = t.sample(x)
+	if t.maxFeatures > 0 && len(l.subset) == 0 {
+		l.subset = sampleFeatures(t.rng, x, t.dim, t.maxFeatures)
 	}
 	for _, f := range x {
 		if f.Index >= t.dim || !finite(f.Value) || f.Value == 0 {
 			continue
 		}
-		if l.subset != nil {
+		if len(l.subset) > 0 {
 			if _, ok := slices.BinarySearch(l.subset, f.Index); !ok {
 				continue
 			}
@@ -441,19 +441,6 @@ func (t *regTree) learnLinear(l *regLeaf, x Vector, y, w, p float64) {
 		}
 		l.wVals[i] -= t.lr * g * f.Value
 	}
-}
-
-// sample draws the feature subset of a new ARF leaf from x's valid features, as River's
-// BaseRandomLeaf does from the first example's keys (rng.sample of the sorted keys).
-func (t *regTree) sample(x Vector) []uint32 {
-	keys := make([]uint32, 0, len(x))
-	for _, f := range x {
-		if f.Index < t.dim && finite(f.Value) {
-			keys = append(keys, f.Index)
-		}
-	}
-	slices.Sort(keys)
-	return sampleSorted(t.rng, keys, t.maxFeatures)
 }
 
 // roundDecimal rounds x to d decimals as Python's round(x, d) does: the decimal nearest to the
@@ -610,8 +597,8 @@ func (t *regTree) appendNode(dst []byte, n *regNode) []byte {
 	for _, v := range l.wVals {
 		dst = wire.AppendFloat(dst, v)
 	}
-	dst = wire.AppendBool(dst, l.subset != nil)
-	if l.subset != nil {
+	dst = wire.AppendBool(dst, len(l.subset) > 0)
+	if len(l.subset) > 0 {
 		dst = appendKeys(dst, l.subset)
 	}
 	dst = appendKeys(dst, l.keys)
@@ -649,8 +636,11 @@ func (t *regTree) readState(r *wire.Reader) {
 	t.root = t.readNode(r, 0)
 }
 
+// readVar reads a varStat. Its s may be slightly negative: a split's right side is the leaf's
+// statistics less the left side's, and rounding leaves -1e-15 where the exact sum is 0 (River's
+// too); it is kept as it is, so that a restored tree computes what the original does.
 func readVar(r *wire.Reader, name string) varStat {
-	return varStat{n: r.NonNeg(name + " n"), mean: r.Finite(name + " mean"), s: r.NonNeg(name + " s")}
+	return varStat{n: r.NonNeg(name + " n"), mean: r.Finite(name + " mean"), s: r.Finite(name + " s")}
 }
 
 // readKeys reads ascending keys below dim, each followed by at least minBytes bytes.
@@ -720,7 +710,7 @@ func (t *regTree) readNode(r *wire.Reader, depth int) *regNode {
 	}
 	if r.Bool() {
 		l.subset = readKeys(r, t.dim, "tree subset", 1)
-		if r.Err() == nil && (t.maxFeatures == 0 || len(l.subset) > t.maxFeatures) {
+		if r.Err() == nil && (t.maxFeatures == 0 || len(l.subset) == 0 || len(l.subset) > t.maxFeatures) {
 			r.Fail("tree: subset of %d features", len(l.subset))
 		}
 	}
@@ -774,9 +764,18 @@ func (m *TreeRegressor) Merge(replicas []Learner, weights []float64) error {
 	return m.DecodeState(rs[best].AppendState(nil))
 }
 
-// sampleSorted returns k of the sorted keys drawn without replacement by rng (all of them when
-// there are at most k), sorted. keys is permuted.
-func sampleSorted(rng *splitmix64, keys []uint32, k int) []uint32 {
+// sampleFeatures draws the feature subset of a new forest leaf: k of x's valid features without
+// replacement (all of them when x has at most k), sorted, as River's BaseRandomLeaf draws from the
+// first example's keys. The draw is a partial Fisher-Yates shuffle of the sorted keys with rng, so
+// it depends on nothing but rng's state and x.
+func sampleFeatures(rng *splitmix64, x Vector, dim uint32, k int) []uint32 {
+	keys := make([]uint32, 0, len(x))
+	for _, f := range x {
+		if f.Index < dim && finite(f.Value) {
+			keys = append(keys, f.Index)
+		}
+	}
+	slices.Sort(keys)
 	if len(keys) <= k {
 		return keys
 	}
@@ -784,7 +783,7 @@ func sampleSorted(rng *splitmix64, keys []uint32, k int) []uint32 {
 		j := i + int(rng.next()%uint64(len(keys)-i))
 		keys[i], keys[j] = keys[j], keys[i]
 	}
-	out := slices.Clone(keys[:k])
-	slices.Sort(out)
-	return out
+	keys = keys[:k]
+	slices.Sort(keys)
+	return keys
 }

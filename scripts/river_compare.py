@@ -244,7 +244,7 @@ def speed_table():
     BenchmarkRiverRows (online/river_speed_test.go); the best of three passes."""
     import time
 
-    from river import anomaly
+    from river import anomaly, forest
 
     cases = [
         ("trump_approval", "StandardScaler | LinearRegression", lambda: preprocessing.StandardScaler() | linear_model.LinearRegression(),
@@ -252,6 +252,9 @@ def speed_table():
         ("trump_approval", "StandardScaler | HoeffdingTreeRegressor", lambda: preprocessing.StandardScaler() | tree.HoeffdingTreeRegressor(),
          list(datasets.TrumpApproval()), "regress"),
         ("agrawal", "HoeffdingTreeClassifier", tree.HoeffdingTreeClassifier, list(synthetic("agrawal")), "classify"),
+        ("trump_approval", "StandardScaler | ARFRegressor", lambda: preprocessing.StandardScaler() | forest.ARFRegressor(seed=1),
+         list(datasets.TrumpApproval()), "regress"),
+        ("agrawal (first 2,000)", "ARFClassifier", lambda: forest.ARFClassifier(seed=1), list(synthetic("agrawal"))[:2000], "classify"),
         ("hst_anomalies", "HalfSpaceTrees", lambda: anomaly.HalfSpaceTrees(seed=1), anomaly_stream(), "score"),
     ]
     print("| rows | River model | examples/s |")

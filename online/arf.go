@@ -417,19 +417,7 @@ func (m *ARF) Predict(x Vector, probs []float64) (float64, int) {
 			probs[k] = 1 / float64(m.classes)
 		}
 	}
-	best := 0
-	for k := range probs {
-		if probs[k] > probs[best] {
-			best = k
-		}
-	}
-	if m.classes == 2 {
-		if probs[1] >= 0.5 {
-			return probs[1], 1
-		}
-		return probs[1], 0
-	}
-	return probs[best], best
+	return decide(probs)
 }
 
 func (m *ARF) predictReg(x Vector) float64 {
@@ -691,18 +679,5 @@ func readADWIN(r *wire.Reader, a *drift.ADWIN) {
 // does: a forest is trees plus the detectors and accuracies that pick and weigh them, and none of
 // it averages; the best-informed replica is spread to the others.
 func (m *ARF) Merge(replicas []Learner, weights []float64) error {
-	rs, a, err := mergeWeights(m, replicas, weights, func(x, y *ARF) bool { return x.spec == y.spec })
-	if err != nil {
-		return err
-	}
-	best := 0
-	for i := range a {
-		if a[i] > a[best] {
-			best = i
-		}
-	}
-	if rs[best] == m {
-		return nil
-	}
-	return m.DecodeState(rs[best].AppendState(nil))
+	return mergeKeepHeaviest(m, replicas, weights, func(x, y *ARF) bool { return x.spec == y.spec })
 }

@@ -243,17 +243,23 @@ func (m *Tree) Predict(x Vector, probs []float64) (float64, int) {
 	} else {
 		m.naiveBayes(l, x, probs)
 	}
+	return decide(probs)
+}
+
+// decide turns class probabilities into a classifier's prediction: P(1) and whether it reaches
+// 0.5 for two classes, the most probable class (the first on ties) and its probability otherwise.
+func decide(probs []float64) (float64, int) {
+	if len(probs) == 2 {
+		if probs[1] >= 0.5 {
+			return probs[1], 1
+		}
+		return probs[1], 0
+	}
 	best := 0
 	for k := range probs {
 		if probs[k] > probs[best] {
 			best = k
 		}
-	}
-	if m.classes == 2 {
-		if probs[1] >= 0.5 {
-			return probs[1], 1
-		}
-		return probs[1], 0
 	}
 	return probs[best], best
 }
@@ -788,7 +794,14 @@ func readNonNegs(r *wire.Reader, n int, name string) []float64 {
 // would describe neither tree's partition of the feature space. Merging
 // therefore only spreads the best-informed replica to the others.
 func (m *Tree) Merge(replicas []Learner, weights []float64) error {
-	rs, a, err := mergeWeights(m, replicas, weights, func(x, y *Tree) bool { return x.spec.Dim == y.spec.Dim && x.spec.Classes == y.spec.Classes })
+	return mergeKeepHeaviest(m, replicas, weights, func(x, y *Tree) bool { return x.spec.Dim == y.spec.Dim && x.spec.Classes == y.spec.Classes })
+}
+
+// mergeKeepHeaviest is the merge of the learners whose state cannot be averaged (trees, forests):
+// the receiver becomes the replica with the largest merge weight (the first on ties), byte for
+// byte.
+func mergeKeepHeaviest[T Learner](m T, replicas []Learner, weights []float64, same func(a, b T) bool) error {
+	rs, a, err := mergeWeights(m, replicas, weights, same)
 	if err != nil {
 		return err
 	}
@@ -798,7 +811,7 @@ func (m *Tree) Merge(replicas []Learner, weights []float64) error {
 			best = i
 		}
 	}
-	if rs[best] == m {
+	if any(rs[best]) == any(m) {
 		return nil
 	}
 	return m.DecodeState(rs[best].AppendState(nil))

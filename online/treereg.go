@@ -47,6 +47,7 @@ type regTree struct {
 	lr, decay       float64
 	minSamplesSplit float64
 	digits          int // < 0: values are not rounded
+	maxValues       int // distinct values kept per feature and leaf
 	// maxFeatures > 0 makes every leaf sample that many of the features of the first example it
 	// learns, with rng, and track only them (ARF); 0 tracks every feature.
 	maxFeatures int
@@ -176,7 +177,15 @@ type TreeRegressorSpec struct {
 	// SplitDigits rounds feature values to that many decimals before they become candidate
 	// thresholds (default 1, River's TEBSTSplitter); a negative value keeps them exact.
 	SplitDigits int `yaml:"split_digits"`
+	// MaxValues bounds the distinct values a leaf keeps per feature (default 1000, at most
+	// MaxTreeValues): past it a new value joins the statistics of its nearest kept value, so a
+	// leaf's memory stays bounded whatever the features' scale. River's bound is its tree's
+	// memory budget instead.
+	MaxValues int `yaml:"max_values"`
 }
+
+// MaxTreeValues bounds TreeRegressorSpec.MaxValues.
+const MaxTreeValues = 1 << 16
 
 func (s TreeRegressorSpec) Kind() string              { return KindTreeRegressor }
 func (s TreeRegressorSpec) Task() Task                { return Regression }
@@ -185,7 +194,7 @@ func (s TreeRegressorSpec) WithInputDim(dim int) Spec { s.Dim = dim; return s }
 func (s TreeRegressorSpec) newLearner() Learner       { return newTreeRegressor(s) }
 
 func (s TreeRegressorSpec) appendParams(dst []byte) []byte {
-	for _, v := range [...]int{s.Dim, s.GracePeriod, s.MaxDepth, s.MinSamplesSplit, s.SplitDigits} {
+	for _, v := range [...]int{s.Dim, s.GracePeriod, s.MaxDepth, s.MinSamplesSplit, s.SplitDigits, s.MaxValues} {
 		dst = wire.AppendVarint(dst, int64(v))
 	}
 	dst = wire.AppendUvarint(dst, uint64(leafModeCode(s.LeafPrediction)))
@@ -202,6 +211,7 @@ func readTreeRegressorSpec(r *wire.Reader) TreeRegressorSpec {
 	s.MaxDepth = int(r.Int("spec max_depth", 1, MaxDepth))
 	s.MinSamplesSplit = int(r.Int("spec min_samples_split", 1, math.MaxInt32))
 	s.SplitDigits = int(r.Int("spec split_digits", -1, maxSplitDigits))
+	s.MaxValues = int(r.Int("spec max_values", 1, MaxTreeValues))
 	m := r.Int("spec leaf_prediction", 0, int64(len(leafModes)-1))
 	if r.Err() == nil {
 		s.LeafPrediction = leafModes[m]
@@ -240,6 +250,7 @@ func (s TreeRegressorSpec) WithDefaults() Spec {
 	} else if s.SplitDigits < 0 {
 		s.SplitDigits = -1
 	}
+	defInt(&s.MaxValues, 1000)
 	return s
 }
 
@@ -247,6 +258,9 @@ func (s TreeRegressorSpec) Validate() error {
 	var c specCheck
 	c.dim(s.Dim)
 	checkRegTree(&c, s.GracePeriod, s.Delta, s.Tau, s.MaxDepth, s.LeafPrediction, s.LearningRate, s.ModelSelectorDecay, s.MinSamplesSplit, s.SplitDigits)
+	if s.MaxValues < 1 || s.MaxValues > MaxTreeValues {
+		c.bad("max_values", s.MaxValues, fmt.Sprintf("in [1, %d]", MaxTreeValues))
+	}
 	return c.err()
 }
 
@@ -281,6 +295,7 @@ func checkRegTree(c *specCheck, grace int, delta, tau float64, depth int, mode s
 func newTreeRegressor(s TreeRegressorSpec) *TreeRegressor {
 	m := &TreeRegressor{spec: s}
 	m.t.configure(s.Dim, s.GracePeriod, s.Delta, s.Tau, s.MaxDepth, s.LeafPrediction, s.LearningRate, s.ModelSelectorDecay, s.MinSamplesSplit, s.SplitDigits)
+	m.t.maxValues = s.MaxValues
 	m.t.reset()
 	return m
 }
@@ -416,8 +431,12 @@ func (t *regTree) learn(x Vector, y, w float64) {
 			return 0
 		})
 		if !ok {
-			b = slices.Insert(b, j, regBucket{value: v})
-			l.obs[i] = b
+			if len(b) < t.maxValues {
+				b = slices.Insert(b, j, regBucket{value: v})
+				l.obs[i] = b
+			} else if j == len(b) || j > 0 && v-b[j-1].value < b[j].value-v {
+				j-- // full: the nearest kept value takes it
+			}
 		}
 		b[j].st.update(y, w)
 	}
@@ -724,7 +743,7 @@ func (t *regTree) readNode(r *wire.Reader, depth int) *regNode {
 	}
 	l.obs = make([][]regBucket, len(l.keys))
 	for i := range l.obs {
-		n := r.Count("tree values", math.MaxInt32, 32)
+		n := r.Count("tree values", t.maxValues, 32)
 		if r.Err() != nil {
 			return nil
 		}
@@ -748,20 +767,7 @@ func (t *regTree) readNode(r *wire.Reader, depth int) *regNode {
 // trees' partitions of the feature space differ, and averaging their leaves would describe
 // neither.
 func (m *TreeRegressor) Merge(replicas []Learner, weights []float64) error {
-	rs, a, err := mergeWeights(m, replicas, weights, func(x, y *TreeRegressor) bool { return x.spec == y.spec })
-	if err != nil {
-		return err
-	}
-	best := 0
-	for i := range a {
-		if a[i] > a[best] {
-			best = i
-		}
-	}
-	if rs[best] == m {
-		return nil
-	}
-	return m.DecodeState(rs[best].AppendState(nil))
+	return mergeKeepHeaviest(m, replicas, weights, func(x, y *TreeRegressor) bool { return x.spec == y.spec })
 }
 
 // sampleFeatures draws the feature subset of a new forest leaf: k of x's valid features without

@@ -28,3 +28,28 @@ func TestRoundDecimal(t *testing.T) {
 		}
 	}
 }
+
+// TestTreeRegressorMaxValues: a leaf keeps at most max_values distinct values per feature, the
+// others joining their nearest kept value, so its state stays bounded on unscaled features.
+func TestTreeRegressorMaxValues(t *testing.T) {
+	m := newTreeRegressor(TreeRegressorSpec{Dim: 4, GracePeriod: 1 << 30, MaxValues: 10}.WithDefaults().(TreeRegressorSpec))
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := 0; i < 5000; i++ {
+		v := rng.Float64() * 1e6
+		m.Learn(Vector{{Index: 1, Value: v}}, v)
+	}
+	l := m.t.root.leaf
+	if len(l.obs) != 1 || len(l.obs[0]) != 10 {
+		t.Fatalf("kept %d features, %d values; want 1 and 10", len(l.obs), len(l.obs[0]))
+	}
+	var n float64
+	for _, b := range l.obs[0] {
+		n += b.st.n
+	}
+	if n != 5000 {
+		t.Errorf("the kept values hold %v examples, want all 5000", n)
+	}
+	if _, err := Decode(m.AppendState(nil)); err != nil {
+		t.Fatal(err)
+	}
+}

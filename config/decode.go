@@ -6,6 +6,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -198,17 +199,28 @@ func (d *decoder) structure(path string, n *yaml.Node, v reflect.Value) {
 		d.fail(path, n, "want a mapping of keys, got %s", nodeKind(n))
 		return
 	}
-	fields := map[string]int{}
+	fields := map[string][]int{}
 	var names []string
-	t := v.Type()
-	for i := range t.NumField() {
-		tag := strings.Split(t.Field(i).Tag.Get("yaml"), ",")[0]
-		if tag == "" || tag == "-" {
-			continue
+	// collect gathers a struct's keys; an embedded struct tagged ",inline" (a learner spec that
+	// shares a block of keys with another) contributes its own keys at this level.
+	var collect func(t reflect.Type, at []int)
+	collect = func(t reflect.Type, at []int) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			parts := strings.Split(f.Tag.Get("yaml"), ",")
+			idx := append(append([]int(nil), at...), i)
+			if f.Anonymous && f.Type.Kind() == reflect.Struct && slices.Contains(parts[1:], "inline") {
+				collect(f.Type, idx)
+				continue
+			}
+			if parts[0] == "" || parts[0] == "-" {
+				continue
+			}
+			fields[parts[0]] = idx
+			names = append(names, parts[0])
 		}
-		fields[tag] = i
-		names = append(names, tag)
 	}
+	collect(v.Type(), nil)
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
@@ -230,7 +242,7 @@ func (d *decoder) structure(path string, n *yaml.Node, v reflect.Value) {
 			continue
 		}
 		seen[k.Value] = true
-		d.decode(key, val, v.Field(idx))
+		d.decode(key, val, v.FieldByIndex(idx))
 	}
 }
 

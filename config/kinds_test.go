@@ -54,6 +54,12 @@ var kindCases = []struct{ name, yaml string }{
 	{"learner linear target scaling none", learner("{kind: linear, target_scaling: none}")},
 	{"learner linear target scaling bad", learner("{kind: adagrad_linear, target_scaling: log}")},
 	{"learner hst ok", learner("{kind: hst, trees: 5, height: 6, window_size: 100, seed: 3, low: -1, high: 1}")},
+	{"learner tree regressor ok", learner("{kind: hoeffding_tree_regressor, grace_period: 100, leaf_prediction: mean, model_selector_decay: 0.9, min_samples_split: 10, split_digits: 2, learning_rate: 0.05}")},
+	{"learner tree regressor bad", learner("{kind: hoeffding_tree_regressor, grace_period: 0, leaf_prediction: median, model_selector_decay: 1.5, split_digits: 99, learning_rate: -1}")},
+	{"learner arf classifier ok", learner("{kind: arf_classifier, models: 5, max_features: 1, lambda: 3, seed: 9, drift_delta: 0.002, warning_delta: 0.02, grace_period: 100, delta: 0.001, tau: 0.1, max_depth: 10, classes: 3}")},
+	{"learner arf classifier bad", learner("{kind: arf_classifier, models: 1000, lambda: -1, drift_delta: 2, classes: 1, learning_rate: 0.1}")},
+	{"learner arf regressor ok", learner("{kind: arf_regressor, models: 3, aggregation: mean, leaf_prediction: model, seed: 2, split_digits: -1}")},
+	{"learner arf regressor bad", learner("{kind: arf_regressor, aggregation: max, warning_delta: 1, leaf_prediction: median, classes: 2}")},
 	{"learner hst bad", learner("{kind: half_space_trees, trees: 0, height: 40, window_size: 0, low: 2, high: 1}")},
 }
 

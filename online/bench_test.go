@@ -16,6 +16,7 @@ func benchSpecs() []online.Spec {
 		online.KMeansSpec{K: 8},
 		online.TreeSpec{},
 		online.HSTSpec{},
+		online.TreeRegressorSpec{},
 	}
 }
 
@@ -23,7 +24,8 @@ func labelFor(spec online.Spec, s stream, i int) float64 {
 	switch spec := spec.(type) {
 	case online.SoftmaxSpec:
 		return float64(i % spec.Classes)
-	case online.LinearSpec:
+	}
+	if spec.Task() == online.Regression {
 		return s.P[i]
 	}
 	return s.Y[i]

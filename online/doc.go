@@ -16,6 +16,15 @@
 //   - "hoeffding_tree": a Hoeffding tree (VFDT) with Gaussian split
 //     estimators and naive-Bayes-adaptive leaves, Binary or Multiclass; its
 //     split rules are River's (compared in docs/BENCHMARKS.md).
+//   - "hoeffding_tree_regressor": a Hoeffding tree regressor (variance
+//     reduction over truncated per-value target statistics, linear or mean
+//     leaves chosen adaptively), Regression; River's HoeffdingTreeRegressor
+//     to the fourth decimal (docs/BENCHMARKS.md).
+//   - "arf_classifier", "arf_regressor": Adaptive Random Forests of those
+//     trees (online bagging with Poisson weights, random feature subsets per
+//     leaf, per-tree ADWIN warning and drift detectors that start and swap
+//     in background trees), Binary/Multiclass and Regression. They draw from
+//     their own seeded splitmix64 generator, whose state is model state.
 //   - "half_space_trees" (or "hst"): Half-Space Trees, Anomaly, unsupervised
 //     (the score needs no label).
 //
@@ -57,8 +66,9 @@
 //     starting with a magic byte and a format version. Floats are written
 //     as their IEEE-754 bits, so decoding is bit-exact, and dense parameter
 //     arrays are written sparsely (only touched coordinates, in index order).
-//   - Learning is deterministic given the input order: no randomness, no
-//     map iteration, no concurrency; sums run in a fixed order. The same
+//   - Learning is deterministic given the input order: no randomness but a
+//     seeded generator whose state is encoded (forests), no map iteration,
+//     no concurrency; sums run in a fixed order. The same
 //     history gives the same bytes, and restoring then continuing gives
 //     bit-identical predictions to never having stopped (tested).
 //   - DecodeState never panics on corrupt input and leaves the learner
@@ -84,8 +94,11 @@
 //   - K-means: centroids are matched one-to-one to the heaviest replica's by
 //     increasing distance, then averaged with weights merge weight × cluster
 //     weight.
-//   - Hoeffding tree: trees with different splits cannot be averaged
-//     meaningfully, so the replica with the largest merge weight is kept.
+//   - Hoeffding trees (classifier and regressor) and the adaptive random
+//     forests: trees with different splits cannot be averaged meaningfully
+//     (nor can a forest's detectors and per-tree accuracies), so the replica
+//     with the largest merge weight is kept, byte for byte, and spread to the
+//     others. Replicas must share the spec (a forest's seed included).
 //   - Half-Space Trees: the spec fixes the trees, so the node masses are
 //     averaged.
 //

@@ -1,6 +1,7 @@
 package online_test
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -175,5 +176,52 @@ func TestMergeKMeans(t *testing.T) {
 	c0, c1 := km.Centroid(nil, 0), km.Centroid(nil, 1)
 	if math.Abs(c0[1]-2) > 1e-9 || math.Abs(c1[0]-11) > 1e-9 {
 		t.Fatalf("centroids %v %v, want [0 2 ...] and [11 0 ...]", c0, c1)
+	}
+}
+
+// TestMergeTreesKeepHeaviest: the trees and forests cannot average (their structures differ), so
+// their merge is defined as the heaviest replica, byte for byte, whichever replica receives it; a
+// replica of another spec is refused (a forest's seed is part of its spec).
+func TestMergeTreesKeepHeaviest(t *testing.T) {
+	s := genStream(23, 3000, 1<<10, abrupt)
+	for _, spec := range []online.Spec{
+		online.TreeSpec{Dim: 1 << 10, GracePeriod: 50},
+		online.TreeRegressorSpec{Dim: 1 << 10, GracePeriod: 50},
+		online.ARFClassifierSpec{Dim: 1 << 10, ForestSpec: online.ForestSpec{Models: 3, Seed: 1}},
+		online.ARFRegressorSpec{ForestSpec: online.ForestSpec{Models: 3, Seed: 1}, TreeRegressorSpec: online.TreeRegressorSpec{Dim: 1 << 10}},
+	} {
+		t.Run(spec.Kind(), func(t *testing.T) {
+			a := train(t, spec, s, 0, 1000)
+			b := train(t, spec, s, 1000, 3000)
+			want := b.AppendState(nil)
+			if err := a.Merge([]online.Learner{a, b}, []float64{1, 2}); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(a.AppendState(nil), want) {
+				t.Fatal("the receiver did not become the heaviest replica")
+			}
+			other := spec.WithDefaults()
+			switch o := other.(type) {
+			case online.TreeSpec:
+				o.Classes = 3
+				other = o
+			case online.TreeRegressorSpec:
+				o.Tau = 0.5
+				other = o
+			case online.ARFClassifierSpec:
+				o.Seed = 2
+				other = o
+			case online.ARFRegressorSpec:
+				o.Seed = 2
+				other = o
+			}
+			c, err := online.New(other)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Merge([]online.Learner{a, c}, []float64{1, 1}); !errors.Is(err, online.ErrIncompatible) {
+				t.Errorf("merge with spec %+v: err = %v, want ErrIncompatible", other, err)
+			}
+		})
 	}
 }

@@ -4,7 +4,7 @@ import "github.com/streamd/streamd/online/internal/wire"
 
 // kinds is the registry of learners, in the order messages list them. Adding a learner is a file
 // (its Spec, its Learner and its kindInfo) plus its line here.
-var kinds = []*kindInfo{ftrlKind, linearKind, softmaxKind, kmeansKind, treeKind, hstKind}
+var kinds = []*kindInfo{ftrlKind, linearKind, softmaxKind, kmeansKind, treeKind, hstKind, treeRegKind, arfClassifierKind, arfRegressorKind}
 
 // kindInfo describes one learner kind.
 type kindInfo struct {

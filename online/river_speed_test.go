@@ -18,11 +18,14 @@ func BenchmarkRiverRows(b *testing.B) {
 		scale bool
 	}{
 		{"trump_approval.csv", online.LinearSpec{Dim: 16}, true},
+		{"trump_approval.csv", online.TreeRegressorSpec{Dim: 16}, true},
+		{"trump_approval.csv", online.ARFRegressorSpec{ForestSpec: online.ForestSpec{Seed: 1}, TreeRegressorSpec: online.TreeRegressorSpec{Dim: 16}}, true},
 		{"agrawal.csv.gz", online.TreeSpec{Dim: 16}, false},
+		{"agrawal.csv.gz", online.ARFClassifierSpec{Dim: 16, ForestSpec: online.ForestSpec{Seed: 1}}, false},
 		{"hst_anomalies.csv.gz", online.HSTSpec{Dim: 3, Seed: 1}, false},
 	}
 	for _, c := range cases {
-		b.Run(c.file, func(b *testing.B) {
+		b.Run(c.file+"/"+c.spec.Kind(), func(b *testing.B) {
 			xs, ys := loadCSV(b, c.file)
 			l, err := online.New(c.spec)
 			if err != nil {

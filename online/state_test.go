@@ -21,6 +21,9 @@ func smallSpecs() []online.Spec {
 		online.TreeSpec{Dim: 1 << 10, GracePeriod: 50},
 		online.LinearSpec{Dim: 1 << 10, L2: 0.01},
 		online.HSTSpec{Dim: 1 << 10, WindowSize: 100},
+		online.TreeRegressorSpec{Dim: 1 << 10, GracePeriod: 50},
+		online.ARFClassifierSpec{Dim: 1 << 10, ForestSpec: online.ForestSpec{Models: 3, Seed: 5}},
+		online.ARFRegressorSpec{ForestSpec: online.ForestSpec{Models: 3, Seed: 5}, TreeRegressorSpec: online.TreeRegressorSpec{Dim: 1 << 10}},
 	}
 }
 
@@ -166,6 +169,11 @@ func TestSpecValidate(t *testing.T) {
 		online.LinearSpec{TargetScaling: "log"},
 		online.HSTSpec{Height: 30},
 		online.HSTSpec{Low: 1, High: 1},
+		online.TreeRegressorSpec{LeafPrediction: "median"},
+		online.TreeRegressorSpec{ModelSelectorDecay: 2, SplitDigits: 16, MaxDepth: 65},
+		online.ARFClassifierSpec{ForestSpec: online.ForestSpec{Models: 1000, Lambda: -1}},
+		online.ARFRegressorSpec{Aggregation: "max"},
+		online.ARFRegressorSpec{ForestSpec: online.ForestSpec{DriftDelta: 2}, TreeRegressorSpec: online.TreeRegressorSpec{LeafPrediction: "x"}},
 	} {
 		if _, err := online.New(s); !errors.Is(err, online.ErrInvalidSpec) {
 			t.Errorf("New(%+v) err = %v, want ErrInvalidSpec", s, err)
@@ -206,13 +214,16 @@ func TestBadInputIgnored(t *testing.T) {
 	}
 }
 
-func FuzzDecodeFTRL(f *testing.F)         { fuzzDecode(f, smallSpecs()[0]) }
-func FuzzDecodeLinear(f *testing.F)       { fuzzDecode(f, smallSpecs()[1]) }
-func FuzzDecodeSoftmax(f *testing.F)      { fuzzDecode(f, smallSpecs()[2]) }
-func FuzzDecodeKMeans(f *testing.F)       { fuzzDecode(f, smallSpecs()[3]) }
-func FuzzDecodeTree(f *testing.F)         { fuzzDecode(f, smallSpecs()[4]) }
-func FuzzDecodeLinearScaled(f *testing.F) { fuzzDecode(f, smallSpecs()[5]) }
-func FuzzDecodeHST(f *testing.F)          { fuzzDecode(f, smallSpecs()[6]) }
+func FuzzDecodeFTRL(f *testing.F)          { fuzzDecode(f, smallSpecs()[0]) }
+func FuzzDecodeLinear(f *testing.F)        { fuzzDecode(f, smallSpecs()[1]) }
+func FuzzDecodeSoftmax(f *testing.F)       { fuzzDecode(f, smallSpecs()[2]) }
+func FuzzDecodeKMeans(f *testing.F)        { fuzzDecode(f, smallSpecs()[3]) }
+func FuzzDecodeTree(f *testing.F)          { fuzzDecode(f, smallSpecs()[4]) }
+func FuzzDecodeLinearScaled(f *testing.F)  { fuzzDecode(f, smallSpecs()[5]) }
+func FuzzDecodeHST(f *testing.F)           { fuzzDecode(f, smallSpecs()[6]) }
+func FuzzDecodeTreeRegressor(f *testing.F) { fuzzDecode(f, smallSpecs()[7]) }
+func FuzzDecodeARFClassifier(f *testing.F) { fuzzDecode(f, smallSpecs()[8]) }
+func FuzzDecodeARFRegressor(f *testing.F)  { fuzzDecode(f, smallSpecs()[9]) }
 
 // fuzzDecode seeds the corpus with real states of spec (small Dim, so that
 // mutations hit the interesting parts) and checks that any input either is

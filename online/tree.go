@@ -41,6 +41,11 @@ type Tree struct {
 	updates int64
 	votes   []float64 // scratch, len classes
 	nodes   int
+	// maxFeatures > 0 makes every leaf track only that many features, drawn with rng from those
+	// of the first example it learns (the adaptive random forest's trees, River's
+	// BaseTreeClassifier); 0 tracks every feature. Both are set by the forest, not by the spec.
+	maxFeatures int
+	rng         *splitmix64
 	// split scratch: candidate, feature-best and overall-best distributions
 	lhs, rhs, fl, fr, bl, br []float64
 }
@@ -67,6 +72,8 @@ type treeLeaf struct {
 	// the state encodes canonically; stats[i] belongs to keys[i].
 	keys  []uint32
 	stats []gauss
+	// subset is the sorted feature sample of a forest's leaf (nil: not drawn yet, or every feature).
+	subset []uint32
 }
 
 // gauss holds, per class, the count, mean, sum of squared deviations, min
@@ -236,17 +243,23 @@ func (m *Tree) Predict(x Vector, probs []float64) (float64, int) {
 	} else {
 		m.naiveBayes(l, x, probs)
 	}
+	return decide(probs)
+}
+
+// decide turns class probabilities into a classifier's prediction: P(1) and whether it reaches
+// 0.5 for two classes, the most probable class (the first on ties) and its probability otherwise.
+func decide(probs []float64) (float64, int) {
+	if len(probs) == 2 {
+		if probs[1] >= 0.5 {
+			return probs[1], 1
+		}
+		return probs[1], 0
+	}
 	best := 0
 	for k := range probs {
 		if probs[k] > probs[best] {
 			best = k
 		}
-	}
-	if m.classes == 2 {
-		if probs[1] >= 0.5 {
-			return probs[1], 1
-		}
-		return probs[1], 0
 	}
 	return probs[best], best
 }
@@ -350,23 +363,36 @@ func (m *Tree) Learn(x Vector, y float64) {
 	if !finite(y) || y < 0 || y >= float64(m.classes) || y != math.Trunc(y) {
 		return
 	}
-	c := int(y)
+	m.learnW(x, int(y), 1)
+}
+
+// learnW learns x, of class c, with weight w (the forest's Poisson draws; 1 otherwise). With w 1
+// every sum is what unweighted counting gives, bit for bit.
+func (m *Tree) learnW(x Vector, c int, w float64) {
 	node := m.sort(x)
 	l := node.leaf
 	p := m.votes
 	total := sumAll(l)
 	if total == 0 || m.majority(l, p) == c {
-		l.mcCorrect++
+		l.mcCorrect += w
 	}
 	if total > 0 && m.naiveBayes(l, x, p) == c {
-		l.nbCorrect++
+		l.nbCorrect += w
 	}
-	l.seen[c]++
-	l.obs[c]++
+	l.seen[c] += w
+	l.obs[c] += w
 	dim := uint32(m.spec.Dim)
+	if m.maxFeatures > 0 && len(l.subset) == 0 {
+		l.subset = sampleFeatures(m.rng, x, dim, m.maxFeatures)
+	}
 	for _, f := range x {
 		if f.Index >= dim || !finite(f.Value) || f.Value == 0 {
 			continue
+		}
+		if len(l.subset) > 0 {
+			if _, ok := slices.BinarySearch(l.subset, f.Index); !ok {
+				continue
+			}
 		}
 		i, ok := slices.BinarySearch(l.keys, f.Index)
 		if !ok {
@@ -388,10 +414,15 @@ func (m *Tree) Learn(x Vector, y float64) {
 			l.stats = slices.Insert(l.stats, i, g)
 		}
 		g := l.stats[i][c*gFields : (c+1)*gFields]
-		g[gN]++
+		g[gN] += w
 		d := f.Value - g[gMean]
-		g[gMean] += d / g[gN]
-		g[gM2] += d * (f.Value - g[gMean])
+		if w == 1 {
+			g[gMean] += d / g[gN]
+		} else {
+			// River's (w/n)*d: the first value (w == n) lands exactly on x, so M2 stays >= 0.
+			g[gMean] += w / g[gN] * d
+		}
+		g[gM2] += w * d * (f.Value - g[gMean])
 		g[gMin] = min(g[gMin], f.Value)
 		g[gMax] = max(g[gMax], f.Value)
 	}
@@ -585,6 +616,11 @@ func normCDF(x, mean, sd float64) float64 {
 func (m *Tree) AppendState(dst []byte) []byte {
 	dst = wire.AppendHeader(dst, magicTree, versionTree)
 	dst = appendSpec(dst, m.spec)
+	return m.appendBody(dst)
+}
+
+// appendBody is the state after the header and spec, what a forest writes of each of its trees.
+func (m *Tree) appendBody(dst []byte) []byte {
 	dst = wire.AppendVarint(dst, m.updates)
 	return m.appendNode(dst, m.root)
 }
@@ -611,6 +647,12 @@ func (m *Tree) appendNode(dst []byte, n *treeNode) []byte {
 	dst = wire.AppendFloat(dst, l.lastAttempt)
 	dst = wire.AppendFloat(dst, l.mcCorrect)
 	dst = wire.AppendFloat(dst, l.nbCorrect)
+	if m.maxFeatures > 0 { // only a forest's trees have subsets
+		dst = wire.AppendBool(dst, len(l.subset) > 0)
+		if len(l.subset) > 0 {
+			dst = appendKeys(dst, l.subset)
+		}
+	}
 	dst = wire.AppendUvarint(dst, uint64(len(l.keys)))
 	prev := -1
 	for i, k := range l.keys {
@@ -630,19 +672,27 @@ func (m *Tree) DecodeState(b []byte) error {
 		r.Fail("tree: version %d", version)
 	}
 	s := readSpecOf[TreeSpec](r, "tree")
-	updates := r.Int("tree updates", 0, math.MaxInt64)
 	if r.Err() != nil {
 		return r.Err()
 	}
 	d := &Tree{}
 	d.setSpec(s)
-	d.root = d.readNode(r, 0, version)
+	d.readBody(r, version)
 	if err := r.End("tree"); err != nil {
 		return err
 	}
-	d.updates = updates
 	*m = *d
 	return nil
+}
+
+// readBody reads what appendBody wrote into a tree whose spec (and forest fields) are set.
+func (m *Tree) readBody(r *wire.Reader, version byte) {
+	m.updates = r.Int("tree updates", 0, math.MaxInt64)
+	if r.Err() != nil {
+		return
+	}
+	m.nodes = 0
+	m.root = m.readNode(r, 0, version)
 }
 
 // readNode recurses at most MaxDepth deep: the depth bound is what keeps
@@ -687,6 +737,12 @@ func (m *Tree) readNode(r *wire.Reader, depth int, version byte) *treeNode {
 	l.lastAttempt = r.NonNeg("tree last attempt")
 	l.mcCorrect = r.NonNeg("tree mc correct")
 	l.nbCorrect = r.NonNeg("tree nb correct")
+	if m.maxFeatures > 0 && r.Bool() {
+		l.subset = readKeys(r, uint32(m.spec.Dim), "tree subset", 1)
+		if r.Err() == nil && (len(l.subset) == 0 || len(l.subset) > m.maxFeatures) {
+			r.Fail("tree: subset of %d features", len(l.subset))
+		}
+	}
 	nk := r.Count("tree features", m.spec.Dim, 1+8*gFields*C)
 	if r.Err() != nil {
 		return nil
@@ -738,7 +794,14 @@ func readNonNegs(r *wire.Reader, n int, name string) []float64 {
 // would describe neither tree's partition of the feature space. Merging
 // therefore only spreads the best-informed replica to the others.
 func (m *Tree) Merge(replicas []Learner, weights []float64) error {
-	rs, a, err := mergeWeights(m, replicas, weights, func(x, y *Tree) bool { return x.spec.Dim == y.spec.Dim && x.spec.Classes == y.spec.Classes })
+	return mergeKeepHeaviest(m, replicas, weights, func(x, y *Tree) bool { return x.spec.Dim == y.spec.Dim && x.spec.Classes == y.spec.Classes })
+}
+
+// mergeKeepHeaviest is the merge of the learners whose state cannot be averaged (trees, forests):
+// the receiver becomes the replica with the largest merge weight (the first on ties), byte for
+// byte.
+func mergeKeepHeaviest[T Learner](m T, replicas []Learner, weights []float64, same func(a, b T) bool) error {
+	rs, a, err := mergeWeights(m, replicas, weights, same)
 	if err != nil {
 		return err
 	}
@@ -748,7 +811,7 @@ func (m *Tree) Merge(replicas []Learner, weights []float64) error {
 			best = i
 		}
 	}
-	if rs[best] == m {
+	if any(rs[best]) == any(m) {
 		return nil
 	}
 	return m.DecodeState(rs[best].AppendState(nil))

@@ -115,6 +115,9 @@ def regression_models():
         "TargetStandardScaler(StandardScaler | LinearRegression)": lambda: preprocessing.TargetStandardScaler(
             preprocessing.StandardScaler() | linear_model.LinearRegression()
         ),
+        # online/river_treereg_test.go. Scaled: on raw features the leaves' SGD diverges on
+        # TrumpApproval (MAE 4.7e8).
+        "StandardScaler | HoeffdingTreeRegressor": lambda: preprocessing.StandardScaler() | tree.HoeffdingTreeRegressor(),
     }
 
 
@@ -194,17 +197,64 @@ def anomaly_table():
         print(f"| hst_anomalies | River HalfSpaceTrees(seed={seed}) | {exact_auc(scores, labels):.4f} | {len(labels)} |")
 
 
+ARF_SEEDS = (1, 2, 3)
+
+
+def arf_table():
+    """ARFClassifier() on the synthetic streams and StandardScaler | ARFRegressor() on the
+    regression sets, at River's defaults, for seeds 1-3 (online/river_arf_test.go): both forests
+    draw at random with different generators, so the means over the seeds are what compare."""
+    from river import forest
+
+    print("| stream | model | seed | accuracy | accuracy before the drift | ROC AUC (exact) | examples scored |")
+    print("|---|---|---|---|---|---|---|")
+    for name in SYNTHETIC:
+        for seed in ARF_SEEDS:
+            model = forest.ARFClassifier(seed=seed)
+            acc, before, scores, labels = metrics.Accuracy(), metrics.Accuracy(), [], []
+            for i, (x, y) in enumerate(synthetic(name)):
+                proba = model.predict_proba_one(x)
+                if proba:  # progressive_val_score skips what the model cannot score yet
+                    p = model.predict_one(x)
+                    acc.update(y, p)
+                    if i < DRIFT_AT:
+                        before.update(y, p)
+                    scores.append(proba.get(True, 0.0))
+                    labels.append(1 if y else 0)
+                model.learn_one(x, y)
+            auc = exact_auc(scores, labels)
+            print(f"| {name} | River ARFClassifier(seed={seed}) | {seed} | {acc.get():.4f} | {before.get():.4f} | {auc:.4f} | {len(labels)} |", flush=True)
+    print()
+    print("| data set | model | seed | MAE | RMSE | examples |")
+    print("|---|---|---|---|---|---|")
+    for name, (ds, _) in REGRESSION.items():
+        for seed in ARF_SEEDS:
+            mae, rmse = metrics.MAE(), metrics.RMSE()
+            model = preprocessing.StandardScaler() | forest.ARFRegressor(seed=seed)
+            for x, y in ds():
+                p = model.predict_one(x)
+                mae.update(y, p)
+                rmse.update(y, p)
+                model.learn_one(x, y)
+            print(f"| {name} | River StandardScaler \\| ARFRegressor(seed={seed}) | {seed} | {mae.get():.4f} | {rmse.get():.4f} | {ds().n_samples} |", flush=True)
+
+
 def speed_table():
     """Examples per second of predict then learn, one example at a time, on the same rows as
     BenchmarkRiverRows (online/river_speed_test.go); the best of three passes."""
     import time
 
-    from river import anomaly
+    from river import anomaly, forest
 
     cases = [
         ("trump_approval", "StandardScaler | LinearRegression", lambda: preprocessing.StandardScaler() | linear_model.LinearRegression(),
          list(datasets.TrumpApproval()), "regress"),
+        ("trump_approval", "StandardScaler | HoeffdingTreeRegressor", lambda: preprocessing.StandardScaler() | tree.HoeffdingTreeRegressor(),
+         list(datasets.TrumpApproval()), "regress"),
         ("agrawal", "HoeffdingTreeClassifier", tree.HoeffdingTreeClassifier, list(synthetic("agrawal")), "classify"),
+        ("trump_approval", "StandardScaler | ARFRegressor", lambda: preprocessing.StandardScaler() | forest.ARFRegressor(seed=1),
+         list(datasets.TrumpApproval()), "regress"),
+        ("agrawal (first 2,000)", "ARFClassifier", lambda: forest.ARFClassifier(seed=1), list(synthetic("agrawal"))[:2000], "classify"),
         ("hst_anomalies", "HalfSpaceTrees", lambda: anomaly.HalfSpaceTrees(seed=1), anomaly_stream(), "score"),
     ]
     print("| rows | River model | examples/s |")
@@ -274,16 +324,20 @@ def regression_table():
             evaluate.progressive_val_score(ds(), make(), mae)
             evaluate.progressive_val_score(ds(), make(), rmse)
             cell = model_name.replace("|", "\\|")  # a pipe inside a Markdown cell
-            print(f"| {name} | River {cell} | {mae.get():.4f} | {rmse.get():.4f} | {ds().n_samples} |")
+            print(f"| {name} | River {cell} | {mae.get():.4f} | {rmse.get():.4f} | {ds().n_samples} |", flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--export-dir", help="write the data sets as CSV files into this directory")
     ap.add_argument("--speed", action="store_true", help="only time River's learners on the rows")
+    ap.add_argument("--arf", action="store_true", help="only the adaptive random forests (slow)")
     args = ap.parse_args()
     if args.speed:
         speed_table()
+        return
+    if args.arf:
+        arf_table()
         return
     if args.export_dir:
         export(args.export_dir)
@@ -307,6 +361,8 @@ def main():
     synthetic_table()
     print(f"\nRiver {river.__version__}, Half-Space Trees (defaults) on a generated anomaly stream, score then learn\n")
     anomaly_table()
+    print(f"\nRiver {river.__version__}, adaptive random forests (defaults), progressive validation\n")
+    arf_table()
 
 
 if __name__ == "__main__":

@@ -164,15 +164,30 @@ func ChangelogBounds(ctx context.Context, clientOpts []kgo.Opt, topic string, pa
 	defer admin.Close()
 	adm := kadm.NewClient(admin)
 	lookup := func(list func(context.Context, ...string) (kadm.ListedOffsets, error), what string) (int64, error) {
-		offs, err := list(ctx, topic)
-		if err != nil {
-			return 0, fmt.Errorf("state: %s of %s: %w", what, topic, err)
+		// A changelog created a moment ago may be missing from the metadata the listing is based
+		// on (seen on a loaded machine: the partition absent, no error): ask again, a bounded
+		// number of times, before calling it an error.
+		for try := 0; ; try++ {
+			offs, err := list(ctx, topic)
+			if err != nil {
+				return 0, fmt.Errorf("state: %s of %s: %w", what, topic, err)
+			}
+			o, ok := offs.Lookup(topic, partition)
+			if ok && o.Err == nil {
+				return o.Offset, nil
+			}
+			if ok || try == 20 {
+				if !ok {
+					return 0, fmt.Errorf("state: %s of %s/%d: the partition is not in the topic's metadata", what, topic, partition)
+				}
+				return 0, fmt.Errorf("state: %s of %s/%d: %w", what, topic, partition, o.Err)
+			}
+			select {
+			case <-ctx.Done():
+				return 0, ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
-		o, ok := offs.Lookup(topic, partition)
-		if !ok || o.Err != nil {
-			return 0, fmt.Errorf("state: %s of %s/%d: %v", what, topic, partition, o.Err)
-		}
-		return o.Offset, nil
 	}
 	var b Bounds
 	if b.Stable, err = lookup(adm.ListCommittedOffsets, "last stable offset"); err != nil {

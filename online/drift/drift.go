@@ -171,13 +171,35 @@ func (a *ADWIN) Update(x float64) bool {
 
 func (a *ADWIN) insert(i int, sum, m2 float64) {
 	for len(a.rows) <= i {
-		a.rows = append(a.rows, row{
-			sum: make([]float64, 0, a.cfg.MaxBuckets+1),
-			m2:  make([]float64, 0, a.cfg.MaxBuckets+1),
-		})
+		a.growRow()
 	}
 	a.rows[i].sum = append(a.rows[i].sum, sum)
 	a.rows[i].m2 = append(a.rows[i].m2, m2)
+}
+
+// rowChunk is how many rows growRow prepares at once.
+const rowChunk = 8
+
+// growRow appends an empty row. Rows are prepared rowChunk at a time, their buckets in one array,
+// and a Reset keeps them: a window that keeps growing allocates once per rowChunk doublings of
+// its width (a forest's detectors on a stationary stream), not at every doubling.
+func (a *ADWIN) growRow() {
+	n := len(a.rows)
+	if n == cap(a.rows) {
+		rows := make([]row, n, n+rowChunk)
+		copy(rows, a.rows)
+		a.rows = rows
+		b := a.cfg.MaxBuckets + 1
+		slab := make([]float64, 2*b*rowChunk)
+		all := a.rows[:cap(a.rows)]
+		for j := n; j < len(all); j++ {
+			o := 2 * b * (j - n)
+			all[j] = row{sum: slab[o : o : o+b], m2: slab[o+b : o+b : o+2*b]}
+		}
+	}
+	a.rows = a.rows[:n+1]
+	r := &a.rows[n]
+	r.sum, r.m2 = r.sum[:0], r.m2[:0]
 }
 
 // compress merges the two oldest buckets of a row that has too many into

@@ -138,6 +138,9 @@ type ModelEntry struct {
 	Name    string   `yaml:"name"`
 	Learner Learner  `yaml:"learner"`
 	Offline *Offline `yaml:"offline"`
+	// MinExamples: labelled examples learned before the model's predictions decide a class
+	// (model.ModelSpec.MinExamples).
+	MinExamples int `yaml:"min_examples"`
 }
 
 // Offline is a model trained offline (XGBoost or LightGBM): its file is version 0; later
@@ -371,7 +374,13 @@ func (c *Config) validateModels(v *validator) {
 			v.bad(key+".name", "%q is used by two models", e.Name)
 		}
 		mnames[e.Name] = true
+		if e.MinExamples < 0 {
+			v.bad(key+".min_examples", "%d: want 0 (the default, %d) or more", e.MinExamples, model.DefaultMinExamples)
+		}
 		if e.Offline != nil {
+			if e.MinExamples != 0 {
+				v.bad(key+".min_examples", "an offline model is trained, and warm from the start: leave it out")
+			}
 			c.validateOffline(v, key, &m.List[i])
 			continue
 		}
@@ -508,7 +517,7 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 		if err != nil {
 			return nil, nil, err
 		}
-		ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Learner: spec})
+		ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Learner: spec, MinExamples: e.MinExamples})
 	}
 	var lf stream.Format
 	if labels != nil {

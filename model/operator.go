@@ -21,7 +21,17 @@ type ModelSpec struct {
 	Name    string
 	Learner online.Spec
 	Offline *OfflineSpec
+	// MinExamples is the number of labelled examples an online learner must have learned before
+	// its predictions decide a class: until then the model is cold, and its prediction carries
+	// "warm":false and a null class and label (see appendPrediction). Zero means
+	// DefaultMinExamples; an offline model is trained, hence always warm, and leaves it unset.
+	MinExamples int
 }
+
+// DefaultMinExamples is ModelSpec.MinExamples when unset: enough labels for a linear model's
+// weights and a tree's first leaf statistics to mean something, few enough that a model warms up
+// within seconds of a labelled stream.
+const DefaultMinExamples = 100
 
 // DriftSpec configures drift detection on the champion's running loss.
 type DriftSpec struct {
@@ -87,6 +97,8 @@ type Operator struct {
 	ttl       int64
 	classIdx  map[string]int // declared classes by name; nil without
 	classJSON [][]byte       // declared classes as JSON strings
+	// minExamples is, per model, the examples learned before it is warm (0: always warm).
+	minExamples []int64
 
 	readerMu sync.Mutex
 	reader   *modelsReader
@@ -130,6 +142,20 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 			errs = append(errs, fmt.Errorf("model: model name %q is empty or repeated", m.Name))
 		}
 		names[m.Name] = true
+		switch {
+		case m.MinExamples < 0:
+			errs = append(errs, fmt.Errorf("model: %s has min examples %d: want 0 (the default, %d) or more", m.Name, m.MinExamples, DefaultMinExamples))
+		case m.Offline != nil && m.MinExamples != 0:
+			errs = append(errs, fmt.Errorf("model: %s is trained offline and warm from the start: leave min examples out", m.Name))
+		}
+		switch {
+		case m.Offline != nil:
+			o.minExamples = append(o.minExamples, 0)
+		case m.MinExamples == 0:
+			o.minExamples = append(o.minExamples, DefaultMinExamples)
+		default:
+			o.minExamples = append(o.minExamples, int64(m.MinExamples))
+		}
 		if m.Offline != nil {
 			c, err := newOfflineCatalog(m, l)
 			if err != nil {
@@ -578,13 +604,28 @@ func (p *processor) appendPrediction(b []byte, ev *stream.Event) []byte {
 	} else {
 		b = strconv.AppendInt(b, p.m.version, 10)
 	}
-	b = append(b, `,"score":`...)
+	// A cold model (fewer than its min examples learned) decides no class: its score is what it
+	// says, but neither class nor label claims a decision it cannot make yet.
+	warm := p.warm(c)
+	if warm {
+		b = append(b, `,"warm":true,"score":`...)
+	} else {
+		b = append(b, `,"warm":false,"score":`...)
+	}
 	b = appendFloat(b, p.scores[c])
 	b = append(b, `,"class":`...)
-	b = strconv.AppendInt(b, int64(p.classes[c]), 10)
+	if warm {
+		b = strconv.AppendInt(b, int64(p.classes[c]), 10)
+	} else {
+		b = append(b, "null"...)
+	}
 	if t := p.m.learners[c].Task(); t == online.Binary || t == online.Multiclass {
 		b = append(b, `,"label":`...)
-		b = p.appendLabel(b, p.classes[c])
+		if warm {
+			b = p.appendLabel(b, p.classes[c])
+		} else {
+			b = append(b, "null"...)
+		}
 	}
 	b = append(b, `,"event_time":`...)
 	b = strconv.AppendInt(b, ev.Time, 10)
@@ -618,6 +659,11 @@ func (p *processor) appendPrediction(b []byte, ev *stream.Event) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
+}
+
+// warm reports whether model i has learned its min examples (an offline model always has).
+func (p *processor) warm(i int) bool {
+	return p.m.learners[i].Updates() >= p.op.minExamples[i]
 }
 
 func appendFloat(b []byte, x float64) []byte {

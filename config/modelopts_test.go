@@ -1,0 +1,34 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestModelOptions: the per-model and drift options that shape how models behave in the pipeline
+// (min_examples, ...) are accepted when right and refused, under their key, when wrong.
+func TestModelOptions(t *testing.T) {
+	models := func(entry string) string {
+		return "features:\n  - {name: amount, from: amount}\nmodels:\n  list:\n    - " + entry + "\n"
+	}
+	for _, tc := range []struct {
+		name, yaml string
+		want       string // "" for a config that compiles
+	}{
+		{"min_examples", models("{name: m, min_examples: 20, learner: {kind: ftrl_logistic}}"), ""},
+		{"min_examples negative", models("{name: m, min_examples: -1, learner: {kind: ftrl_logistic}}"), "models.list[0].min_examples: -1: want 0 (the default, 100) or more"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := kindOutcome(t, tc.yaml)
+			if tc.want == "" {
+				if got != "ok" {
+					t.Fatalf("refused: %s", got)
+				}
+				return
+			}
+			if !strings.Contains(got, tc.want) {
+				t.Fatalf("got %s\nwant %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -636,7 +636,7 @@ func (p *processor) appendPrediction(b []byte, ev *stream.Event) []byte {
 	b = append(b, `,"offset":`...)
 	b = strconv.AppendInt(b, ev.Record.Offset, 10)
 	b = append(b, `},"features":`...)
-	b = o.layout.appendJSON(b, &p.raw, ev)
+	b = o.layout.appendJSON(b, &p.raw, p.m.scaler, off == nil, ev)
 	b = o.layout.appendOverflow(b, &p.raw)
 	if off != nil && off.topK > 0 && p.scores[c] >= off.minScore {
 		b = off.appendExplanation(b, p.dense, p.classes[c])

@@ -16,6 +16,9 @@ func TestModelOptions(t *testing.T) {
 		want       string // "" for a config that compiles
 	}{
 		{"min_examples", models("{name: m, min_examples: 20, learner: {kind: ftrl_logistic}}"), ""},
+		{"top_k", "features:\n  - {name: amount, from: amount}\nmodels:\n  list:\n    - {name: m, top_k: 2, learner: {kind: softmax, classes: 3}}\n", ""},
+		{"top_k negative", models("{name: m, top_k: -1, learner: {kind: softmax, classes: 3}}"), "models.list[0].top_k: -1"},
+		{"top_k on a binary model", models("{name: m, top_k: 2, learner: {kind: ftrl_logistic}}"), "top k bounds a multiclass model"},
 		{"min_examples negative", models("{name: m, min_examples: -1, learner: {kind: ftrl_logistic}}"), "models.list[0].min_examples: -1: want 0 (the default, 100) or more"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -141,6 +141,8 @@ type ModelEntry struct {
 	// MinExamples: labelled examples learned before the model's predictions decide a class
 	// (model.ModelSpec.MinExamples).
 	MinExamples int `yaml:"min_examples"`
+	// TopK bounds the class probabilities of a multiclass model's predictions (model.ModelSpec.TopK).
+	TopK int `yaml:"top_k"`
 }
 
 // Offline is a model trained offline (XGBoost or LightGBM): its file is version 0; later
@@ -374,6 +376,9 @@ func (c *Config) validateModels(v *validator) {
 			v.bad(key+".name", "%q is used by two models", e.Name)
 		}
 		mnames[e.Name] = true
+		if e.TopK < 0 || e.TopK > model.MaxTopK {
+			v.bad(key+".top_k", "%d: want 0 (the default, min(classes, %d)) to %d", e.TopK, model.DefaultTopK, model.MaxTopK)
+		}
 		if e.MinExamples < 0 {
 			v.bad(key+".min_examples", "%d: want 0 (the default, %d) or more", e.MinExamples, model.DefaultMinExamples)
 		}
@@ -517,7 +522,7 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 		if err != nil {
 			return nil, nil, err
 		}
-		ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Learner: spec, MinExamples: e.MinExamples})
+		ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Learner: spec, MinExamples: e.MinExamples, TopK: e.TopK})
 	}
 	var lf stream.Format
 	if labels != nil {

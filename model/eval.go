@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"strconv"
 
 	"github.com/streamd/streamd/online"
 	"github.com/streamd/streamd/online/drift"
@@ -13,7 +14,8 @@ const rollingWindow = 1000
 
 // evaluation is one model's prequential evaluation: each label scores the prediction the model
 // made before it learned that label. Binary models: logloss, accuracy, ROC AUC, precision and recall
-// at 0.5; regression: MAE and RMSE; multiclass: accuracy; anomaly models have no labels to check.
+// at 0.5; regression: MAE and RMSE; multiclass: accuracy, log loss (of the probability given to
+// the true class), macro-F1 and each class's recall; anomaly models have no labels to check.
 type evaluation struct {
 	task     online.Task
 	logloss  *metrics.LogLoss
@@ -22,7 +24,8 @@ type evaluation struct {
 	pr       *metrics.PrecisionRecall
 	mae      *metrics.MAE
 	rmse     *metrics.RMSE
-	parts    []stateful // the metrics above that this task type uses, in a fixed order
+	report   *metrics.ClassReport // multiclass
+	parts    []stateful           // the metrics above that this task type uses, in a fixed order
 }
 
 func must[T any](v T, err error) T {
@@ -32,7 +35,13 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-func newEvaluation(task online.Task) *evaluation {
+// MaxClassMetrics bounds the classes whose recall a multiclass model reports (in /v1/models and
+// the metrics): the first MaxClassMetrics classes, so that a model of many classes cannot flood
+// Prometheus with series.
+const MaxClassMetrics = 32
+
+// newEvaluation returns the evaluation of a model of task; classes is a multiclass model's.
+func newEvaluation(task online.Task, classes int) *evaluation {
 	e := &evaluation{task: task}
 	switch task {
 	case online.Binary:
@@ -45,6 +54,8 @@ func newEvaluation(task online.Task) *evaluation {
 		e.rmse = must(metrics.NewRMSE(rollingWindow))
 	case online.Multiclass:
 		e.accuracy = must(metrics.NewAccuracy(rollingWindow))
+		e.logloss = must(metrics.NewLogLoss(rollingWindow))
+		e.report = must(metrics.NewClassReport(max(classes, 2), rollingWindow))
 	}
 	switch task {
 	case online.Binary:
@@ -52,14 +63,16 @@ func newEvaluation(task online.Task) *evaluation {
 	case online.Regression:
 		e.parts = []stateful{e.mae, e.rmse}
 	case online.Multiclass:
-		e.parts = []stateful{e.accuracy}
+		// Log loss and the class report came later: a state without them decodes (decodeState).
+		e.parts = []stateful{e.accuracy, e.logloss, e.report}
 	}
 	return e
 }
 
 // update adds one example: score is what the model said before learning (P(y=1), the value, or for
-// multiclass the predicted class), y the label.
-func (e *evaluation) update(score, y float64) {
+// multiclass the predicted class), y the label; probs are a multiclass model's class probabilities
+// (nil when they were not kept: no log loss then).
+func (e *evaluation) update(score, y float64, probs []float64) {
 	switch e.task {
 	case online.Binary:
 		e.logloss.Update(score, y)
@@ -75,6 +88,10 @@ func (e *evaluation) update(score, y float64) {
 		e.rmse.Update(score, y)
 	case online.Multiclass:
 		e.accuracy.Update(int(score), int(y))
+		if c := int(y); c >= 0 && c < len(probs) {
+			e.logloss.UpdateTrue(probs[c])
+		}
+		e.report.Update(int(score), int(y))
 	}
 }
 
@@ -140,7 +157,12 @@ func (e *evaluation) appendState(dst []byte) []byte {
 }
 
 func (e *evaluation) decodeState(b []byte) error {
-	for _, m := range e.parts {
+	for i, m := range e.parts {
+		if len(b) == 0 && e.task == online.Multiclass && i > 0 {
+			// A multiclass evaluation saved before it had log loss and a class report: those
+			// start empty.
+			break
+		}
 		blob, rest, err := readBlob(b)
 		if err != nil {
 			return err
@@ -176,6 +198,12 @@ func (e *evaluation) values() map[string]evalValue {
 		put("rmse", e.rmse.Value(), e.rmse.Window(), n)
 	case online.Multiclass:
 		put("accuracy", e.accuracy.Value(), e.accuracy.Window(), e.accuracy.Count())
+		put("logloss", e.logloss.Value(), e.logloss.Window(), e.logloss.Count())
+		put("macro_f1", e.report.MacroF1(false), e.report.MacroF1(true), e.report.Count())
+		for c := range min(e.report.Classes(), MaxClassMetrics) {
+			// Weighted by the class's examples, so that averaging over partitions pools them.
+			put(classRecallMetric(c), e.report.Recall(c, false), e.report.Recall(c, true), e.report.Support(c, false))
+		}
 	}
 	// Undefined metrics (no positives yet, no examples) are left out rather than reported as NaN.
 	for k, v := range out {
@@ -188,6 +216,12 @@ func (e *evaluation) values() map[string]evalValue {
 	}
 	return out
 }
+
+// classRecallMetric names class c's recall among a model's metrics: "recall/<c>" (the class index;
+// the admin view and the metrics name it by its label where it has one).
+func classRecallMetric(c int) string { return classRecallPrefix + strconv.Itoa(c) }
+
+const classRecallPrefix = "recall/"
 
 // driftDetector watches the champion's per-example loss for an increase.
 type driftDetector struct {

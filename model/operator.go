@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -26,7 +27,16 @@ type ModelSpec struct {
 	// "warm":false and a null class and label (see appendPrediction). Zero means
 	// DefaultMinExamples; an offline model is trained, hence always warm, and leaves it unset.
 	MinExamples int
+	// TopK bounds the class probabilities a multiclass model's prediction carries: the TopK most
+	// probable classes. Zero means min(classes, DefaultTopK); at most MaxTopK.
+	TopK int
 }
+
+// DefaultTopK and MaxTopK bound ModelSpec.TopK.
+const (
+	DefaultTopK = 10
+	MaxTopK     = 1000
+)
 
 // DefaultMinExamples is ModelSpec.MinExamples when unset: enough labels for a linear model's
 // weights and a tree's first leaf statistics to mean something, few enough that a model warms up
@@ -99,6 +109,11 @@ type Operator struct {
 	classJSON [][]byte       // declared classes as JSON strings
 	// minExamples is, per model, the examples learned before it is warm (0: always warm).
 	minExamples []int64
+	// Multiclass models, per model: nclass its classes (0 for other tasks), probOff the offset of
+	// its class probabilities in processor.probs, topK how many a prediction carries. nprobs is
+	// the length of processor.probs.
+	nclass, probOff, topK []int
+	nprobs                int
 
 	readerMu sync.Mutex
 	reader   *modelsReader
@@ -192,6 +207,28 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 		}
 	}
 	errs = append(errs, checkClasses(&o.spec.Labels, o.rules)...)
+	if len(o.rules) == len(spec.Models) {
+		for i, r := range o.rules {
+			k, top := 0, 0
+			if r.task == online.Multiclass {
+				k = r.classes
+				switch t := spec.Models[i].TopK; {
+				case t < 0 || t > MaxTopK:
+					errs = append(errs, fmt.Errorf("model: %s has top k %d: want 0 (the default, min(classes, %d)) to %d", spec.Models[i].Name, t, DefaultTopK, MaxTopK))
+				case t == 0:
+					top = min(k, DefaultTopK)
+				default:
+					top = min(k, t)
+				}
+			} else if spec.Models[i].TopK != 0 {
+				errs = append(errs, fmt.Errorf("model: %s is a %s model: top k bounds a multiclass model's class probabilities", spec.Models[i].Name, r.task))
+			}
+			o.nclass = append(o.nclass, k)
+			o.probOff = append(o.probOff, o.nprobs)
+			o.topK = append(o.topK, top)
+			o.nprobs += k
+		}
+	}
 	if spec.Labels.LearnClasses && spec.MergeInterval > 0 {
 		errs = append(errs, errors.New("model: learned classes are numbered per partition and cannot be merged: declare the classes, or merge never"))
 	}
@@ -288,6 +325,8 @@ func (o *Operator) Open(t *stream.Task) (stream.Processor, error) {
 	p.scores = make([]float64, len(o.spec.Models))
 	p.classes = make([]int, len(o.spec.Models))
 	p.evalIn = make([]float64, len(o.spec.Models))
+	p.probs = make([]float64, o.nprobs)
+	p.topIdx = make([]int, 0, slices.Max(append([]int{0}, o.nclass...)))
 	if err := p.Rewind(t); err != nil {
 		p.Close()
 		return nil, err
@@ -314,6 +353,8 @@ type processor struct {
 	scores      []float64
 	classes     []int
 	evalIn      []float64 // what evaluation needs of each prediction: the score, or the class (multiclass)
+	probs       []float64 // the multiclass models' class probabilities (Operator.probOff)
+	topIdx      []int     // scratch: the classes of a prediction's probabilities, most probable first
 	buf, keyBuf []byte
 	earlyBuf    []byte
 	out         []byte
@@ -430,7 +471,7 @@ func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 	p.emit(t, ev)
 	if o.labelIdx >= 0 {
 		if labelled {
-			p.learn(&p.raw, y, p.evalIn)
+			p.learn(&p.raw, y, p.evalIn, p.probs)
 		}
 		return nil
 	}
@@ -442,13 +483,13 @@ func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 		return err
 	} else if ok {
 		p.counts.joined++
-		p.learn(&p.raw, y, p.evalIn)
+		p.learn(&p.raw, y, p.evalIn, p.probs)
 		return nil
 	}
 	// Keep the prediction for its label: features and scores as they were, under the event id,
 	// with an expiry in event time.
 	exp := ev.Time + o.ttl
-	p.buf = p.encodePending(p.buf[:0], exp, &p.raw, p.evalIn)
+	p.buf = p.encodePending(p.buf[:0], exp, &p.raw, p.evalIn, p.probs)
 	p.store.Set(p.pendingKey(ev.ID), p.buf)
 	p.store.Set(p.expiryKey(exp, ev.ID), nil)
 	p.nextExpiry = min(p.nextExpiry, exp)
@@ -486,17 +527,27 @@ func (p *processor) OnLabel(t *stream.Task, lev *stream.Event) error {
 	if rest, err = p.raw2.decode(rest); err != nil {
 		return err
 	}
-	if len(rest) != 8*len(o.spec.Models) {
+	// The scores, then the multiclass probabilities (absent from predictions kept before they
+	// were: their log loss is not counted).
+	probs := p.probs
+	switch len(rest) {
+	case 8 * (len(o.spec.Models) + o.nprobs):
+	case 8 * len(o.spec.Models):
+		probs = nil
+	default:
 		return fmt.Errorf("%w: pending prediction has %d bytes of scores", errCorrupt, len(rest))
 	}
 	scores := p.evalIn[:0]
 	for i := range o.spec.Models {
 		scores = append(scores, math.Float64frombits(binary.LittleEndian.Uint64(rest[8*i:])))
 	}
+	for i := range probs {
+		probs[i] = math.Float64frombits(binary.LittleEndian.Uint64(rest[8*(len(o.spec.Models)+i):]))
+	}
 	p.store.Delete(key)
 	p.store.Delete(p.expiryKey(exp, lev.ID))
 	p.counts.joined++
-	p.learn(&p.raw2, y, scores)
+	p.learn(&p.raw2, y, scores, probs)
 	return nil
 }
 
@@ -549,6 +600,7 @@ func (p *processor) predict(r *raw) {
 			p.evalIn[i] = p.scores[i]
 			if l.task == online.Multiclass {
 				p.evalIn[i] = float64(p.classes[i])
+				copy(p.probs[o.probOff[i]:o.probOff[i]+o.nclass[i]], l.out)
 			}
 		}
 		for _, mf := range o.margins {
@@ -560,7 +612,11 @@ func (p *processor) predict(r *raw) {
 		if o.catalogs[i] != nil {
 			continue
 		}
-		p.scores[i], p.classes[i] = l.Predict(p.vec, nil)
+		var probs []float64
+		if k := o.nclass[i]; k > 0 {
+			probs = p.probs[o.probOff[i] : o.probOff[i]+k]
+		}
+		p.scores[i], p.classes[i] = l.Predict(p.vec, probs)
 		p.evalIn[i] = p.scores[i]
 		if l.Task() == online.Multiclass {
 			p.evalIn[i] = float64(p.classes[i])
@@ -571,11 +627,11 @@ func (p *processor) predict(r *raw) {
 // learn is one prequential step: evaluate the scores made before learning, watch the champion's
 // loss for drift, update the scaler, then every model. It is deterministic in (r, y, scores), and
 // it is logged, so that a restore replays it exactly.
-func (p *processor) learn(r *raw, y float64, scores []float64) {
+func (p *processor) learn(r *raw, y float64, scores, probs []float64) {
 	seq := p.m.seq
-	p.buf = appendLogEntry(p.buf[:0], seq, r, y, scores)
+	p.buf = appendLogEntry(p.buf[:0], seq, r, y, scores, probs)
 	p.store.Set(logKey(p.keyBuf[:0], seq%int64(p.op.spec.SnapshotEvery)), p.buf)
-	p.m.learnExample(p.op, r, y, scores, &p.pre, &p.vec, &p.counts)
+	p.m.learnExample(p.op, r, y, scores, probs, &p.pre, &p.vec, &p.counts)
 	if p.m.seq-p.m.snapSeq >= int64(p.op.spec.SnapshotEvery) {
 		p.m.snapshot(p.store, &p.buf)
 	}
@@ -626,6 +682,9 @@ func (p *processor) appendPrediction(b []byte, ev *stream.Event) []byte {
 		} else {
 			b = append(b, "null"...)
 		}
+	}
+	if k := o.nclass[c]; k > 0 {
+		b = p.appendProbabilities(b, c, p.probs[o.probOff[c]:o.probOff[c]+k])
 	}
 	b = append(b, `,"event_time":`...)
 	b = strconv.AppendInt(b, ev.Time, 10)
@@ -697,13 +756,79 @@ func putTime(dst []byte, ts int64) []byte {
 
 func getTime(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
 
-func (p *processor) encodePending(dst []byte, exp int64, r *raw, scores []float64) []byte {
+func (p *processor) encodePending(dst []byte, exp int64, r *raw, scores, probs []float64) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(exp))
 	dst = r.encode(dst)
 	for _, s := range scores {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s))
 	}
+	for _, s := range probs {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s))
+	}
 	return dst
+}
+
+// appendProbabilities writes `,"probabilities":{CLASS:P,...}` for the multiclass champion c: the
+// Operator.topK most probable classes, most probable first (the lower class first on a tie), each
+// named as its label is (the class name of string labels, else the index). A learned class no
+// label has named yet has no name, and is left out. It allocates nothing.
+func (p *processor) appendProbabilities(b []byte, c int, probs []float64) []byte {
+	idx := p.topIdx[:0]
+	for k := range probs {
+		idx = append(idx, k)
+	}
+	top := min(p.op.topK[c], len(idx))
+	// A partial selection sort: O(classes × top), no allocation. NaN ranks last.
+	above := func(a, b int) bool {
+		pa, pb := probs[a], probs[b]
+		switch {
+		case math.IsNaN(pb):
+			return !math.IsNaN(pa) || a < b
+		case math.IsNaN(pa):
+			return false
+		}
+		return pa > pb || pa == pb && a < b
+	}
+	for j := 0; j < top; j++ {
+		best := j
+		for k := j + 1; k < len(idx); k++ {
+			if above(idx[k], idx[best]) {
+				best = k
+			}
+		}
+		idx[j], idx[best] = idx[best], idx[j]
+	}
+	b = append(b, `,"probabilities":{`...)
+	first := true
+	for _, k := range idx[:top] {
+		o := p.op
+		switch {
+		case o.classIdx != nil:
+			if !first {
+				b = append(b, ',')
+			}
+			b = append(b, o.classJSON[k]...)
+		case o.spec.Labels.LearnClasses:
+			if k >= len(p.classNames) {
+				continue
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			b = jsonscan.AppendString(b, []byte(p.classNames[k]))
+		default:
+			if !first {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = strconv.AppendInt(b, int64(k), 10)
+			b = append(b, '"')
+		}
+		first = false
+		b = append(b, ':')
+		b = appendFloat(b, probs[k])
+	}
+	return append(b, '}')
 }
 
 func decodePendingHead(v []byte) (int64, []byte, error) {

@@ -24,7 +24,8 @@ const PredictionAvroSchema = `{"type":"record","name":"Prediction","namespace":"
   {"name":"bias","type":["null","double"]},
   {"name":"top","type":{"type":"array","items":{"type":"record","name":"Contribution","fields":[
     {"name":"feature","type":"string"},{"name":"contribution","type":["null","double"]}]}}}]}],"default":null},
-{"name":"challengers","type":{"type":"map","values":["null","double"]},"default":{}}]}`
+{"name":"challengers","type":{"type":"map","values":["null","double"]},"default":{}},
+{"name":"probabilities","type":{"type":"map","values":["null","double"]},"default":{}}]}`
 
 // PredictionProtoSchema is the Protobuf schema of a prediction record with outputs.format protobuf:
 // the JSON record's fields by name. A JSON null is an absent field (score, a feature's value, a
@@ -47,6 +48,7 @@ message Prediction {
   Explanation explanation = 12;
   map<string, OptionalDouble> challengers = 13;
   bool warm = 14;
+  map<string, OptionalDouble> probabilities = 15;
 }
 
 message Label {

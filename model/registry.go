@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,7 +31,7 @@ type registry struct {
 	parts       map[int32]partFigures
 
 	descPredictions, descVersion, descEval, descDrift, descLabels, descUpdates, descChampion, descMerges *prometheus.Desc
-	descWaiting, descRefused, descSwaps                                                                  *prometheus.Desc
+	descWaiting, descRefused, descSwaps, descClassRecall                                                 *prometheus.Desc
 }
 
 // partFigures are one partition's models as of its last commit.
@@ -62,6 +64,9 @@ func newRegistry(spec *Spec, catalogs []*catalog) *registry {
 		descEval: prometheus.NewDesc("streamd_model_evaluation",
 			"Prequential (test-then-train) evaluation of the model, cumulative or over the rolling window, averaged over this instance's partitions by examples.",
 			[]string{"model", "metric", "window"}, nil),
+		descClassRecall: prometheus.NewDesc("streamd_model_class_recall",
+			"Prequential recall of each class of a multiclass model (the first 32 classes), cumulative or over the rolling window, pooled over this instance's partitions.",
+			[]string{"model", "class", "window"}, nil),
 		descDrift: prometheus.NewDesc("streamd_drift_detections_total",
 			"Drifts the detector found in the champion's loss.", []string{"model"}, nil),
 		descLabels: prometheus.NewDesc("streamd_labels_total",
@@ -123,7 +128,7 @@ func (r *registry) drop(partition int32) {
 
 // Describe implements prometheus.Collector.
 func (r *registry) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion, r.descMerges, r.descWaiting, r.descRefused, r.descSwaps} {
+	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion, r.descMerges, r.descWaiting, r.descRefused, r.descSwaps, r.descClassRecall} {
 		ch <- d
 	}
 }
@@ -142,6 +147,11 @@ func (r *registry) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(r.descChampion, prometheus.GaugeValue, c, m.Name)
 		for _, e := range m.Evaluation {
+			if e.Class != "" {
+				ch <- prometheus.MustNewConstMetric(r.descClassRecall, prometheus.GaugeValue, e.Cumulative, m.Name, e.Class, "cumulative")
+				ch <- prometheus.MustNewConstMetric(r.descClassRecall, prometheus.GaugeValue, e.Rolling, m.Name, e.Class, "rolling")
+				continue
+			}
 			ch <- prometheus.MustNewConstMetric(r.descEval, prometheus.GaugeValue, e.Cumulative, m.Name, e.Metric, "cumulative")
 			ch <- prometheus.MustNewConstMetric(r.descEval, prometheus.GaugeValue, e.Rolling, m.Name, e.Metric, "rolling")
 		}
@@ -205,9 +215,12 @@ type ReplicaView struct {
 	Digest    string `json:"digest"`
 }
 
-// MetricView is one evaluation metric, averaged over partitions by their examples.
+// MetricView is one evaluation metric, averaged over partitions by their examples. A multiclass
+// model's per-class recall is metric "recall" with Class set (the class's label: its name with
+// declared classes, else its index), its Examples that class's.
 type MetricView struct {
 	Metric     string  `json:"metric"`
+	Class      string  `json:"class,omitempty"`
 	Cumulative float64 `json:"cumulative"`
 	Rolling    float64 `json:"rolling"`
 	Examples   int64   `json:"examples"`
@@ -263,6 +276,12 @@ func (r *registry) view() View {
 			if s.Examples > 0 {
 				s.Cumulative /= float64(s.Examples)
 				s.Rolling /= float64(s.Examples)
+			}
+			if c, ok := strings.CutPrefix(n, classRecallPrefix); ok {
+				s.Metric, s.Class = "recall", c
+				if k, err := strconv.Atoi(c); err == nil && k < len(r.spec.Labels.Classes) {
+					s.Class = r.spec.Labels.Classes[k]
+				}
 			}
 			mv.Evaluation = append(mv.Evaluation, *s)
 		}

@@ -36,7 +36,7 @@ func newModels(o *Operator) (*models, error) {
 			return nil, err
 		}
 		m.learners = append(m.learners, l)
-		m.evals = append(m.evals, newEvaluation(l.Task()))
+		m.evals = append(m.evals, newEvaluation(l.Task(), o.nclass[i]))
 	}
 	m.drift = newDriftDetector(o.spec.Drift.Detector)
 	return m, nil
@@ -44,9 +44,16 @@ func newModels(o *Operator) (*models, error) {
 
 // learnExample is one prequential step (see processor.learn). Replaying the same examples in the
 // same order gives the same state, bit for bit.
-func (m *models) learnExample(o *Operator, r *raw, y float64, scores []float64, pre *[]float64, vec *online.Vector, c *taskCounts) {
+//
+// probs are the multiclass models' class probabilities before learning (Operator.probOff), or nil
+// when they were not kept (a prediction kept by an older version).
+func (m *models) learnExample(o *Operator, r *raw, y float64, scores, probs []float64, pre *[]float64, vec *online.Vector, c *taskCounts) {
 	for i, e := range m.evals {
-		e.update(scores[i], y)
+		var pr []float64
+		if k := o.nclass[i]; k > 0 && probs != nil {
+			pr = probs[o.probOff[i] : o.probOff[i]+k]
+		}
+		e.update(scores[i], y, pr)
 	}
 	if m.drift != nil {
 		if m.drift.update(m.evals[m.champion].loss(scores[m.champion], y)) {
@@ -209,15 +216,20 @@ func (m *models) snapshot(st *state.Store, buf *[]byte) {
 }
 
 // appendLogEntry encodes one learned example for the log: its sequence number (the seq before it
-// was learned), label, the scores made before learning, and the raw features.
-func appendLogEntry(dst []byte, seq int64, r *raw, y float64, scores []float64) []byte {
+// was learned), label, the scores made before learning, the raw features, and the multiclass
+// models' probabilities (last, and absent from entries written before they were kept).
+func appendLogEntry(dst []byte, seq int64, r *raw, y float64, scores, probs []float64) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(seq))
 	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(y))
 	dst = binary.AppendUvarint(dst, uint64(len(scores)))
 	for _, s := range scores {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s))
 	}
-	return r.encode(dst)
+	dst = r.encode(dst)
+	for _, s := range probs {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s))
+	}
+	return dst
 }
 
 // loadModels rebuilds a task's models from its store: the last snapshot, then every logged example
@@ -284,6 +296,7 @@ func loadModels(o *Operator, st *state.Store) (*models, error) {
 	var vec online.Vector
 	var c taskCounts
 	scores := make([]float64, len(o.spec.Models))
+	probBuf := make([]float64, o.nprobs)
 	for _, e := range log {
 		if e.seq != m.seq {
 			return nil, fmt.Errorf("%w: the learning log jumps from %d to %d", errCorrupt, m.seq, e.seq)
@@ -303,10 +316,21 @@ func loadModels(o *Operator, st *state.Store) (*models, error) {
 			scores[i] = math.Float64frombits(binary.LittleEndian.Uint64(b))
 			b = b[8:]
 		}
-		if _, err := r.decode(b); err != nil {
+		if b, err = r.decode(b); err != nil {
 			return nil, err
 		}
-		m.learnExample(o, &r, y, scores, &pre, &vec, &c)
+		probs := probBuf
+		switch len(b) {
+		case 8 * len(probs):
+			for i := range probs {
+				probs[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
+			}
+		case 0:
+			probs = nil
+		default:
+			return nil, fmt.Errorf("%w: a learning log entry has %d bytes of probabilities", errCorrupt, len(b))
+		}
+		m.learnExample(o, &r, y, scores, probs, &pre, &vec, &c)
 	}
 	return m, nil
 }

@@ -19,6 +19,13 @@ func TestModelOptions(t *testing.T) {
 		{"top_k", "features:\n  - {name: amount, from: amount}\nmodels:\n  list:\n    - {name: m, top_k: 2, learner: {kind: softmax, classes: 3}}\n", ""},
 		{"top_k negative", models("{name: m, top_k: -1, learner: {kind: softmax, classes: 3}}"), "models.list[0].top_k: -1"},
 		{"top_k on a binary model", models("{name: m, top_k: 2, learner: {kind: ftrl_logistic}}"), "top k bounds a multiclass model"},
+		{"drift", models("{name: m, learner: {kind: ftrl_logistic}}") + "  drift: {detector: adwin, signal: error, direction: both, delta: 0.0001, topic: drift-events}\n", ""},
+		{"drift page_hinkley", models("{name: m, learner: {kind: ftrl_logistic}}") + "  drift: {detector: page_hinkley, direction: down, threshold: 20}\n", ""},
+		{"drift signal", models("{name: m, learner: {kind: ftrl_logistic}}") + "  drift: {detector: adwin, signal: accuracy}\n", "models.drift.signal: \"accuracy\": use loss or error"},
+		{"drift direction", models("{name: m, learner: {kind: ftrl_logistic}}") + "  drift: {detector: adwin, direction: sideways}\n", "models.drift.direction"},
+		{"drift delta", models("{name: m, learner: {kind: ftrl_logistic}}") + "  drift: {detector: adwin, delta: 2}\n", "models.drift.delta"},
+		{"drift threshold on adwin", models("{name: m, learner: {kind: ftrl_logistic}}") + "  drift: {detector: adwin, threshold: 5}\n", "models.drift.threshold"},
+		{"drift topic without detector", models("{name: m, learner: {kind: ftrl_logistic}}") + "  drift: {topic: d}\n", "models.drift.topic"},
 		{"min_examples negative", models("{name: m, min_examples: -1, learner: {kind: ftrl_logistic}}"), "models.list[0].min_examples: -1: want 0 (the default, 100) or more"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

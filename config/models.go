@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strconv"
@@ -127,10 +128,16 @@ type Models struct {
 	List          []ModelEntry `yaml:"list"`
 }
 
-// Drift configures drift detection on the champion's running loss.
+// Drift configures drift detection on the champion's per-example loss or error
+// (model.DriftSpec).
 type Drift struct {
-	Detector string `yaml:"detector"`
-	Action   string `yaml:"action"`
+	Detector  string  `yaml:"detector"`
+	Action    string  `yaml:"action"`
+	Signal    string  `yaml:"signal"`
+	Direction string  `yaml:"direction"`
+	Delta     float64 `yaml:"delta"`
+	Threshold float64 `yaml:"threshold"`
+	Topic     string  `yaml:"topic"`
 }
 
 // ModelEntry is one model: an online learner, or a model trained offline.
@@ -408,6 +415,31 @@ func (c *Config) validateModels(v *validator) {
 	default:
 		v.bad("models.drift.action", "%q: use alert, reset or promote_best_challenger", m.Drift.Action)
 	}
+	switch m.Drift.Signal {
+	case "", "loss", "error":
+	default:
+		v.bad("models.drift.signal", "%q: use loss or error", m.Drift.Signal)
+	}
+	switch m.Drift.Direction {
+	case "", "up", "down", "both":
+	default:
+		v.bad("models.drift.direction", "%q: use up, down or both", m.Drift.Direction)
+	}
+	if d := m.Drift.Delta; d != 0 && (m.Drift.Detector != "adwin" || !(d > 0 && d < 1)) {
+		v.bad("models.drift.delta", "%v: ADWIN's confidence, in (0, 1), with detector adwin", d)
+	}
+	if th := m.Drift.Threshold; th != 0 && (m.Drift.Detector != "page_hinkley" || !(th > 0) || math.IsInf(th, 0)) {
+		v.bad("models.drift.threshold", "%v: Page-Hinkley's threshold, above 0, with detector page_hinkley", th)
+	}
+	if m.Drift.Topic != "" {
+		v.name("models.drift.topic", m.Drift.Topic, false)
+		if m.Drift.Detector == "" {
+			v.bad("models.drift.topic", "receives drift detections: set models.drift.detector")
+		}
+		if m.Drift.Topic == c.Source.Topic || m.Drift.Topic == c.Outputs.Predictions {
+			v.bad("models.drift.topic", "%q is already the source or the predictions topic", m.Drift.Topic)
+		}
+	}
 	if m.Drift.Action == "promote_best_challenger" && len(m.List) < 2 {
 		v.bad("models.drift.action", "promote_best_challenger needs a challenger: add a second model")
 	}
@@ -491,7 +523,8 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 	ms := model.Spec{
 		Features:      specs,
 		Champion:      c.Models.Champion,
-		Drift:         model.DriftSpec{Detector: c.Models.Drift.Detector, Action: c.Models.Drift.Action},
+		Drift: model.DriftSpec{Detector: c.Models.Drift.Detector, Action: c.Models.Drift.Action, Signal: c.Models.Drift.Signal,
+			Direction: c.Models.Drift.Direction, Delta: c.Models.Drift.Delta, Threshold: c.Models.Drift.Threshold, Topic: c.Models.Drift.Topic},
 		Output:        c.Outputs.Predictions,
 		SnapshotEvery: c.Models.SnapshotEvery,
 		Labels:        model.LabelSpec{Field: c.Labels.Field},

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"strconv"
 
@@ -223,27 +224,100 @@ func classRecallMetric(c int) string { return classRecallPrefix + strconv.Itoa(c
 
 const classRecallPrefix = "recall/"
 
-// driftDetector watches the champion's per-example loss for an increase.
+// errorOf is the per-example error the drift detector's error signal watches: 0/1 for classifiers
+// (the class decided at 0.5 for binary models), the absolute error for regression (which has no
+// error rate: there the signal is the loss).
+func (e *evaluation) errorOf(score, y float64) float64 {
+	switch e.task {
+	case online.Binary:
+		if (score >= 0.5) == (y >= 0.5) {
+			return 0
+		}
+		return 1
+	case online.Multiclass:
+		if int(score) == int(y) {
+			return 0
+		}
+		return 1
+	}
+	return e.loss(score, y)
+}
+
+// driftDetector watches the champion's per-example loss or error (DriftSpec.Signal) for a change
+// in the configured direction.
 type driftDetector struct {
 	adwin *drift.ADWIN
 	ph    *drift.PageHinkley
+	err   bool // the signal is the error, not the loss
 }
 
-func newDriftDetector(kind string) *driftDetector {
-	switch kind {
+func newDriftDetector(s DriftSpec) (*driftDetector, error) {
+	dir := drift.Up
+	switch s.Direction {
+	case "down":
+		dir = drift.Down
+	case "both":
+		dir = drift.Both
+	}
+	d := &driftDetector{err: s.Signal == "error"}
+	var err error
+	switch s.Detector {
 	case "adwin":
-		return &driftDetector{adwin: must(drift.NewADWIN(drift.ADWINConfig{Direction: drift.Up}))}
+		d.adwin, err = drift.NewADWIN(drift.ADWINConfig{Direction: dir, Delta: s.Delta})
 	case "page_hinkley":
-		return &driftDetector{ph: must(drift.NewPageHinkley(drift.PageHinkleyConfig{Direction: drift.Up}))}
+		d.ph, err = drift.NewPageHinkley(drift.PageHinkleyConfig{Direction: dir, Threshold: s.Threshold})
+	default:
+		return nil, nil
 	}
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("model: drift: %w", err)
+	}
+	return d, nil
 }
 
-func (d *driftDetector) update(loss float64) bool {
-	if d.adwin != nil {
-		return d.adwin.Update(loss)
+// signal is what the detector watches of one example of e.
+func (d *driftDetector) signal(e *evaluation, score, y float64) float64 {
+	if d.err {
+		return e.errorOf(score, y)
 	}
-	return d.ph.Update(loss)
+	return e.loss(score, y)
+}
+
+func (d *driftDetector) update(x float64) bool {
+	if d.adwin != nil {
+		return d.adwin.Update(x)
+	}
+	return d.ph.Update(x)
+}
+
+// appendStats writes the detector's statistics at its last detection as JSON object members
+// (`"window":..,...`), for the drift event and the log.
+func (d *driftDetector) appendStats(b []byte) []byte {
+	if d.adwin != nil {
+		c := d.adwin.LastCut()
+		b = append(b, `"window":`...)
+		b = strconv.AppendInt(b, d.adwin.Width(), 10)
+		b = append(b, `,"window_mean":`...)
+		b = appendFloat(b, d.adwin.Mean())
+		b = append(b, `,"before":{"values":`...)
+		b = strconv.AppendInt(b, c.OldValues, 10)
+		b = append(b, `,"mean":`...)
+		b = appendFloat(b, c.OldMean)
+		b = append(b, `},"after":{"values":`...)
+		b = strconv.AppendInt(b, c.NewValues, 10)
+		b = append(b, `,"mean":`...)
+		b = appendFloat(b, c.NewMean)
+		return append(b, '}')
+	}
+	l := d.ph.LastDetection()
+	b = append(b, `"values":`...)
+	b = strconv.AppendInt(b, l.Values, 10)
+	b = append(b, `,"mean":`...)
+	b = appendFloat(b, l.Mean)
+	b = append(b, `,"rise":`...)
+	b = appendFloat(b, l.Up)
+	b = append(b, `,"fall":`...)
+	return appendFloat(b, l.Down)
 }
 
 func (d *driftDetector) reset() {
@@ -261,9 +335,44 @@ func (d *driftDetector) appendState(dst []byte) []byte {
 	return d.ph.AppendState(dst)
 }
 
-func (d *driftDetector) decodeState(b []byte) error {
-	if d.adwin != nil {
-		return d.adwin.DecodeState(b)
+// Signal bytes that lead a detector's saved state: a state without one (saved before the signal
+// was configurable) watched the loss.
+const (
+	signalLoss  = 1
+	signalError = 2
+)
+
+func (d *driftDetector) signalByte() byte {
+	if d.err {
+		return signalError
 	}
-	return d.ph.DecodeState(b)
+	return signalLoss
+}
+
+// decodeState restores the detector from b, unless b was saved under another signal or another
+// detector configuration (delta, threshold, direction): then the detector starts over, empty, as
+// its new configuration says, rather than carry on with the old one.
+func (d *driftDetector) decodeState(b []byte) error {
+	sig := byte(signalLoss)
+	if len(b) > 0 && (b[0] == signalLoss || b[0] == signalError) {
+		sig, b = b[0], b[1:]
+	}
+	if d.adwin != nil {
+		var a drift.ADWIN
+		if err := a.DecodeState(b); err != nil {
+			return err
+		}
+		if sig == d.signalByte() && a.Config() == d.adwin.Config() {
+			*d.adwin = a
+		}
+		return nil
+	}
+	var p drift.PageHinkley
+	if err := p.DecodeState(b); err != nil {
+		return err
+	}
+	if sig == d.signalByte() && p.Config() == d.ph.Config() {
+		*d.ph = p
+	}
+	return nil
 }

@@ -519,7 +519,7 @@ func TestOfflineChallengerAndPromotion(t *testing.T) {
 	// The drift rule (what the detector triggers): the trained offline model beats an online
 	// learner that has seen 600 examples.
 	pr := d.op.last
-	pr.m.onDrift(op)
+	pr.m.onDrift(op, &detection{})
 	if pr.m.champion != 1 {
 		t.Fatalf("champion %d after promotion, want nightly (1); rolling losses %v %v", pr.m.champion, pr.m.evals[0].rollingLoss(), pr.m.evals[1].rollingLoss())
 	}

@@ -43,10 +43,22 @@ const (
 // within seconds of a labelled stream.
 const DefaultMinExamples = 100
 
-// DriftSpec configures drift detection on the champion's running loss.
+// DriftSpec configures drift detection on the champion's per-example loss or error.
 type DriftSpec struct {
 	Detector string // "adwin", "page_hinkley", or "" for none
-	Action   string // "alert", "reset", "promote_best_challenger"
+	Action   string // "alert" (the default), "reset", "promote_best_challenger"
+	// Signal is what the detector watches: "loss" (the default: log loss, absolute error, 0/1 for
+	// multiclass) or "error" (0/1: the decided class is wrong; the absolute error for regression).
+	Signal string
+	// Direction is the change reported: "up" (the default: the signal rose, the model got
+	// worse), "down" (it fell), or "both".
+	Direction string
+	// Delta is ADWIN's confidence (default 0.002: smaller means fewer false alarms and later
+	// detections); Threshold Page-Hinkley's (default 50, in the signal's units).
+	Delta, Threshold float64
+	// Topic, when set, receives a JSON record for every detection (driftEventJSON), in the
+	// transaction of the cycle that learned the example behind it.
+	Topic string
 }
 
 // LabelSpec says where labels come from.
@@ -274,6 +286,30 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 	default:
 		errs = append(errs, fmt.Errorf("model: drift action %q: use alert, reset or promote_best_challenger", spec.Drift.Action))
 	}
+	switch spec.Drift.Signal {
+	case "", "loss", "error":
+	default:
+		errs = append(errs, fmt.Errorf("model: drift signal %q: use loss or error", spec.Drift.Signal))
+	}
+	switch spec.Drift.Direction {
+	case "", "up", "down", "both":
+	default:
+		errs = append(errs, fmt.Errorf("model: drift direction %q: use up, down or both", spec.Drift.Direction))
+	}
+	if spec.Drift.Detector != "" {
+		if _, err := newDriftDetector(spec.Drift); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.spec.Drift.Action == "" {
+		o.spec.Drift.Action = "alert"
+	}
+	if o.spec.Drift.Signal == "" {
+		o.spec.Drift.Signal = "loss"
+	}
+	if o.spec.Drift.Direction == "" {
+		o.spec.Drift.Direction = "up"
+	}
 	errs = append(errs, o.resolveMargins())
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -289,7 +325,12 @@ func (o *Operator) Name() string { return o.spec.Name }
 func (o *Operator) Stores() []string { return []string{o.spec.Name} }
 
 // OutputTopics implements stream.OutputTopics.
-func (o *Operator) OutputTopics() []string { return []string{o.spec.Output} }
+func (o *Operator) OutputTopics() []string {
+	if o.spec.Drift.Topic != "" {
+		return []string{o.spec.Output, o.spec.Drift.Topic}
+	}
+	return []string{o.spec.Output}
+}
 
 // Registry returns the operator's view of its models across this instance's tasks, for the admin
 // API.
@@ -355,6 +396,8 @@ type processor struct {
 	evalIn      []float64 // what evaluation needs of each prediction: the score, or the class (multiclass)
 	probs       []float64 // the multiclass models' class probabilities (Operator.probOff)
 	topIdx      []int     // scratch: the classes of a prediction's probabilities, most probable first
+	driftBuf    []byte    // scratch: a drift detection's statistics
+	driftOut    []byte    // scratch: a drift event
 	buf, keyBuf []byte
 	earlyBuf    []byte
 	out         []byte
@@ -382,10 +425,10 @@ type taskCounts struct {
 	joined      int64
 	unmatched   int64
 	expired     int64
-	early       int64 // labels that came before their event and were kept waiting
-	evicted     int64 // early labels pushed out by LabelSpec.MaxWaiting (also unmatched)
-	waiting     int64 // early labels waiting now: a gauge, not reset on commit
-	drifts      int64
+	early       int64   // labels that came before their event and were kept waiting
+	evicted     int64   // early labels pushed out by LabelSpec.MaxWaiting (also unmatched)
+	waiting     int64   // early labels waiting now: a gauge, not reset on commit
+	drifts      []int64 // per model: detections in its signal while it was champion
 	merges      int64
 	adopted     int64
 }
@@ -398,7 +441,7 @@ func (p *processor) Rewind(t *stream.Task) error {
 	}
 	p.m = *m
 	p.atCycle = false
-	p.counts = taskCounts{predictions: make([]int64, len(p.op.spec.Models))}
+	p.counts = taskCounts{predictions: make([]int64, len(p.op.spec.Models)), drifts: make([]int64, len(p.op.spec.Models))}
 	p.nextExpiry = math.MaxInt64
 	it, err := p.store.NewIter([]byte(expPrefix), []byte(expEnd))
 	if err != nil {
@@ -471,7 +514,7 @@ func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 	p.emit(t, ev)
 	if o.labelIdx >= 0 {
 		if labelled {
-			p.learn(&p.raw, y, p.evalIn, p.probs)
+			p.learn(t, ev, &p.raw, y, p.evalIn, p.probs)
 		}
 		return nil
 	}
@@ -483,7 +526,7 @@ func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 		return err
 	} else if ok {
 		p.counts.joined++
-		p.learn(&p.raw, y, p.evalIn, p.probs)
+		p.learn(t, ev, &p.raw, y, p.evalIn, p.probs)
 		return nil
 	}
 	// Keep the prediction for its label: features and scores as they were, under the event id,
@@ -547,7 +590,7 @@ func (p *processor) OnLabel(t *stream.Task, lev *stream.Event) error {
 	p.store.Delete(key)
 	p.store.Delete(p.expiryKey(exp, lev.ID))
 	p.counts.joined++
-	p.learn(&p.raw2, y, scores, probs)
+	p.learn(t, lev, &p.raw2, y, scores, probs)
 	return nil
 }
 
@@ -580,7 +623,8 @@ func (p *processor) Committed(t *stream.Task) {
 	for i := range p.counts.predictions {
 		p.counts.predictions[i] = 0
 	}
-	p.counts.joined, p.counts.unmatched, p.counts.expired, p.counts.drifts = 0, 0, 0, 0
+	p.counts.joined, p.counts.unmatched, p.counts.expired = 0, 0, 0
+	clear(p.counts.drifts)
 	p.counts.early, p.counts.evicted = 0, 0
 	p.counts.merges, p.counts.adopted = 0, 0
 	p.commitSwaps()
@@ -627,11 +671,16 @@ func (p *processor) predict(r *raw) {
 // learn is one prequential step: evaluate the scores made before learning, watch the champion's
 // loss for drift, update the scaler, then every model. It is deterministic in (r, y, scores), and
 // it is logged, so that a restore replays it exactly.
-func (p *processor) learn(r *raw, y float64, scores, probs []float64) {
+//
+// ev is the record that completed the example (the event, or the label record that joined it):
+// a drift detection names it.
+func (p *processor) learn(t *stream.Task, ev *stream.Event, r *raw, y float64, scores, probs []float64) {
 	seq := p.m.seq
 	p.buf = appendLogEntry(p.buf[:0], seq, r, y, scores, probs)
 	p.store.Set(logKey(p.keyBuf[:0], seq%int64(p.op.spec.SnapshotEvery)), p.buf)
-	p.m.learnExample(p.op, r, y, scores, probs, &p.pre, &p.vec, &p.counts)
+	if det := p.m.learnExample(p.op, r, y, scores, probs, &p.pre, &p.vec, &p.counts); det.fired {
+		p.reportDrift(t, ev, seq, &det)
+	}
 	if p.m.seq-p.m.snapSeq >= int64(p.op.spec.SnapshotEvery) {
 		p.m.snapshot(p.store, &p.buf)
 	}

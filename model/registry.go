@@ -26,7 +26,7 @@ type registry struct {
 	mu          sync.Mutex
 	predictions []float64 // per model, cumulative
 	labels      map[string]float64
-	drifts      float64
+	drifts      []float64 // per model
 	merges      float64
 	parts       map[int32]partFigures
 
@@ -55,6 +55,7 @@ func newRegistry(spec *Spec, catalogs []*catalog) *registry {
 		spec:        spec,
 		catalogs:    catalogs,
 		predictions: make([]float64, len(spec.Models)),
+		drifts:      make([]float64, len(spec.Models)),
 		labels:      map[string]float64{},
 		parts:       map[int32]partFigures{},
 		descPredictions: prometheus.NewDesc("streamd_predictions_total",
@@ -68,7 +69,7 @@ func newRegistry(spec *Spec, catalogs []*catalog) *registry {
 			"Prequential recall of each class of a multiclass model (the first 32 classes), cumulative or over the rolling window, pooled over this instance's partitions.",
 			[]string{"model", "class", "window"}, nil),
 		descDrift: prometheus.NewDesc("streamd_drift_detections_total",
-			"Drifts the detector found in the champion's loss.", []string{"model"}, nil),
+			"Drift detections in the champion's loss or error (models.drift.signal), by the model that was champion.", []string{"model"}, nil),
 		descLabels: prometheus.NewDesc("streamd_labels_total",
 			"Labels by outcome: joined to their prediction, unmatched (no prediction waiting, and none came within the TTL), expired (a prediction whose label never came within the TTL), early (came before the event and waited for it; later also joined or unmatched), evicted (early, pushed out by labels.max_waiting; also unmatched).",
 			[]string{"result"}, nil),
@@ -115,7 +116,9 @@ func (r *registry) publish(partition int32, m *models, c *taskCounts) {
 	r.labels["expired"] += float64(c.expired)
 	r.labels["early"] += float64(c.early)
 	r.labels["evicted"] += float64(c.evicted)
-	r.drifts += float64(c.drifts)
+	for i, n := range c.drifts {
+		r.drifts[i] += float64(n)
+	}
 	r.merges += float64(c.merges)
 	r.parts[partition] = f
 }
@@ -159,7 +162,9 @@ func (r *registry) Collect(ch chan<- prometheus.Metric) {
 	if champion == "" && len(r.spec.Models) > 0 {
 		champion = r.spec.Models[0].Name
 	}
-	ch <- prometheus.MustNewConstMetric(r.descDrift, prometheus.CounterValue, v.Drifts, champion)
+	for _, m := range v.Models {
+		ch <- prometheus.MustNewConstMetric(r.descDrift, prometheus.CounterValue, m.Drifts, m.Name)
+	}
 	for _, m := range v.Models {
 		ch <- prometheus.MustNewConstMetric(r.descMerges, prometheus.CounterValue, v.Merges, m.Name)
 	}
@@ -191,13 +196,15 @@ type View struct {
 
 // ModelView is one model across this instance's partitions.
 type ModelView struct {
-	Name        string       `json:"name"`
-	Kind        string       `json:"kind"`
-	Champion    bool         `json:"champion"`
-	Version     int64        `json:"version"`
-	Updates     int64        `json:"updates"`
-	Predictions float64      `json:"predictions"`
-	Evaluation  []MetricView `json:"evaluation"`
+	Name        string  `json:"name"`
+	Kind        string  `json:"kind"`
+	Champion    bool    `json:"champion"`
+	Version     int64   `json:"version"`
+	Updates     int64   `json:"updates"`
+	Predictions float64 `json:"predictions"`
+	// Drifts counts the drift detections in the model's signal while it was champion.
+	Drifts     float64      `json:"drift_detections"`
+	Evaluation []MetricView `json:"evaluation"`
 	// Live and Versions: an offline model's live version on this instance and every version it
 	// has read from the versions topic, valid or refused (with the reason).
 	Live     *int64        `json:"live_version,omitempty"`
@@ -229,7 +236,7 @@ type MetricView struct {
 func (r *registry) view() View {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	v := View{Labels: map[string]float64{}, Drifts: r.drifts, Merges: r.merges}
+	v := View{Labels: map[string]float64{}, Merges: r.merges}
 	for k, n := range r.labels {
 		v.Labels[k] = n
 	}
@@ -240,7 +247,8 @@ func (r *registry) view() View {
 	sort.Slice(v.Partitions, func(i, j int) bool { return v.Partitions[i] < v.Partitions[j] })
 	championVotes := make([]int, len(r.spec.Models))
 	for i, ms := range r.spec.Models {
-		mv := ModelView{Name: ms.Name, Predictions: r.predictions[i]}
+		mv := ModelView{Name: ms.Name, Predictions: r.predictions[i], Drifts: r.drifts[i]}
+		v.Drifts += r.drifts[i]
 		if c := r.catalogs[i]; c != nil {
 			mv.Kind = c.kind()
 			live := c.live.Load()

@@ -38,7 +38,9 @@ func newModels(o *Operator) (*models, error) {
 		m.learners = append(m.learners, l)
 		m.evals = append(m.evals, newEvaluation(l.Task(), o.nclass[i]))
 	}
-	m.drift = newDriftDetector(o.spec.Drift.Detector)
+	if m.drift, err = newDriftDetector(o.spec.Drift); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
@@ -47,7 +49,11 @@ func newModels(o *Operator) (*models, error) {
 //
 // probs are the multiclass models' class probabilities before learning (Operator.probOff), or nil
 // when they were not kept (a prediction kept by an older version).
-func (m *models) learnExample(o *Operator, r *raw, y float64, scores, probs []float64, pre *[]float64, vec *online.Vector, c *taskCounts) {
+//
+// It returns the drift detection this example caused, if any, and what the action did: the
+// caller that learns live reports it (log, metrics, the drift-events topic); a replay does not,
+// since the detection was reported when the example was first learned.
+func (m *models) learnExample(o *Operator, r *raw, y float64, scores, probs []float64, pre *[]float64, vec *online.Vector, c *taskCounts) detection {
 	for i, e := range m.evals {
 		var pr []float64
 		if k := o.nclass[i]; k > 0 && probs != nil {
@@ -55,10 +61,16 @@ func (m *models) learnExample(o *Operator, r *raw, y float64, scores, probs []fl
 		}
 		e.update(scores[i], y, pr)
 	}
+	var det detection
 	if m.drift != nil {
-		if m.drift.update(m.evals[m.champion].loss(scores[m.champion], y)) {
-			c.drifts++
-			m.onDrift(o)
+		ch := m.champion
+		det.value = m.drift.signal(m.evals[ch], scores[ch], y)
+		if m.drift.update(det.value) {
+			if c.drifts != nil {
+				c.drifts[ch]++
+			}
+			det.fired, det.model = true, ch
+			m.onDrift(o, &det)
 		}
 	}
 	*pre = o.layout.preStandardize(r, *pre)
@@ -68,25 +80,45 @@ func (m *models) learnExample(o *Operator, r *raw, y float64, scores, probs []fl
 		l.Learn(*vec, y)
 	}
 	m.seq++
+	return det
 }
 
-// onDrift applies the configured action. alert: the drift counter moved, nothing else. reset: the
-// champion forgets and relearns from now (a new version). promote_best_challenger: the model with
-// the best rolling loss becomes champion, when it beats the champion.
-func (m *models) onDrift(o *Operator) {
+// detection is a drift detection and what its action did.
+type detection struct {
+	fired bool
+	model int     // the champion whose signal changed
+	value float64 // the example's signal
+	// after is the champion after the action; lossBefore and lossAfter the rolling losses of the
+	// model and of the best challenger (promote_best_challenger); forgot: reset made the model
+	// forget what it had learned (updates of them).
+	after                 int
+	lossBefore, lossAfter float64
+	forgot                int64
+}
+
+// onDrift applies the configured action and says in d what it did. alert: nothing but the
+// report. reset: the champion forgets and relearns from now (cold again until its min examples).
+// promote_best_challenger: the model with the best rolling loss becomes champion, when it beats
+// the champion.
+func (m *models) onDrift(o *Operator, d *detection) {
+	d.lossBefore = m.evals[m.champion].rollingLoss()
+	d.lossAfter = d.lossBefore
 	switch o.spec.Drift.Action {
 	case "reset":
+		d.forgot = m.learners[m.champion].Updates()
 		m.learners[m.champion].Reset()
 		m.evals[m.champion].resetRolling()
 	case "promote_best_challenger":
 		best := m.champion
 		for i, e := range m.evals {
-			if e.rollingLoss() < m.evals[best].rollingLoss() {
+			if i != best && e.rollingLoss() < m.evals[best].rollingLoss() {
 				best = i
 			}
 		}
+		d.lossAfter = m.evals[best].rollingLoss()
 		m.champion = best
 	}
+	d.after = m.champion
 	m.drift.reset()
 }
 
@@ -122,7 +154,9 @@ func (m *models) encode(dst []byte) []byte {
 		dst = appendBlob(dst, m.evals[i].appendState(nil))
 	}
 	if m.drift != nil {
-		dst = appendBlob(dst, m.drift.appendState(nil))
+		// The signal first (a byte no detector encoding starts with), so that a restore under
+		// another signal starts the detector over instead of mixing losses and errors.
+		dst = appendBlob(dst, m.drift.appendState([]byte{m.drift.signalByte()}))
 	} else {
 		dst = appendBlob(dst, nil)
 	}
@@ -330,7 +364,7 @@ func loadModels(o *Operator, st *state.Store) (*models, error) {
 		default:
 			return nil, fmt.Errorf("%w: a learning log entry has %d bytes of probabilities", errCorrupt, len(b))
 		}
-		m.learnExample(o, &r, y, scores, probs, &pre, &vec, &c)
+		_ = m.learnExample(o, &r, y, scores, probs, &pre, &vec, &c)
 	}
 	return m, nil
 }

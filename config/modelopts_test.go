@@ -26,6 +26,12 @@ func TestModelOptions(t *testing.T) {
 		{"drift delta", models("{name: m, learner: {kind: ftrl_logistic}}") + "  drift: {detector: adwin, delta: 2}\n", "models.drift.delta"},
 		{"drift threshold on adwin", models("{name: m, learner: {kind: ftrl_logistic}}") + "  drift: {detector: adwin, threshold: 5}\n", "models.drift.threshold"},
 		{"drift topic without detector", models("{name: m, learner: {kind: ftrl_logistic}}") + "  drift: {topic: d}\n", "models.drift.topic"},
+		{"class_weights balanced", models("{name: m, class_weights: balanced, learner: {kind: ftrl_logistic}}"), ""},
+		{"class_weights by index", models("{name: m, class_weights: {1: 20}, learner: {kind: ftrl_logistic}}"), ""},
+		{"class_weights unknown class", models("{name: m, class_weights: {fraud: 20}, learner: {kind: ftrl_logistic}}"), "models.list[0].class_weights: fraud name no class"},
+		{"class_weights bad weight", models("{name: m, class_weights: {1: -3}, learner: {kind: ftrl_logistic}}"), "the weight of 1 is \"-3\": want a finite number above 0"},
+		{"class_weights word", models("{name: m, class_weights: even, learner: {kind: ftrl_logistic}}"), "write balanced"},
+		{"class_weights on a tree", models("{name: m, class_weights: balanced, learner: {kind: hoeffding_tree}}"), "does not learn weighted examples"},
 		{"min_examples negative", models("{name: m, min_examples: -1, learner: {kind: ftrl_logistic}}"), "models.list[0].min_examples: -1: want 0 (the default, 100) or more"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -150,6 +150,92 @@ type ModelEntry struct {
 	MinExamples int `yaml:"min_examples"`
 	// TopK bounds the class probabilities of a multiclass model's predictions (model.ModelSpec.TopK).
 	TopK int `yaml:"top_k"`
+	// ClassWeights: `balanced`, or a weight per class label ({fraud: 20, legit: 1}).
+	ClassWeights ClassWeights `yaml:"class_weights"`
+}
+
+// ClassWeights is a model's class weights: the word balanced, or a mapping of class labels (the
+// class names of string labels, true and false for bool labels, else the class index) to weights.
+type ClassWeights struct {
+	Balanced bool
+	ByLabel  map[string]float64
+	order    []string // the labels as written, for messages
+}
+
+func (w *ClassWeights) parseNode(n *yaml.Node, text func(*yaml.Node) (string, error)) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		v, err := text(n)
+		if err != nil {
+			return err
+		}
+		if v != "balanced" {
+			return fmt.Errorf("%q: write balanced, or a weight per class: {fraud: 20, legit: 1}", v)
+		}
+		w.Balanced = true
+		return nil
+	case yaml.MappingNode:
+		w.ByLabel = map[string]float64{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			t, err := text(n.Content[i+1])
+			if err != nil {
+				return err
+			}
+			x, err := strconv.ParseFloat(t, 64)
+			if err != nil || !(x > 0) || math.IsInf(x, 0) {
+				return fmt.Errorf("the weight of %s is %q: want a finite number above 0", k, t)
+			}
+			if _, dup := w.ByLabel[k]; dup {
+				return fmt.Errorf("class %s is given twice", k)
+			}
+			w.ByLabel[k] = x
+			w.order = append(w.order, k)
+		}
+		return nil
+	}
+	return fmt.Errorf("write balanced, or a weight per class: {fraud: 20, legit: 1}")
+}
+
+// classWeights resolves w against the pipeline's labels into one weight per class index (a class
+// not given weighs 1), or reports the labels that name no class.
+func (c *Config) classWeights(w *ClassWeights, classes int) ([]float64, error) {
+	if len(w.ByLabel) == 0 {
+		return nil, nil
+	}
+	out := make([]float64, classes)
+	for i := range out {
+		out[i] = 1
+	}
+	var bad []string
+	for _, k := range w.order {
+		idx := -1
+		switch {
+		case len(c.Labels.Classes) > 0:
+			for i, name := range c.Labels.Classes {
+				if name == k {
+					idx = i
+				}
+			}
+		case k == "true" && classes == 2:
+			idx = 1
+		case k == "false" && classes == 2:
+			idx = 0
+		default:
+			if i, err := strconv.Atoi(k); err == nil && i >= 0 && i < classes {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			bad = append(bad, k)
+			continue
+		}
+		out[idx] = w.ByLabel[k]
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("%s name no class of the model (classes: labels.classes by name, bool labels true and false, else 0 to %d)", strings.Join(bad, ", "), classes-1)
+	}
+	return out, nil
 }
 
 // Offline is a model trained offline (XGBoost or LightGBM): its file is version 0; later
@@ -401,6 +487,11 @@ func (c *Config) validateModels(v *validator) {
 			err = spec.WithDefaults().Validate()
 		}
 		reportSpecErrors(v, key+".learner", err)
+		if err == nil && len(e.ClassWeights.ByLabel) > 0 {
+			if _, werr := c.classWeights(&e.ClassWeights, learnerClasses(spec)); werr != nil {
+				v.bad(key+".class_weights", "%v", werr)
+			}
+		}
 	}
 	if m.Champion != "" && !mnames[m.Champion] {
 		v.bad("models.champion", "%q is not in models.list", m.Champion)
@@ -452,6 +543,15 @@ func (c *Config) validateModels(v *validator) {
 	if m.VersionsTopic != "" {
 		v.name("models.versions_topic", m.VersionsTopic, false)
 	}
+}
+
+// learnerClasses is the classes a learner spec decides between: its class count for a
+// multiclass learner, 2 for the others (a binary one; the model refuses weights for the rest).
+func learnerClasses(s online.Spec) int {
+	if cc, ok := s.WithDefaults().(online.ClassCounter); ok && cc.NumClasses() > 2 {
+		return cc.NumClasses()
+	}
+	return 2
 }
 
 // versionsTopic is models.versions_topic or its default.
@@ -521,8 +621,8 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 		ops = append(ops, op)
 	}
 	ms := model.Spec{
-		Features:      specs,
-		Champion:      c.Models.Champion,
+		Features: specs,
+		Champion: c.Models.Champion,
 		Drift: model.DriftSpec{Detector: c.Models.Drift.Detector, Action: c.Models.Drift.Action, Signal: c.Models.Drift.Signal,
 			Direction: c.Models.Drift.Direction, Delta: c.Models.Drift.Delta, Threshold: c.Models.Drift.Threshold, Topic: c.Models.Drift.Topic},
 		Output:        c.Outputs.Predictions,
@@ -555,7 +655,12 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 		if err != nil {
 			return nil, nil, err
 		}
-		ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Learner: spec, MinExamples: e.MinExamples, TopK: e.TopK})
+		weights, err := c.classWeights(&e.ClassWeights, learnerClasses(spec))
+		if err != nil {
+			return nil, nil, fmt.Errorf("config: %s: class_weights: %w", e.Name, err)
+		}
+		ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Learner: spec, MinExamples: e.MinExamples, TopK: e.TopK,
+			ClassWeights: weights, ClassBalanced: e.ClassWeights.Balanced})
 	}
 	var lf stream.Format
 	if labels != nil {

@@ -30,6 +30,13 @@ type ModelSpec struct {
 	// TopK bounds the class probabilities a multiclass model's prediction carries: the TopK most
 	// probable classes. Zero means min(classes, DefaultTopK); at most MaxTopK.
 	TopK int
+	// ClassWeights weighs each learned example of class c by ClassWeights[c] (one weight per
+	// class, each finite and > 0), or, with ClassBalanced, by the running class frequency:
+	// (n+K) / (K·(n_c+1)) for K classes, n labels learned so far and n_c of them of class c
+	// (scikit-learn's "balanced", n/(K·n_c), smoothed so that a class's first examples do not
+	// weigh without bound). For classifiers whose learner is an online.WeightedLearner.
+	ClassWeights  []float64
+	ClassBalanced bool
 }
 
 // DefaultTopK and MaxTopK bound ModelSpec.TopK.
@@ -121,6 +128,10 @@ type Operator struct {
 	classJSON [][]byte       // declared classes as JSON strings
 	// minExamples is, per model, the examples learned before it is warm (0: always warm).
 	minExamples []int64
+	// weighted: per model, whether it learns with class weights (ModelSpec.ClassWeights or
+	// ClassBalanced); balancedK the classes the balanced counts cover (0: no balanced model).
+	weighted  []bool
+	balancedK int
 	// Multiclass models, per model: nclass its classes (0 for other tasks), probOff the offset of
 	// its class probabilities in processor.probs, topK how many a prediction carries. nprobs is
 	// the length of processor.probs.
@@ -235,6 +246,7 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 			} else if spec.Models[i].TopK != 0 {
 				errs = append(errs, fmt.Errorf("model: %s is a %s model: top k bounds a multiclass model's class probabilities", spec.Models[i].Name, r.task))
 			}
+			errs = append(errs, o.checkWeights(i, r)...)
 			o.nclass = append(o.nclass, k)
 			o.probOff = append(o.probOff, o.nprobs)
 			o.topK = append(o.topK, top)
@@ -316,6 +328,72 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 	}
 	o.reg = newRegistry(&o.spec, o.catalogs)
 	return o, nil
+}
+
+// checkWeights checks model i's class weights against what it is (rule r), and records them.
+func (o *Operator) checkWeights(i int, r labelRule) []error {
+	ms := &o.spec.Models[i]
+	w := len(ms.ClassWeights) > 0 || ms.ClassBalanced
+	o.weighted = append(o.weighted, w)
+	if !w {
+		return nil
+	}
+	var errs []error
+	k := r.classes
+	if r.task == online.Binary {
+		k = 2
+	}
+	switch {
+	case len(ms.ClassWeights) > 0 && ms.ClassBalanced:
+		errs = append(errs, fmt.Errorf("model: %s has class weights and balanced: one or the other", ms.Name))
+	case r.task != online.Binary && r.task != online.Multiclass:
+		errs = append(errs, fmt.Errorf("model: %s is a %s model: class weights are for classifiers", ms.Name, r.task))
+	case ms.Offline != nil:
+		errs = append(errs, fmt.Errorf("model: %s is trained offline and learns nothing here: class weights are for online learners", ms.Name))
+	case len(ms.ClassWeights) > 0 && len(ms.ClassWeights) != k:
+		errs = append(errs, fmt.Errorf("model: %s has %d class weights for %d classes", ms.Name, len(ms.ClassWeights), k))
+	}
+	if ms.Learner != nil {
+		if l, err := online.New(ms.Learner); err == nil {
+			if _, ok := l.(online.WeightedLearner); !ok {
+				errs = append(errs, fmt.Errorf("model: %s: a %s learner does not learn weighted examples; class weights apply to ftrl_logistic and softmax", ms.Name, ms.Learner.Kind()))
+			}
+		}
+	}
+	for c, x := range ms.ClassWeights {
+		if !(x > 0) || math.IsInf(x, 0) {
+			errs = append(errs, fmt.Errorf("model: %s: class %d's weight %v: want a finite number above 0", ms.Name, c, x))
+		}
+	}
+	if ms.ClassBalanced {
+		o.balancedK = max(o.balancedK, k)
+	}
+	return errs
+}
+
+// classWeight is the weight model i learns an example of class y with (1 without class weights),
+// given the balanced class counts (including this example's).
+func (o *Operator) classWeight(i int, y float64, counts []int64) float64 {
+	ms := &o.spec.Models[i]
+	c := int(y)
+	if len(ms.ClassWeights) > 0 {
+		if c >= 0 && c < len(ms.ClassWeights) {
+			return ms.ClassWeights[c]
+		}
+		return 1
+	}
+	k := o.nclass[i]
+	if k == 0 {
+		k = 2
+	}
+	if c < 0 || c >= k || c >= len(counts) {
+		return 1
+	}
+	var n int64
+	for _, x := range counts[:k] {
+		n += x
+	}
+	return float64(n+int64(k)) / (float64(k) * float64(counts[c]+1))
 }
 
 // Name implements stream.Operator.

@@ -23,6 +23,8 @@ type models struct {
 	snapSeq   int64 // seq of the last snapshot
 	version   int64 // the merge version the models started from (1 before any merge)
 	mergeBase int64 // seq when that version was adopted: examples since weigh this replica in a merge
+	// classCounts are the labels learned per class, for balanced class weights (nil without).
+	classCounts []int64
 }
 
 func newModels(o *Operator) (*models, error) {
@@ -37,6 +39,9 @@ func newModels(o *Operator) (*models, error) {
 		}
 		m.learners = append(m.learners, l)
 		m.evals = append(m.evals, newEvaluation(l.Task(), o.nclass[i]))
+	}
+	if o.balancedK > 0 {
+		m.classCounts = make([]int64, o.balancedK)
 	}
 	if m.drift, err = newDriftDetector(o.spec.Drift); err != nil {
 		return nil, err
@@ -76,7 +81,16 @@ func (m *models) learnExample(o *Operator, r *raw, y float64, scores, probs []fl
 	*pre = o.layout.preStandardize(r, *pre)
 	learnScaler(m.scaler, *pre)
 	*vec = o.layout.vector(r, m.scaler, *vec)
-	for _, l := range m.learners {
+	if c := int(y); m.classCounts != nil && c >= 0 && c < len(m.classCounts) && float64(c) == y {
+		m.classCounts[c]++
+	}
+	for i, l := range m.learners {
+		if o.weighted[i] {
+			if wl, ok := l.(online.WeightedLearner); ok {
+				wl.LearnWeighted(*vec, y, o.classWeight(i, y, m.classCounts))
+				continue
+			}
+		}
 		l.Learn(*vec, y)
 	}
 	m.seq++
@@ -160,6 +174,15 @@ func (m *models) encode(dst []byte) []byte {
 	} else {
 		dst = appendBlob(dst, nil)
 	}
+	// The balanced class counts come last, and only when kept: a state saved before them ends
+	// before them, and decodes with counts of 0.
+	if m.classCounts != nil {
+		b := make([]byte, 0, 8*len(m.classCounts))
+		for _, n := range m.classCounts {
+			b = binary.AppendUvarint(b, uint64(n))
+		}
+		dst = appendBlob(dst, b)
+	}
 	return dst
 }
 
@@ -224,12 +247,29 @@ func (m *models) decode(b []byte) error {
 			return err
 		}
 	}
-	blob, _, err := readBlob(b)
+	blob, b, err := readBlob(b)
 	if err != nil {
 		return err
 	}
 	if m.drift != nil && len(blob) > 0 {
-		return m.drift.decodeState(blob)
+		if err := m.drift.decodeState(blob); err != nil {
+			return err
+		}
+	}
+	if m.classCounts != nil {
+		clear(m.classCounts)
+		if len(b) > 0 {
+			if blob, _, err = readBlob(b); err != nil {
+				return err
+			}
+			for i := range m.classCounts {
+				n, k := binary.Uvarint(blob)
+				if k <= 0 {
+					break // counts of fewer classes (a model since given more): the rest start at 0
+				}
+				m.classCounts[i], blob = int64(n), blob[k:]
+			}
+		}
 	}
 	return nil
 }

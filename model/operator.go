@@ -327,6 +327,7 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 		return nil, err
 	}
 	o.reg = newRegistry(&o.spec, o.catalogs)
+	o.reg.minExamples = o.minExamples
 	return o, nil
 }
 
@@ -500,6 +501,7 @@ type processor struct {
 // taskCounts are a task's counts in the open cycle, published on commit.
 type taskCounts struct {
 	predictions []int64 // per model
+	cold        []int64 // per model: its predictions published cold (as champion)
 	joined      int64
 	unmatched   int64
 	expired     int64
@@ -519,7 +521,8 @@ func (p *processor) Rewind(t *stream.Task) error {
 	}
 	p.m = *m
 	p.atCycle = false
-	p.counts = taskCounts{predictions: make([]int64, len(p.op.spec.Models)), drifts: make([]int64, len(p.op.spec.Models))}
+	n := len(p.op.spec.Models)
+	p.counts = taskCounts{predictions: make([]int64, n), drifts: make([]int64, n), cold: make([]int64, n)}
 	p.nextExpiry = math.MaxInt64
 	it, err := p.store.NewIter([]byte(expPrefix), []byte(expEnd))
 	if err != nil {
@@ -703,6 +706,7 @@ func (p *processor) Committed(t *stream.Task) {
 	}
 	p.counts.joined, p.counts.unmatched, p.counts.expired = 0, 0, 0
 	clear(p.counts.drifts)
+	clear(p.counts.cold)
 	p.counts.early, p.counts.evicted = 0, 0
 	p.counts.merges, p.counts.adopted = 0, 0
 	p.commitSwaps()
@@ -790,6 +794,9 @@ func (p *processor) appendPrediction(b []byte, ev *stream.Event) []byte {
 	// A cold model (fewer than its min examples learned) decides no class: its score is what it
 	// says, but neither class nor label claims a decision it cannot make yet.
 	warm := p.warm(c)
+	if !warm {
+		p.counts.cold[c]++
+	}
 	if warm {
 		b = append(b, `,"warm":true,"score":`...)
 	} else {

@@ -19,19 +19,21 @@ import (
 // the source of the admin API's /v1/models. Tasks publish from their goroutines; scrapes read under
 // the same mutex.
 type registry struct {
-	spec     *Spec
-	catalogs []*catalog // per model: an offline model's versions, nil for an online learner
-	nameJSON [][]byte
+	spec        *Spec
+	catalogs    []*catalog // per model: an offline model's versions, nil for an online learner
+	minExamples []int64    // per model (Operator.minExamples)
+	nameJSON    [][]byte
 
 	mu          sync.Mutex
 	predictions []float64 // per model, cumulative
 	labels      map[string]float64
 	drifts      []float64 // per model
+	cold        []float64 // per model: predictions published cold
 	merges      float64
 	parts       map[int32]partFigures
 
 	descPredictions, descVersion, descEval, descDrift, descLabels, descUpdates, descChampion, descMerges *prometheus.Desc
-	descWaiting, descRefused, descSwaps, descClassRecall                                                 *prometheus.Desc
+	descWaiting, descRefused, descSwaps, descClassRecall, descCold, descWarm                             *prometheus.Desc
 }
 
 // partFigures are one partition's models as of its last commit.
@@ -43,6 +45,7 @@ type partFigures struct {
 	digests  []string
 	evals    []map[string]evalValue
 	waiting  int64 // early labels waiting for their event
+	warm     []bool
 }
 
 type evalValue struct {
@@ -56,6 +59,7 @@ func newRegistry(spec *Spec, catalogs []*catalog) *registry {
 		catalogs:    catalogs,
 		predictions: make([]float64, len(spec.Models)),
 		drifts:      make([]float64, len(spec.Models)),
+		cold:        make([]float64, len(spec.Models)),
 		labels:      map[string]float64{},
 		parts:       map[int32]partFigures{},
 		descPredictions: prometheus.NewDesc("streamd_predictions_total",
@@ -68,6 +72,10 @@ func newRegistry(spec *Spec, catalogs []*catalog) *registry {
 		descClassRecall: prometheus.NewDesc("streamd_model_class_recall",
 			"Prequential recall of each class of a multiclass model (the first 32 classes), cumulative or over the rolling window, pooled over this instance's partitions.",
 			[]string{"model", "class", "window"}, nil),
+		descCold: prometheus.NewDesc("streamd_predictions_cold_total",
+			"Predictions published by a cold champion (before its models.list[].min_examples): warm false, no class decided.", []string{"model"}, nil),
+		descWarm: prometheus.NewDesc("streamd_model_warm_partitions",
+			"This instance's partitions whose replica of the model is warm (has learned its min_examples).", []string{"model"}, nil),
 		descDrift: prometheus.NewDesc("streamd_drift_detections_total",
 			"Drift detections in the champion's loss or error (models.drift.signal), by the model that was champion.", []string{"model"}, nil),
 		descLabels: prometheus.NewDesc("streamd_labels_total",
@@ -96,6 +104,7 @@ func newRegistry(spec *Spec, catalogs []*catalog) *registry {
 func (r *registry) publish(partition int32, m *models, c *taskCounts) {
 	f := partFigures{version: m.version, champion: m.champion, waiting: c.waiting}
 	for i, l := range m.learners {
+		f.warm = append(f.warm, l.Updates() >= r.minExamples[i])
 		v := m.version
 		if off, ok := l.(*offlineLearner); ok {
 			v = off.version
@@ -110,6 +119,9 @@ func (r *registry) publish(partition int32, m *models, c *taskCounts) {
 	defer r.mu.Unlock()
 	for i, n := range c.predictions {
 		r.predictions[i] += float64(n)
+	}
+	for i, n := range c.cold {
+		r.cold[i] += float64(n)
 	}
 	r.labels["joined"] += float64(c.joined)
 	r.labels["unmatched"] += float64(c.unmatched)
@@ -131,7 +143,7 @@ func (r *registry) drop(partition int32) {
 
 // Describe implements prometheus.Collector.
 func (r *registry) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion, r.descMerges, r.descWaiting, r.descRefused, r.descSwaps, r.descClassRecall} {
+	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion, r.descMerges, r.descWaiting, r.descRefused, r.descSwaps, r.descClassRecall, r.descCold, r.descWarm} {
 		ch <- d
 	}
 }
@@ -144,6 +156,8 @@ func (r *registry) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(r.descPredictions, prometheus.CounterValue, m.Predictions, m.Name)
 		ch <- prometheus.MustNewConstMetric(r.descVersion, prometheus.GaugeValue, float64(m.Version), m.Name)
 		ch <- prometheus.MustNewConstMetric(r.descUpdates, prometheus.GaugeValue, float64(m.Updates), m.Name)
+		ch <- prometheus.MustNewConstMetric(r.descCold, prometheus.CounterValue, m.ColdPredictions, m.Name)
+		ch <- prometheus.MustNewConstMetric(r.descWarm, prometheus.GaugeValue, float64(m.WarmPartitions), m.Name)
 		c := 0.0
 		if m.Champion {
 			c, champion = 1, m.Name
@@ -203,8 +217,12 @@ type ModelView struct {
 	Updates     int64   `json:"updates"`
 	Predictions float64 `json:"predictions"`
 	// Drifts counts the drift detections in the model's signal while it was champion.
-	Drifts     float64      `json:"drift_detections"`
-	Evaluation []MetricView `json:"evaluation"`
+	Drifts float64 `json:"drift_detections"`
+	// ColdPredictions are the predictions it published cold (as champion, before its min
+	// examples); WarmPartitions the partitions whose replica is warm now.
+	ColdPredictions float64      `json:"cold_predictions"`
+	WarmPartitions  int          `json:"warm_partitions"`
+	Evaluation      []MetricView `json:"evaluation"`
 	// Live and Versions: an offline model's live version on this instance and every version it
 	// has read from the versions topic, valid or refused (with the reason).
 	Live     *int64        `json:"live_version,omitempty"`
@@ -247,7 +265,7 @@ func (r *registry) view() View {
 	sort.Slice(v.Partitions, func(i, j int) bool { return v.Partitions[i] < v.Partitions[j] })
 	championVotes := make([]int, len(r.spec.Models))
 	for i, ms := range r.spec.Models {
-		mv := ModelView{Name: ms.Name, Predictions: r.predictions[i], Drifts: r.drifts[i]}
+		mv := ModelView{Name: ms.Name, Predictions: r.predictions[i], Drifts: r.drifts[i], ColdPredictions: r.cold[i]}
 		v.Drifts += r.drifts[i]
 		if c := r.catalogs[i]; c != nil {
 			mv.Kind = c.kind()
@@ -262,6 +280,9 @@ func (r *registry) view() View {
 			f := r.parts[p]
 			mv.Version = max(mv.Version, f.versions[i])
 			mv.Updates += f.updates[i]
+			if f.warm[i] {
+				mv.WarmPartitions++
+			}
 			mv.Partitions = append(mv.Partitions, ReplicaView{Partition: p, Version: f.versions[i], Updates: f.updates[i], Digest: f.digests[i]})
 			if f.champion == i {
 				championVotes[i]++

@@ -91,7 +91,7 @@ func TestDriftReported(t *testing.T) {
 	run := func(t *testing.T, dir string, commit, abort, restart int) ([]driftEvent, []string, *driven) {
 		var log syncBuffer
 		d := loggedDriver(t, binaryPipeline(t, []ModelSpec{{Name: "ftrl", Learner: online.FTRLSpec{Alpha: 0.5}}}, func(s *Spec) {
-			s.Drift = DriftSpec{Detector: "adwin", Signal: "error", Direction: dir, Topic: "drift"}
+			s.Drift = DriftSpec{Detector: "adwin", Signal: "error", Direction: dir, Delta: 0.002, Topic: "drift"}
 		}), &log)
 		feed(t, d, recs, commit, abort, restart)
 		var evs []driftEvent
@@ -154,7 +154,7 @@ func TestDriftReported(t *testing.T) {
 		} {
 			var log syncBuffer
 			d := loggedDriver(t, binaryPipeline(t, []ModelSpec{{Name: "ftrl", Learner: online.FTRLSpec{Alpha: 0.5}}, {Name: "tree", Learner: online.TreeSpec{}}}, func(s *Spec) {
-				s.Drift = DriftSpec{Detector: "adwin", Signal: "error", Action: c.action}
+				s.Drift = DriftSpec{Detector: "adwin", Signal: "error", Delta: 0.002, Action: c.action}
 			}), &log)
 			feed(t, d, recs, 100, 0, 0)
 			acts := log.lines("drift action")

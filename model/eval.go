@@ -263,7 +263,11 @@ func newDriftDetector(s DriftSpec) (*driftDetector, error) {
 	var err error
 	switch s.Detector {
 	case "adwin":
-		d.adwin, err = drift.NewADWIN(drift.ADWINConfig{Direction: dir, Delta: s.Delta})
+		delta := s.Delta
+		if delta == 0 {
+			delta = DefaultDriftDelta
+		}
+		d.adwin, err = drift.NewADWIN(drift.ADWINConfig{Direction: dir, Delta: delta})
 	case "page_hinkley":
 		d.ph, err = drift.NewPageHinkley(drift.PageHinkleyConfig{Direction: dir, Threshold: s.Threshold})
 	default:

@@ -45,6 +45,16 @@ const (
 	MaxTopK     = 1000
 )
 
+// DefaultDriftDelta is ADWIN's confidence on a model's loss or error unless DriftSpec.Delta says
+// otherwise: far below River's 0.002 (package drift's default), because a model's per-example
+// losses are not independent, which ADWIN's bound assumes. Fraud comes in bursts per card, so a
+// partition's loss over a thousand examples rises and falls by 2x on a stationary concept: on the
+// demo's stream ADWIN at 0.002 fired 15 times per partition in 5.5 minutes (13 on the error),
+// at 1e-6 twice (both 65 s into the run, while the model and the stream warm up), and it still
+// found the generator's concept drift 6 s of event time after it happened (docs/BENCHMARKS.md,
+// "Drift false alarms").
+const DefaultDriftDelta = 1e-6
+
 // DefaultMinExamples is ModelSpec.MinExamples when unset: enough labels for a linear model's
 // weights and a tree's first leaf statistics to mean something, few enough that a model warms up
 // within seconds of a labelled stream.
@@ -60,8 +70,8 @@ type DriftSpec struct {
 	// Direction is the change reported: "up" (the default: the signal rose, the model got
 	// worse), "down" (it fell), or "both".
 	Direction string
-	// Delta is ADWIN's confidence (default 0.002: smaller means fewer false alarms and later
-	// detections); Threshold Page-Hinkley's (default 50, in the signal's units).
+	// Delta is ADWIN's confidence (default DefaultDriftDelta: smaller means fewer false alarms
+	// and later detections); Threshold Page-Hinkley's (default 50, in the signal's units).
 	Delta, Threshold float64
 	// Topic, when set, receives a JSON record for every detection (driftEventJSON), in the
 	// transaction of the cycle that learned the example behind it.

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strconv"
@@ -127,10 +128,16 @@ type Models struct {
 	List          []ModelEntry `yaml:"list"`
 }
 
-// Drift configures drift detection on the champion's running loss.
+// Drift configures drift detection on the champion's per-example loss or error
+// (model.DriftSpec).
 type Drift struct {
-	Detector string `yaml:"detector"`
-	Action   string `yaml:"action"`
+	Detector  string  `yaml:"detector"`
+	Action    string  `yaml:"action"`
+	Signal    string  `yaml:"signal"`
+	Direction string  `yaml:"direction"`
+	Delta     float64 `yaml:"delta"`
+	Threshold float64 `yaml:"threshold"`
+	Topic     string  `yaml:"topic"`
 }
 
 // ModelEntry is one model: an online learner, or a model trained offline.
@@ -138,6 +145,97 @@ type ModelEntry struct {
 	Name    string   `yaml:"name"`
 	Learner Learner  `yaml:"learner"`
 	Offline *Offline `yaml:"offline"`
+	// MinExamples: labelled examples learned before the model's predictions decide a class
+	// (model.ModelSpec.MinExamples).
+	MinExamples int `yaml:"min_examples"`
+	// TopK bounds the class probabilities of a multiclass model's predictions (model.ModelSpec.TopK).
+	TopK int `yaml:"top_k"`
+	// ClassWeights: `balanced`, or a weight per class label ({fraud: 20, legit: 1}).
+	ClassWeights ClassWeights `yaml:"class_weights"`
+}
+
+// ClassWeights is a model's class weights: the word balanced, or a mapping of class labels (the
+// class names of string labels, true and false for bool labels, else the class index) to weights.
+type ClassWeights struct {
+	Balanced bool
+	ByLabel  map[string]float64
+	order    []string // the labels as written, for messages
+}
+
+func (w *ClassWeights) parseNode(n *yaml.Node, text func(*yaml.Node) (string, error)) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		v, err := text(n)
+		if err != nil {
+			return err
+		}
+		if v != "balanced" {
+			return fmt.Errorf("%q: write balanced, or a weight per class: {fraud: 20, legit: 1}", v)
+		}
+		w.Balanced = true
+		return nil
+	case yaml.MappingNode:
+		w.ByLabel = map[string]float64{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			t, err := text(n.Content[i+1])
+			if err != nil {
+				return err
+			}
+			x, err := strconv.ParseFloat(t, 64)
+			if err != nil || !(x > 0) || math.IsInf(x, 0) {
+				return fmt.Errorf("the weight of %s is %q: want a finite number above 0", k, t)
+			}
+			if _, dup := w.ByLabel[k]; dup {
+				return fmt.Errorf("class %s is given twice", k)
+			}
+			w.ByLabel[k] = x
+			w.order = append(w.order, k)
+		}
+		return nil
+	}
+	return fmt.Errorf("write balanced, or a weight per class: {fraud: 20, legit: 1}")
+}
+
+// classWeights resolves w against the pipeline's labels into one weight per class index (a class
+// not given weighs 1), or reports the labels that name no class.
+func (c *Config) classWeights(w *ClassWeights, classes int) ([]float64, error) {
+	if len(w.ByLabel) == 0 {
+		return nil, nil
+	}
+	out := make([]float64, classes)
+	for i := range out {
+		out[i] = 1
+	}
+	var bad []string
+	for _, k := range w.order {
+		idx := -1
+		switch {
+		case len(c.Labels.Classes) > 0:
+			for i, name := range c.Labels.Classes {
+				if name == k {
+					idx = i
+				}
+			}
+		case k == "true" && classes == 2:
+			idx = 1
+		case k == "false" && classes == 2:
+			idx = 0
+		default:
+			if i, err := strconv.Atoi(k); err == nil && i >= 0 && i < classes {
+				idx = i
+			}
+		}
+		if idx < 0 {
+			bad = append(bad, k)
+			continue
+		}
+		out[idx] = w.ByLabel[k]
+	}
+	if len(bad) > 0 {
+		return nil, fmt.Errorf("%s name no class of the model (classes: labels.classes by name, bool labels true and false, else 0 to %d)", strings.Join(bad, ", "), classes-1)
+	}
+	return out, nil
 }
 
 // Offline is a model trained offline (XGBoost or LightGBM): its file is version 0; later
@@ -378,7 +476,16 @@ func (c *Config) validateModels(v *validator) {
 			v.bad(key+".name", "%q is used by two models", e.Name)
 		}
 		mnames[e.Name] = true
+		if e.TopK < 0 || e.TopK > model.MaxTopK {
+			v.bad(key+".top_k", "%d: want 0 (the default, min(classes, %d)) to %d", e.TopK, model.DefaultTopK, model.MaxTopK)
+		}
+		if e.MinExamples < 0 {
+			v.bad(key+".min_examples", "%d: want 0 (the default, %d) or more", e.MinExamples, model.DefaultMinExamples)
+		}
 		if e.Offline != nil {
+			if e.MinExamples != 0 {
+				v.bad(key+".min_examples", "an offline model is trained, and warm from the start: leave it out")
+			}
 			c.validateOffline(v, key, &m.List[i])
 			continue
 		}
@@ -387,6 +494,11 @@ func (c *Config) validateModels(v *validator) {
 			err = spec.WithDefaults().Validate()
 		}
 		reportSpecErrors(v, key+".learner", err)
+		if err == nil && len(e.ClassWeights.ByLabel) > 0 {
+			if _, werr := c.classWeights(&e.ClassWeights, learnerClasses(spec)); werr != nil {
+				v.bad(key+".class_weights", "%v", werr)
+			}
+		}
 	}
 	if m.Champion != "" && !mnames[m.Champion] {
 		v.bad("models.champion", "%q is not in models.list", m.Champion)
@@ -401,6 +513,31 @@ func (c *Config) validateModels(v *validator) {
 	default:
 		v.bad("models.drift.action", "%q: use alert, reset or promote_best_challenger", m.Drift.Action)
 	}
+	switch m.Drift.Signal {
+	case "", "loss", "error":
+	default:
+		v.bad("models.drift.signal", "%q: use loss or error", m.Drift.Signal)
+	}
+	switch m.Drift.Direction {
+	case "", "up", "down", "both":
+	default:
+		v.bad("models.drift.direction", "%q: use up, down or both", m.Drift.Direction)
+	}
+	if d := m.Drift.Delta; d != 0 && (m.Drift.Detector != "adwin" || !(d > 0 && d < 1)) {
+		v.bad("models.drift.delta", "%v: ADWIN's confidence, in (0, 1), with detector adwin", d)
+	}
+	if th := m.Drift.Threshold; th != 0 && (m.Drift.Detector != "page_hinkley" || !(th > 0) || math.IsInf(th, 0)) {
+		v.bad("models.drift.threshold", "%v: Page-Hinkley's threshold, above 0, with detector page_hinkley", th)
+	}
+	if m.Drift.Topic != "" {
+		v.name("models.drift.topic", m.Drift.Topic, false)
+		if m.Drift.Detector == "" {
+			v.bad("models.drift.topic", "receives drift detections: set models.drift.detector")
+		}
+		if m.Drift.Topic == c.Source.Topic || m.Drift.Topic == c.Outputs.Predictions {
+			v.bad("models.drift.topic", "%q is already the source or the predictions topic", m.Drift.Topic)
+		}
+	}
 	if m.Drift.Action == "promote_best_challenger" && len(m.List) < 2 {
 		v.bad("models.drift.action", "promote_best_challenger needs a challenger: add a second model")
 	}
@@ -413,6 +550,15 @@ func (c *Config) validateModels(v *validator) {
 	if m.VersionsTopic != "" {
 		v.name("models.versions_topic", m.VersionsTopic, false)
 	}
+}
+
+// learnerClasses is the classes a learner spec decides between: its class count for a
+// multiclass learner, 2 for the others (a binary one; the model refuses weights for the rest).
+func learnerClasses(s online.Spec) int {
+	if cc, ok := s.WithDefaults().(online.ClassCounter); ok && cc.NumClasses() > 2 {
+		return cc.NumClasses()
+	}
+	return 2
 }
 
 // versionsTopic is models.versions_topic or its default.
@@ -484,9 +630,10 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 		ops = append(ops, op)
 	}
 	ms := model.Spec{
-		Features:      specs,
-		Champion:      c.Models.Champion,
-		Drift:         model.DriftSpec{Detector: c.Models.Drift.Detector, Action: c.Models.Drift.Action},
+		Features: specs,
+		Champion: c.Models.Champion,
+		Drift: model.DriftSpec{Detector: c.Models.Drift.Detector, Action: c.Models.Drift.Action, Signal: c.Models.Drift.Signal,
+			Direction: c.Models.Drift.Direction, Delta: c.Models.Drift.Delta, Threshold: c.Models.Drift.Threshold, Topic: c.Models.Drift.Topic},
 		Output:        c.Outputs.Predictions,
 		Training:      c.Outputs.Training,
 		SnapshotEvery: c.Models.SnapshotEvery,
@@ -518,7 +665,12 @@ func (c *Config) modelOperators(f stream.Format, labels stream.Format) ([]stream
 		if err != nil {
 			return nil, nil, err
 		}
-		ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Learner: spec})
+		weights, err := c.classWeights(&e.ClassWeights, learnerClasses(spec))
+		if err != nil {
+			return nil, nil, fmt.Errorf("config: %s: class_weights: %w", e.Name, err)
+		}
+		ms.Models = append(ms.Models, model.ModelSpec{Name: e.Name, Learner: spec, MinExamples: e.MinExamples, TopK: e.TopK,
+			ClassWeights: weights, ClassBalanced: e.ClassWeights.Balanced})
 	}
 	var lf stream.Format
 	if labels != nil {

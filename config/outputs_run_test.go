@@ -173,7 +173,7 @@ outputs:
 		}
 		return normalize(v).(map[string]any)
 	}
-	predDefaults := map[string]any{"overflow": []any{}, "explanation": nil, "challengers": map[string]any{}, "label": nil}
+	predDefaults := map[string]any{"overflow": []any{}, "explanation": nil, "challengers": map[string]any{}, "label": nil, "probabilities": map[string]any{}}
 	for i := range jsonPreds {
 		j := fromJSON(jsonPreds[i], predDefaults)
 		a := decode(avroPreds[i], avroPreds[i].Topic+"-value")

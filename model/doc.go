@@ -20,6 +20,26 @@
 // counted, never silently dropped). Learning is test-then-train: the evaluation metrics and the
 // drift detector see the score the model gave before it learned the label.
 //
+// # What a prediction says
+//
+// A prediction carries "warm": whether its model had learned its ModelSpec.MinExamples when it
+// scored the event. A cold model decides nothing: its score is published as it is, but its class
+// and label are null, so that an unlearned model (an FTRL without a label scores 0.5, which is
+// class 1) never publishes a decision; a reset by drift makes it cold again. Its "features" are
+// what the champion received, under the features' names: numbers after their transforms (for an
+// online learner: log1p, clip, standardize by the scaler as it was at scoring; an offline model
+// reads raw values), categories as the event's values. A multiclass prediction carries the
+// probabilities of its ModelSpec.TopK most probable classes, named as its label is. All of it is
+// written without allocating (TestOnlineScoringAllocs, TestMulticlassScoringAllocs).
+//
+// # Drift and class weights
+//
+// The champion's per-example loss or error (DriftSpec.Signal) feeds a detector; a detection is
+// logged, counted per model and written to DriftSpec.Topic in the cycle's transaction, and the
+// action says in the log what it did (driftreport.go). Class weights (ModelSpec.ClassWeights, or
+// ClassBalanced by the running class frequency) weigh each learned example by its class for
+// learners that take weights (online.WeightedLearner); evaluation counts every example once.
+//
 // # Labels
 //
 // A label must suit every model, since all of them learn it: 0 or 1 (or a bool) for binary models,

@@ -1,7 +1,9 @@
 package model
 
 import (
+	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/streamd/streamd/online"
 	"github.com/streamd/streamd/online/drift"
@@ -13,7 +15,8 @@ const rollingWindow = 1000
 
 // evaluation is one model's prequential evaluation: each label scores the prediction the model
 // made before it learned that label. Binary models: logloss, accuracy, ROC AUC, precision and recall
-// at 0.5; regression: MAE and RMSE; multiclass: accuracy; anomaly models have no labels to check.
+// at 0.5; regression: MAE and RMSE; multiclass: accuracy, log loss (of the probability given to
+// the true class), macro-F1 and each class's recall; anomaly models have no labels to check.
 type evaluation struct {
 	task     online.Task
 	logloss  *metrics.LogLoss
@@ -22,7 +25,8 @@ type evaluation struct {
 	pr       *metrics.PrecisionRecall
 	mae      *metrics.MAE
 	rmse     *metrics.RMSE
-	parts    []stateful // the metrics above that this task type uses, in a fixed order
+	report   *metrics.ClassReport // multiclass
+	parts    []stateful           // the metrics above that this task type uses, in a fixed order
 }
 
 func must[T any](v T, err error) T {
@@ -32,7 +36,13 @@ func must[T any](v T, err error) T {
 	return v
 }
 
-func newEvaluation(task online.Task) *evaluation {
+// MaxClassMetrics bounds the classes whose recall a multiclass model reports (in /v1/models and
+// the metrics): the first MaxClassMetrics classes, so that a model of many classes cannot flood
+// Prometheus with series.
+const MaxClassMetrics = 32
+
+// newEvaluation returns the evaluation of a model of task; classes is a multiclass model's.
+func newEvaluation(task online.Task, classes int) *evaluation {
 	e := &evaluation{task: task}
 	switch task {
 	case online.Binary:
@@ -45,6 +55,8 @@ func newEvaluation(task online.Task) *evaluation {
 		e.rmse = must(metrics.NewRMSE(rollingWindow))
 	case online.Multiclass:
 		e.accuracy = must(metrics.NewAccuracy(rollingWindow))
+		e.logloss = must(metrics.NewLogLoss(rollingWindow))
+		e.report = must(metrics.NewClassReport(max(classes, 2), rollingWindow))
 	}
 	switch task {
 	case online.Binary:
@@ -52,14 +64,16 @@ func newEvaluation(task online.Task) *evaluation {
 	case online.Regression:
 		e.parts = []stateful{e.mae, e.rmse}
 	case online.Multiclass:
-		e.parts = []stateful{e.accuracy}
+		// Log loss and the class report came later: a state without them decodes (decodeState).
+		e.parts = []stateful{e.accuracy, e.logloss, e.report}
 	}
 	return e
 }
 
 // update adds one example: score is what the model said before learning (P(y=1), the value, or for
-// multiclass the predicted class), y the label.
-func (e *evaluation) update(score, y float64) {
+// multiclass the predicted class), y the label; probs are a multiclass model's class probabilities
+// (nil when they were not kept: no log loss then).
+func (e *evaluation) update(score, y float64, probs []float64) {
 	switch e.task {
 	case online.Binary:
 		e.logloss.Update(score, y)
@@ -75,6 +89,10 @@ func (e *evaluation) update(score, y float64) {
 		e.rmse.Update(score, y)
 	case online.Multiclass:
 		e.accuracy.Update(int(score), int(y))
+		if c := int(y); c >= 0 && c < len(probs) {
+			e.logloss.UpdateTrue(probs[c])
+		}
+		e.report.Update(int(score), int(y))
 	}
 }
 
@@ -140,7 +158,12 @@ func (e *evaluation) appendState(dst []byte) []byte {
 }
 
 func (e *evaluation) decodeState(b []byte) error {
-	for _, m := range e.parts {
+	for i, m := range e.parts {
+		if len(b) == 0 && e.task == online.Multiclass && i > 0 {
+			// A multiclass evaluation saved before it had log loss and a class report: those
+			// start empty.
+			break
+		}
 		blob, rest, err := readBlob(b)
 		if err != nil {
 			return err
@@ -176,6 +199,12 @@ func (e *evaluation) values() map[string]evalValue {
 		put("rmse", e.rmse.Value(), e.rmse.Window(), n)
 	case online.Multiclass:
 		put("accuracy", e.accuracy.Value(), e.accuracy.Window(), e.accuracy.Count())
+		put("logloss", e.logloss.Value(), e.logloss.Window(), e.logloss.Count())
+		put("macro_f1", e.report.MacroF1(false), e.report.MacroF1(true), e.report.Count())
+		for c := range min(e.report.Classes(), MaxClassMetrics) {
+			// Weighted by the class's examples, so that averaging over partitions pools them.
+			put(classRecallMetric(c), e.report.Recall(c, false), e.report.Recall(c, true), e.report.Support(c, false))
+		}
 	}
 	// Undefined metrics (no positives yet, no examples) are left out rather than reported as NaN.
 	for k, v := range out {
@@ -189,27 +218,110 @@ func (e *evaluation) values() map[string]evalValue {
 	return out
 }
 
-// driftDetector watches the champion's per-example loss for an increase.
+// classRecallMetric names class c's recall among a model's metrics: "recall/<c>" (the class index;
+// the admin view and the metrics name it by its label where it has one).
+func classRecallMetric(c int) string { return classRecallPrefix + strconv.Itoa(c) }
+
+const classRecallPrefix = "recall/"
+
+// errorOf is the per-example error the drift detector's error signal watches: 0/1 for classifiers
+// (the class decided at 0.5 for binary models), the absolute error for regression (which has no
+// error rate: there the signal is the loss).
+func (e *evaluation) errorOf(score, y float64) float64 {
+	switch e.task {
+	case online.Binary:
+		if (score >= 0.5) == (y >= 0.5) {
+			return 0
+		}
+		return 1
+	case online.Multiclass:
+		if int(score) == int(y) {
+			return 0
+		}
+		return 1
+	}
+	return e.loss(score, y)
+}
+
+// driftDetector watches the champion's per-example loss or error (DriftSpec.Signal) for a change
+// in the configured direction.
 type driftDetector struct {
 	adwin *drift.ADWIN
 	ph    *drift.PageHinkley
+	err   bool // the signal is the error, not the loss
 }
 
-func newDriftDetector(kind string) *driftDetector {
-	switch kind {
+func newDriftDetector(s DriftSpec) (*driftDetector, error) {
+	dir := drift.Up
+	switch s.Direction {
+	case "down":
+		dir = drift.Down
+	case "both":
+		dir = drift.Both
+	}
+	d := &driftDetector{err: s.Signal == "error"}
+	var err error
+	switch s.Detector {
 	case "adwin":
-		return &driftDetector{adwin: must(drift.NewADWIN(drift.ADWINConfig{Direction: drift.Up}))}
+		delta := s.Delta
+		if delta == 0 {
+			delta = DefaultDriftDelta
+		}
+		d.adwin, err = drift.NewADWIN(drift.ADWINConfig{Direction: dir, Delta: delta})
 	case "page_hinkley":
-		return &driftDetector{ph: must(drift.NewPageHinkley(drift.PageHinkleyConfig{Direction: drift.Up}))}
+		d.ph, err = drift.NewPageHinkley(drift.PageHinkleyConfig{Direction: dir, Threshold: s.Threshold})
+	default:
+		return nil, nil
 	}
-	return nil
+	if err != nil {
+		return nil, fmt.Errorf("model: drift: %w", err)
+	}
+	return d, nil
 }
 
-func (d *driftDetector) update(loss float64) bool {
-	if d.adwin != nil {
-		return d.adwin.Update(loss)
+// signal is what the detector watches of one example of e.
+func (d *driftDetector) signal(e *evaluation, score, y float64) float64 {
+	if d.err {
+		return e.errorOf(score, y)
 	}
-	return d.ph.Update(loss)
+	return e.loss(score, y)
+}
+
+func (d *driftDetector) update(x float64) bool {
+	if d.adwin != nil {
+		return d.adwin.Update(x)
+	}
+	return d.ph.Update(x)
+}
+
+// appendStats writes the detector's statistics at its last detection as JSON object members
+// (`"window":..,...`), for the drift event and the log.
+func (d *driftDetector) appendStats(b []byte) []byte {
+	if d.adwin != nil {
+		c := d.adwin.LastCut()
+		b = append(b, `"window":`...)
+		b = strconv.AppendInt(b, d.adwin.Width(), 10)
+		b = append(b, `,"window_mean":`...)
+		b = appendFloat(b, d.adwin.Mean())
+		b = append(b, `,"before":{"values":`...)
+		b = strconv.AppendInt(b, c.OldValues, 10)
+		b = append(b, `,"mean":`...)
+		b = appendFloat(b, c.OldMean)
+		b = append(b, `},"after":{"values":`...)
+		b = strconv.AppendInt(b, c.NewValues, 10)
+		b = append(b, `,"mean":`...)
+		b = appendFloat(b, c.NewMean)
+		return append(b, '}')
+	}
+	l := d.ph.LastDetection()
+	b = append(b, `"values":`...)
+	b = strconv.AppendInt(b, l.Values, 10)
+	b = append(b, `,"mean":`...)
+	b = appendFloat(b, l.Mean)
+	b = append(b, `,"rise":`...)
+	b = appendFloat(b, l.Up)
+	b = append(b, `,"fall":`...)
+	return appendFloat(b, l.Down)
 }
 
 func (d *driftDetector) reset() {
@@ -227,9 +339,44 @@ func (d *driftDetector) appendState(dst []byte) []byte {
 	return d.ph.AppendState(dst)
 }
 
-func (d *driftDetector) decodeState(b []byte) error {
-	if d.adwin != nil {
-		return d.adwin.DecodeState(b)
+// Signal bytes that lead a detector's saved state: a state without one (saved before the signal
+// was configurable) watched the loss.
+const (
+	signalLoss  = 1
+	signalError = 2
+)
+
+func (d *driftDetector) signalByte() byte {
+	if d.err {
+		return signalError
 	}
-	return d.ph.DecodeState(b)
+	return signalLoss
+}
+
+// decodeState restores the detector from b, unless b was saved under another signal or another
+// detector configuration (delta, threshold, direction): then the detector starts over, empty, as
+// its new configuration says, rather than carry on with the old one.
+func (d *driftDetector) decodeState(b []byte) error {
+	sig := byte(signalLoss)
+	if len(b) > 0 && (b[0] == signalLoss || b[0] == signalError) {
+		sig, b = b[0], b[1:]
+	}
+	if d.adwin != nil {
+		var a drift.ADWIN
+		if err := a.DecodeState(b); err != nil {
+			return err
+		}
+		if sig == d.signalByte() && a.Config() == d.adwin.Config() {
+			*d.adwin = a
+		}
+		return nil
+	}
+	var p drift.PageHinkley
+	if err := p.DecodeState(b); err != nil {
+		return err
+	}
+	if sig == d.signalByte() && p.Config() == d.ph.Config() {
+		*d.ph = p
+	}
+	return nil
 }

@@ -221,19 +221,7 @@ func (l *layout) vector(r *raw, sc *scaler, dst online.Vector) online.Vector {
 			}
 			x = 0
 		}
-		for _, t := range f.Transforms {
-			switch t.Kind {
-			case "log1p":
-				x = preprocess.Log1p(x)
-			case "clip":
-				x = preprocess.Clip(x, t.Min, t.Max)
-			case "standardize":
-				// The scaler has learned the values as they are at this point of the chain (see
-				// preStandardize).
-				x = sc.Transform(slot, x)
-			}
-		}
-		if x != 0 {
+		if x = l.transform(slot, x, sc); x != 0 {
 			dst = append(dst, online.Feature{Index: l.offset[fi], Value: x})
 		}
 	}
@@ -243,6 +231,23 @@ func (l *layout) vector(r *raw, sc *scaler, dst online.Vector) online.Vector {
 		}
 	}
 	return dst
+}
+
+// transform applies the transforms of numeric slot slot to x: the value the models receive.
+func (l *layout) transform(slot int, x float64, sc *scaler) float64 {
+	for _, t := range l.specs[l.numeric[slot]].Transforms {
+		switch t.Kind {
+		case "log1p":
+			x = preprocess.Log1p(x)
+		case "clip":
+			x = preprocess.Clip(x, t.Min, t.Max)
+		case "standardize":
+			// The scaler has learned the values as they are at this point of the chain (see
+			// preStandardize).
+			x = sc.Transform(slot, x)
+		}
+	}
+	return x
 }
 
 // preStandardize applies a numeric feature's transforms that come before standardize: what the
@@ -270,10 +275,14 @@ func (l *layout) preStandardize(r *raw, out []float64) []float64 {
 	return out
 }
 
-// appendJSON writes the features of r as a JSON object: numbers for numeric features (null when
-// missing), the value's coordinate for categorical ones would mean nothing to a reader, so the
-// event's own string is written.
-func (l *layout) appendJSON(dst []byte, r *raw, ev *stream.Event) []byte {
+// appendJSON writes the features of r as a JSON object, each under its name: for a numeric
+// feature the value the model receives: for an online learner (transformed) the value after its
+// transforms (log1p, clip, standardize with the scaler sc as it is now), for an offline model the
+// raw value, which is what it reads (fillDense); or null when the value is missing or not finite (the models then
+// receive the imputed mean: 0 in standard units, or the transforms of 0 without standardize;
+// appendOverflow tells overflows apart); for a categorical one the event's own value, since the
+// coordinate it becomes (a one-hot slot, a hash bucket) would mean nothing to a reader.
+func (l *layout) appendJSON(dst []byte, r *raw, sc *scaler, transformed bool, ev *stream.Event) []byte {
 	dst = append(dst, '{')
 	for i := range l.specs {
 		f := &l.specs[i]
@@ -284,12 +293,12 @@ func (l *layout) appendJSON(dst []byte, r *raw, ev *stream.Event) []byte {
 		dst = append(dst, ':')
 		switch f.Encoding {
 		case Numeric:
-			x := r.nums[l.numSlot[i]]
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				dst = append(dst, "null"...)
-			} else {
-				dst = strconv.AppendFloat(dst, x, 'g', -1, 64)
+			slot := l.numSlot[i]
+			x := r.nums[slot]
+			if transformed && !math.IsNaN(x) && !math.IsInf(x, 0) {
+				x = l.transform(slot, x, sc)
 			}
+			dst = appendFloat(dst, x)
 		default:
 			if s, ok := ev.String(l.fieldIdx[i]); ok {
 				dst = jsonscan.AppendString(dst, s)
@@ -367,10 +376,12 @@ func (r *raw) decode(b []byte) ([]byte, error) {
 
 var errCorrupt = errors.New("model: corrupt state")
 
-// ViewFeatures implements stream.FeatureView: ev's features as its prediction would show them.
-func (p *processor) ViewFeatures(_ *stream.Task, ev *stream.Event) (json.RawMessage, error) {
+// ViewFeatures implements stream.FeatureView: with an event, its features as its prediction would
+// show them now (the champion's inputs: after the transforms, with the task's scaler as it is,
+// for an online champion); without one, the values as they are (the key's window aggregates).
+func (p *processor) ViewFeatures(_ *stream.Task, ev *stream.Event, withEvent bool) (json.RawMessage, error) {
 	l := p.op.layout
 	r := l.newRaw()
 	l.extract(ev, &r, nil)
-	return l.appendJSON(nil, &r, ev), nil
+	return l.appendJSON(nil, &r, p.m.scaler, withEvent && p.op.catalogs[p.m.champion] == nil, ev), nil
 }

@@ -136,6 +136,7 @@ type offlinePrediction struct {
 	Version     int64              `json:"version"`
 	Score       float64            `json:"score"`
 	Class       int                `json:"class"`
+	Probs       map[string]float64 `json:"probabilities"`
 	Features    map[string]any     `json:"features"`
 	Challengers map[string]float64 `json:"challengers"`
 	Explanation *struct {
@@ -445,6 +446,9 @@ func TestOfflineMulticlass(t *testing.T) {
 		if pr.Class != best || pr.Score != probs[best] {
 			t.Fatalf("prediction %d: class %d score %v, want %d %v", i, pr.Class, pr.Score, best, probs[best])
 		}
+		if len(pr.Probs) != 3 || pr.Probs["0"] != probs[0] || pr.Probs["1"] != probs[1] || pr.Probs["2"] != probs[2] {
+			t.Fatalf("prediction %d: probabilities %v, want %v", i, pr.Probs, probs)
+		}
 		s.Contributions(x, contribs)
 		top := m.TopK(contribs, best, 1, nil)
 		if pr.Explanation == nil || len(pr.Explanation.Top) != 1 || pr.Explanation.Top[0].Contribution != top[0].Value {
@@ -455,7 +459,8 @@ func TestOfflineMulticlass(t *testing.T) {
 	if len(classes) < 2 {
 		t.Fatalf("predicted classes %v: the test does not reach a class but the first", classes)
 	}
-	if ev := op.Registry().View().Models[0].Evaluation; len(ev) != 1 || ev[0].Metric != "accuracy" || ev[0].Examples != 300 {
+	ev := op.Registry().View().Models[0].Evaluation
+	if len(ev) < 3 || ev[0].Metric != "accuracy" || ev[0].Examples != 300 || ev[1].Metric != "logloss" || ev[1].Examples != 300 || ev[2].Metric != "macro_f1" {
 		t.Fatalf("evaluation %+v", ev)
 	}
 }
@@ -514,7 +519,7 @@ func TestOfflineChallengerAndPromotion(t *testing.T) {
 	// The drift rule (what the detector triggers): the trained offline model beats an online
 	// learner that has seen 600 examples.
 	pr := d.op.last
-	pr.m.onDrift(op)
+	pr.m.onDrift(op, &detection{})
 	if pr.m.champion != 1 {
 		t.Fatalf("champion %d after promotion, want nightly (1); rolling losses %v %v", pr.m.champion, pr.m.evals[0].rollingLoss(), pr.m.evals[1].rollingLoss())
 	}

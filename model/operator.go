@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -21,12 +22,60 @@ type ModelSpec struct {
 	Name    string
 	Learner online.Spec
 	Offline *OfflineSpec
+	// MinExamples is the number of labelled examples an online learner must have learned before
+	// its predictions decide a class: until then the model is cold, and its prediction carries
+	// "warm":false and a null class and label (see appendPrediction). Zero means
+	// DefaultMinExamples; an offline model is trained, hence always warm, and leaves it unset.
+	MinExamples int
+	// TopK bounds the class probabilities a multiclass model's prediction carries: the TopK most
+	// probable classes. Zero means min(classes, DefaultTopK); at most MaxTopK.
+	TopK int
+	// ClassWeights weighs each learned example of class c by ClassWeights[c] (one weight per
+	// class, each finite and > 0), or, with ClassBalanced, by the running class frequency:
+	// (n+K) / (K·(n_c+1)) for K classes, n labels learned so far and n_c of them of class c
+	// (scikit-learn's "balanced", n/(K·n_c), smoothed so that a class's first examples do not
+	// weigh without bound). For classifiers whose learner is an online.WeightedLearner.
+	ClassWeights  []float64
+	ClassBalanced bool
 }
 
-// DriftSpec configures drift detection on the champion's running loss.
+// DefaultTopK and MaxTopK bound ModelSpec.TopK.
+const (
+	DefaultTopK = 10
+	MaxTopK     = 1000
+)
+
+// DefaultDriftDelta is ADWIN's confidence on a model's loss or error unless DriftSpec.Delta says
+// otherwise: far below River's 0.002 (package drift's default), because a model's per-example
+// losses are not independent, which ADWIN's bound assumes. Fraud comes in bursts per card, so a
+// partition's loss over a thousand examples rises and falls by 2x on a stationary concept: on the
+// demo's stream ADWIN at 0.002 fired 15 times per partition in 5.5 minutes (13 on the error),
+// at 1e-6 twice (both 65 s into the run, while the model and the stream warm up), and it still
+// found the generator's concept drift 6 s of event time after it happened (docs/BENCHMARKS.md,
+// "Drift false alarms").
+const DefaultDriftDelta = 1e-6
+
+// DefaultMinExamples is ModelSpec.MinExamples when unset: enough labels for a linear model's
+// weights and a tree's first leaf statistics to mean something, few enough that a model warms up
+// within seconds of a labelled stream.
+const DefaultMinExamples = 100
+
+// DriftSpec configures drift detection on the champion's per-example loss or error.
 type DriftSpec struct {
 	Detector string // "adwin", "page_hinkley", or "" for none
-	Action   string // "alert", "reset", "promote_best_challenger"
+	Action   string // "alert" (the default), "reset", "promote_best_challenger"
+	// Signal is what the detector watches: "loss" (the default: log loss, absolute error, 0/1 for
+	// multiclass) or "error" (0/1: the decided class is wrong; the absolute error for regression).
+	Signal string
+	// Direction is the change reported: "up" (the default: the signal rose, the model got
+	// worse), "down" (it fell), or "both".
+	Direction string
+	// Delta is ADWIN's confidence (default DefaultDriftDelta: smaller means fewer false alarms
+	// and later detections); Threshold Page-Hinkley's (default 50, in the signal's units).
+	Delta, Threshold float64
+	// Topic, when set, receives a JSON record for every detection (driftEventJSON), in the
+	// transaction of the cycle that learned the example behind it.
+	Topic string
 }
 
 // LabelSpec says where labels come from.
@@ -89,6 +138,17 @@ type Operator struct {
 	ttl       int64
 	classIdx  map[string]int // declared classes by name; nil without
 	classJSON [][]byte       // declared classes as JSON strings
+	// minExamples is, per model, the examples learned before it is warm (0: always warm).
+	minExamples []int64
+	// weighted: per model, whether it learns with class weights (ModelSpec.ClassWeights or
+	// ClassBalanced); balancedK the classes the balanced counts cover (0: no balanced model).
+	weighted  []bool
+	balancedK int
+	// Multiclass models, per model: nclass its classes (0 for other tasks), probOff the offset of
+	// its class probabilities in processor.probs, topK how many a prediction carries. nprobs is
+	// the length of processor.probs.
+	nclass, probOff, topK []int
+	nprobs                int
 
 	readerMu sync.Mutex
 	reader   *modelsReader
@@ -132,6 +192,20 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 			errs = append(errs, fmt.Errorf("model: model name %q is empty or repeated", m.Name))
 		}
 		names[m.Name] = true
+		switch {
+		case m.MinExamples < 0:
+			errs = append(errs, fmt.Errorf("model: %s has min examples %d: want 0 (the default, %d) or more", m.Name, m.MinExamples, DefaultMinExamples))
+		case m.Offline != nil && m.MinExamples != 0:
+			errs = append(errs, fmt.Errorf("model: %s is trained offline and warm from the start: leave min examples out", m.Name))
+		}
+		switch {
+		case m.Offline != nil:
+			o.minExamples = append(o.minExamples, 0)
+		case m.MinExamples == 0:
+			o.minExamples = append(o.minExamples, DefaultMinExamples)
+		default:
+			o.minExamples = append(o.minExamples, int64(m.MinExamples))
+		}
 		if m.Offline != nil {
 			c, err := newOfflineCatalog(m, l)
 			if err != nil {
@@ -168,6 +242,29 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 		}
 	}
 	errs = append(errs, checkClasses(&o.spec.Labels, o.rules)...)
+	if len(o.rules) == len(spec.Models) {
+		for i, r := range o.rules {
+			k, top := 0, 0
+			if r.task == online.Multiclass {
+				k = r.classes
+				switch t := spec.Models[i].TopK; {
+				case t < 0 || t > MaxTopK:
+					errs = append(errs, fmt.Errorf("model: %s has top k %d: want 0 (the default, min(classes, %d)) to %d", spec.Models[i].Name, t, DefaultTopK, MaxTopK))
+				case t == 0:
+					top = min(k, DefaultTopK)
+				default:
+					top = min(k, t)
+				}
+			} else if spec.Models[i].TopK != 0 {
+				errs = append(errs, fmt.Errorf("model: %s is a %s model: top k bounds a multiclass model's class probabilities", spec.Models[i].Name, r.task))
+			}
+			errs = append(errs, o.checkWeights(i, r)...)
+			o.nclass = append(o.nclass, k)
+			o.probOff = append(o.probOff, o.nprobs)
+			o.topK = append(o.topK, top)
+			o.nprobs += k
+		}
+	}
 	if spec.Labels.LearnClasses && spec.MergeInterval > 0 {
 		errs = append(errs, errors.New("model: learned classes are numbered per partition and cannot be merged: declare the classes, or merge never"))
 	}
@@ -213,12 +310,103 @@ func New(spec Spec, format, labelFormat stream.Format) (*Operator, error) {
 	default:
 		errs = append(errs, fmt.Errorf("model: drift action %q: use alert, reset or promote_best_challenger", spec.Drift.Action))
 	}
+	switch spec.Drift.Signal {
+	case "", "loss", "error":
+	default:
+		errs = append(errs, fmt.Errorf("model: drift signal %q: use loss or error", spec.Drift.Signal))
+	}
+	switch spec.Drift.Direction {
+	case "", "up", "down", "both":
+	default:
+		errs = append(errs, fmt.Errorf("model: drift direction %q: use up, down or both", spec.Drift.Direction))
+	}
+	if spec.Drift.Detector != "" {
+		if _, err := newDriftDetector(spec.Drift); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.spec.Drift.Action == "" {
+		o.spec.Drift.Action = "alert"
+	}
+	if o.spec.Drift.Signal == "" {
+		o.spec.Drift.Signal = "loss"
+	}
+	if o.spec.Drift.Direction == "" {
+		o.spec.Drift.Direction = "up"
+	}
 	errs = append(errs, o.resolveMargins())
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	o.reg = newRegistry(&o.spec, o.catalogs)
+	o.reg.minExamples = o.minExamples
 	return o, nil
+}
+
+// checkWeights checks model i's class weights against what it is (rule r), and records them.
+func (o *Operator) checkWeights(i int, r labelRule) []error {
+	ms := &o.spec.Models[i]
+	w := len(ms.ClassWeights) > 0 || ms.ClassBalanced
+	o.weighted = append(o.weighted, w)
+	if !w {
+		return nil
+	}
+	var errs []error
+	k := r.classes
+	if r.task == online.Binary {
+		k = 2
+	}
+	switch {
+	case len(ms.ClassWeights) > 0 && ms.ClassBalanced:
+		errs = append(errs, fmt.Errorf("model: %s has class weights and balanced: one or the other", ms.Name))
+	case r.task != online.Binary && r.task != online.Multiclass:
+		errs = append(errs, fmt.Errorf("model: %s is a %s model: class weights are for classifiers", ms.Name, r.task))
+	case ms.Offline != nil:
+		errs = append(errs, fmt.Errorf("model: %s is trained offline and learns nothing here: class weights are for online learners", ms.Name))
+	case len(ms.ClassWeights) > 0 && len(ms.ClassWeights) != k:
+		errs = append(errs, fmt.Errorf("model: %s has %d class weights for %d classes", ms.Name, len(ms.ClassWeights), k))
+	}
+	if ms.Learner != nil {
+		if l, err := online.New(ms.Learner); err == nil {
+			if _, ok := l.(online.WeightedLearner); !ok {
+				errs = append(errs, fmt.Errorf("model: %s: a %s learner does not learn weighted examples; class weights apply to ftrl_logistic and softmax", ms.Name, ms.Learner.Kind()))
+			}
+		}
+	}
+	for c, x := range ms.ClassWeights {
+		if !(x > 0) || math.IsInf(x, 0) {
+			errs = append(errs, fmt.Errorf("model: %s: class %d's weight %v: want a finite number above 0", ms.Name, c, x))
+		}
+	}
+	if ms.ClassBalanced {
+		o.balancedK = max(o.balancedK, k)
+	}
+	return errs
+}
+
+// classWeight is the weight model i learns an example of class y with (1 without class weights),
+// given the balanced class counts (including this example's).
+func (o *Operator) classWeight(i int, y float64, counts []int64) float64 {
+	ms := &o.spec.Models[i]
+	c := int(y)
+	if len(ms.ClassWeights) > 0 {
+		if c >= 0 && c < len(ms.ClassWeights) {
+			return ms.ClassWeights[c]
+		}
+		return 1
+	}
+	k := o.nclass[i]
+	if k == 0 {
+		k = 2
+	}
+	if c < 0 || c >= k || c >= len(counts) {
+		return 1
+	}
+	var n int64
+	for _, x := range counts[:k] {
+		n += x
+	}
+	return float64(n+int64(k)) / (float64(k) * float64(counts[c]+1))
 }
 
 // Name implements stream.Operator.
@@ -229,10 +417,14 @@ func (o *Operator) Stores() []string { return []string{o.spec.Name} }
 
 // OutputTopics implements stream.OutputTopics.
 func (o *Operator) OutputTopics() []string {
+	out := []string{o.spec.Output}
 	if o.spec.Training != "" {
-		return []string{o.spec.Output, o.spec.Training}
+		out = append(out, o.spec.Training)
 	}
-	return []string{o.spec.Output}
+	if o.spec.Drift.Topic != "" {
+		out = append(out, o.spec.Drift.Topic)
+	}
+	return out
 }
 
 // Registry returns the operator's view of its models across this instance's tasks, for the admin
@@ -269,6 +461,8 @@ func (o *Operator) Open(t *stream.Task) (stream.Processor, error) {
 	p.scores = make([]float64, len(o.spec.Models))
 	p.classes = make([]int, len(o.spec.Models))
 	p.evalIn = make([]float64, len(o.spec.Models))
+	p.probs = make([]float64, o.nprobs)
+	p.topIdx = make([]int, 0, slices.Max(append([]int{0}, o.nclass...)))
 	if err := p.Rewind(t); err != nil {
 		p.Close()
 		return nil, err
@@ -295,6 +489,10 @@ type processor struct {
 	scores      []float64
 	classes     []int
 	evalIn      []float64 // what evaluation needs of each prediction: the score, or the class (multiclass)
+	probs       []float64 // the multiclass models' class probabilities (Operator.probOff)
+	topIdx      []int     // scratch: the classes of a prediction's probabilities, most probable first
+	driftBuf    []byte    // scratch: a drift detection's statistics
+	driftOut    []byte    // scratch: a drift event
 	buf, keyBuf []byte
 	earlyBuf    []byte
 	out         []byte
@@ -324,13 +522,14 @@ type processor struct {
 // taskCounts are a task's counts in the open cycle, published on commit.
 type taskCounts struct {
 	predictions []int64 // per model
+	cold        []int64 // per model: its predictions published cold (as champion)
 	joined      int64
 	unmatched   int64
 	expired     int64
-	early       int64 // labels that came before their event and were kept waiting
-	evicted     int64 // early labels pushed out by LabelSpec.MaxWaiting (also unmatched)
-	waiting     int64 // early labels waiting now: a gauge, not reset on commit
-	drifts      int64
+	early       int64   // labels that came before their event and were kept waiting
+	evicted     int64   // early labels pushed out by LabelSpec.MaxWaiting (also unmatched)
+	waiting     int64   // early labels waiting now: a gauge, not reset on commit
+	drifts      []int64 // per model: detections in its signal while it was champion
 	merges      int64
 	adopted     int64
 	// trainingRows written, and labels whose pending prediction predates Spec.Training.
@@ -345,7 +544,8 @@ func (p *processor) Rewind(t *stream.Task) error {
 	}
 	p.m = *m
 	p.atCycle = false
-	p.counts = taskCounts{predictions: make([]int64, len(p.op.spec.Models))}
+	n := len(p.op.spec.Models)
+	p.counts = taskCounts{predictions: make([]int64, n), drifts: make([]int64, n), cold: make([]int64, n)}
 	p.nextExpiry = math.MaxInt64
 	it, err := p.store.NewIter([]byte(expPrefix), []byte(expEnd))
 	if err != nil {
@@ -423,7 +623,7 @@ func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 	if o.labelIdx >= 0 {
 		if labelled {
 			p.trainNow(t, ev, y, ev.Time)
-			p.learn(&p.raw, y, p.evalIn)
+			p.learn(t, ev, &p.raw, y, p.evalIn, p.probs)
 		}
 		return nil
 	}
@@ -436,13 +636,13 @@ func (p *processor) Process(t *stream.Task, ev *stream.Event) error {
 	} else if ok {
 		p.counts.joined++
 		p.trainNow(t, ev, y, labelTime)
-		p.learn(&p.raw, y, p.evalIn)
+		p.learn(t, ev, &p.raw, y, p.evalIn, p.probs)
 		return nil
 	}
 	// Keep the prediction for its label: features and scores as they were, under the event id,
 	// with an expiry in event time.
 	exp := ev.Time + o.ttl
-	p.buf = p.encodePending(p.buf[:0], exp, &p.raw, p.evalIn)
+	p.buf = p.encodePending(p.buf[:0], exp, &p.raw, p.evalIn, p.probs)
 	if training {
 		// What the training row needs when the label comes (training.go).
 		p.buf = encodeTraining(p.buf, ev.Time, ev.Record.Offset, p.m.champion, p.served, p.out[p.features[0]:p.features[1]])
@@ -484,25 +684,37 @@ func (p *processor) OnLabel(t *stream.Task, lev *stream.Event) error {
 	if rest, err = p.raw2.decode(rest); err != nil {
 		return err
 	}
-	if len(rest) < 8*len(o.spec.Models) {
+	// The scores, then the multiclass probabilities (absent from predictions kept before they
+	// were: their log loss is not counted), then the training trailer (training.go) when the
+	// prediction was made with training rows on.
+	probs := p.probs
+	trailer := rest[min(8*len(o.spec.Models), len(rest)):]
+	switch {
+	case len(rest) == 8*len(o.spec.Models):
+		probs = nil
+	case len(rest) >= 8*(len(o.spec.Models)+o.nprobs):
+		trailer = rest[8*(len(o.spec.Models)+o.nprobs):]
+	default:
 		return fmt.Errorf("%w: pending prediction has %d bytes of scores", errCorrupt, len(rest))
 	}
 	scores := p.evalIn[:0]
 	for i := range o.spec.Models {
 		scores = append(scores, math.Float64frombits(binary.LittleEndian.Uint64(rest[8*i:])))
 	}
-	// The rest is the training trailer, when the prediction was made with training rows on; a
-	// pipeline that turned them off since ignores it. Before the deletes below, which may reuse
-	// the bytes v points into.
+	for i := range probs {
+		probs[i] = math.Float64frombits(binary.LittleEndian.Uint64(rest[8*(len(o.spec.Models)+i):]))
+	}
+	// A pipeline that turned training rows off since ignores the trailer. Before the deletes
+	// below, which may reuse the bytes v points into.
 	if o.spec.Training != "" {
-		if err := p.trainPending(t, lev, y, rest[8*len(o.spec.Models):]); err != nil {
+		if err := p.trainPending(t, lev, y, trailer); err != nil {
 			return err
 		}
 	}
 	p.store.Delete(key)
 	p.store.Delete(p.expiryKey(exp, lev.ID))
 	p.counts.joined++
-	p.learn(&p.raw2, y, scores)
+	p.learn(t, lev, &p.raw2, y, scores, probs)
 	return nil
 }
 
@@ -535,7 +747,9 @@ func (p *processor) Committed(t *stream.Task) {
 	for i := range p.counts.predictions {
 		p.counts.predictions[i] = 0
 	}
-	p.counts.joined, p.counts.unmatched, p.counts.expired, p.counts.drifts = 0, 0, 0, 0
+	p.counts.joined, p.counts.unmatched, p.counts.expired = 0, 0, 0
+	clear(p.counts.drifts)
+	clear(p.counts.cold)
 	p.counts.early, p.counts.evicted = 0, 0
 	p.counts.merges, p.counts.adopted = 0, 0
 	p.counts.trainingRows, p.counts.trainingUnavailable = 0, 0
@@ -556,6 +770,7 @@ func (p *processor) predict(r *raw) {
 			p.evalIn[i] = p.scores[i]
 			if l.task == online.Multiclass {
 				p.evalIn[i] = float64(p.classes[i])
+				copy(p.probs[o.probOff[i]:o.probOff[i]+o.nclass[i]], l.out)
 			}
 		}
 		for _, mf := range o.margins {
@@ -567,7 +782,11 @@ func (p *processor) predict(r *raw) {
 		if o.catalogs[i] != nil {
 			continue
 		}
-		p.scores[i], p.classes[i] = l.Predict(p.vec, nil)
+		var probs []float64
+		if k := o.nclass[i]; k > 0 {
+			probs = p.probs[o.probOff[i] : o.probOff[i]+k]
+		}
+		p.scores[i], p.classes[i] = l.Predict(p.vec, probs)
 		p.evalIn[i] = p.scores[i]
 		if l.Task() == online.Multiclass {
 			p.evalIn[i] = float64(p.classes[i])
@@ -578,11 +797,16 @@ func (p *processor) predict(r *raw) {
 // learn is one prequential step: evaluate the scores made before learning, watch the champion's
 // loss for drift, update the scaler, then every model. It is deterministic in (r, y, scores), and
 // it is logged, so that a restore replays it exactly.
-func (p *processor) learn(r *raw, y float64, scores []float64) {
+//
+// ev is the record that completed the example (the event, or the label record that joined it):
+// a drift detection names it.
+func (p *processor) learn(t *stream.Task, ev *stream.Event, r *raw, y float64, scores, probs []float64) {
 	seq := p.m.seq
-	p.buf = appendLogEntry(p.buf[:0], seq, r, y, scores)
+	p.buf = appendLogEntry(p.buf[:0], seq, r, y, scores, probs)
 	p.store.Set(logKey(p.keyBuf[:0], seq%int64(p.op.spec.SnapshotEvery)), p.buf)
-	p.m.learnExample(p.op, r, y, scores, &p.pre, &p.vec, &p.counts)
+	if det := p.m.learnExample(p.op, r, y, scores, probs, &p.pre, &p.vec, &p.counts); det.fired {
+		p.reportDrift(t, ev, seq, &det)
+	}
 	if p.m.seq-p.m.snapSeq >= int64(p.op.spec.SnapshotEvery) {
 		p.m.snapshot(p.store, &p.buf)
 	}
@@ -611,13 +835,34 @@ func (p *processor) appendPrediction(b []byte, ev *stream.Event) []byte {
 	} else {
 		b = strconv.AppendInt(b, p.m.version, 10)
 	}
-	b = append(b, `,"score":`...)
+	// A cold model (fewer than its min examples learned) decides no class: its score is what it
+	// says, but neither class nor label claims a decision it cannot make yet.
+	warm := p.warm(c)
+	if !warm {
+		p.counts.cold[c]++
+	}
+	if warm {
+		b = append(b, `,"warm":true,"score":`...)
+	} else {
+		b = append(b, `,"warm":false,"score":`...)
+	}
 	b = appendFloat(b, p.scores[c])
 	b = append(b, `,"class":`...)
-	b = strconv.AppendInt(b, int64(p.classes[c]), 10)
+	if warm {
+		b = strconv.AppendInt(b, int64(p.classes[c]), 10)
+	} else {
+		b = append(b, "null"...)
+	}
 	if t := p.m.learners[c].Task(); t == online.Binary || t == online.Multiclass {
 		b = append(b, `,"label":`...)
-		b = p.appendLabel(b, p.classes[c])
+		if warm {
+			b = p.appendLabel(b, p.classes[c])
+		} else {
+			b = append(b, "null"...)
+		}
+	}
+	if k := o.nclass[c]; k > 0 {
+		b = p.appendProbabilities(b, c, p.probs[o.probOff[c]:o.probOff[c]+k])
 	}
 	b = append(b, `,"event_time":`...)
 	b = strconv.AppendInt(b, ev.Time, 10)
@@ -630,7 +875,7 @@ func (p *processor) appendPrediction(b []byte, ev *stream.Event) []byte {
 	b = append(b, `},`...)
 	p.features[0] = len(b)
 	b = append(b, `"features":`...)
-	b = o.layout.appendJSON(b, &p.raw, ev)
+	b = o.layout.appendJSON(b, &p.raw, p.m.scaler, off == nil, ev)
 	b = o.layout.appendOverflow(b, &p.raw)
 	p.features[1] = len(b)
 	if off != nil && off.topK > 0 && p.scores[c] >= off.minScore {
@@ -654,6 +899,11 @@ func (p *processor) appendPrediction(b []byte, ev *stream.Event) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
+}
+
+// warm reports whether model i has learned its min examples (an offline model always has).
+func (p *processor) warm(i int) bool {
+	return p.m.learners[i].Updates() >= p.op.minExamples[i]
 }
 
 func appendFloat(b []byte, x float64) []byte {
@@ -687,13 +937,79 @@ func putTime(dst []byte, ts int64) []byte {
 
 func getTime(b []byte) int64 { return int64(binary.BigEndian.Uint64(b) ^ (1 << 63)) }
 
-func (p *processor) encodePending(dst []byte, exp int64, r *raw, scores []float64) []byte {
+func (p *processor) encodePending(dst []byte, exp int64, r *raw, scores, probs []float64) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(exp))
 	dst = r.encode(dst)
 	for _, s := range scores {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s))
 	}
+	for _, s := range probs {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s))
+	}
 	return dst
+}
+
+// appendProbabilities writes `,"probabilities":{CLASS:P,...}` for the multiclass champion c: the
+// Operator.topK most probable classes, most probable first (the lower class first on a tie), each
+// named as its label is (the class name of string labels, else the index). A learned class no
+// label has named yet has no name, and is left out. It allocates nothing.
+func (p *processor) appendProbabilities(b []byte, c int, probs []float64) []byte {
+	idx := p.topIdx[:0]
+	for k := range probs {
+		idx = append(idx, k)
+	}
+	top := min(p.op.topK[c], len(idx))
+	// A partial selection sort: O(classes × top), no allocation. NaN ranks last.
+	above := func(a, b int) bool {
+		pa, pb := probs[a], probs[b]
+		switch {
+		case math.IsNaN(pb):
+			return !math.IsNaN(pa) || a < b
+		case math.IsNaN(pa):
+			return false
+		}
+		return pa > pb || pa == pb && a < b
+	}
+	for j := 0; j < top; j++ {
+		best := j
+		for k := j + 1; k < len(idx); k++ {
+			if above(idx[k], idx[best]) {
+				best = k
+			}
+		}
+		idx[j], idx[best] = idx[best], idx[j]
+	}
+	b = append(b, `,"probabilities":{`...)
+	first := true
+	for _, k := range idx[:top] {
+		o := p.op
+		switch {
+		case o.classIdx != nil:
+			if !first {
+				b = append(b, ',')
+			}
+			b = append(b, o.classJSON[k]...)
+		case o.spec.Labels.LearnClasses:
+			if k >= len(p.classNames) {
+				continue
+			}
+			if !first {
+				b = append(b, ',')
+			}
+			b = jsonscan.AppendString(b, []byte(p.classNames[k]))
+		default:
+			if !first {
+				b = append(b, ',')
+			}
+			b = append(b, '"')
+			b = strconv.AppendInt(b, int64(k), 10)
+			b = append(b, '"')
+		}
+		first = false
+		b = append(b, ':')
+		b = appendFloat(b, probs[k])
+	}
+	return append(b, '}')
 }
 
 func decodePendingHead(v []byte) (int64, []byte, error) {

@@ -4,14 +4,16 @@ package model
 // fields of the JSON record (docs/config.md), features as a map (their set is the pipeline's, and
 // a map keeps one schema, hence one registered subject version, across feature changes). A JSON
 // null (a missing feature, a non-finite score) is the union's null; an absent optional part
-// (label, overflow, explanation, challengers) is its default.
+// (label, overflow, explanation, challengers) is its default. A cold prediction's class is the
+// union's null.
 const PredictionAvroSchema = `{"type":"record","name":"Prediction","namespace":"streamd","fields":[
 {"name":"event_id","type":"string"},
 {"name":"key","type":"string"},
 {"name":"model","type":"string"},
 {"name":"version","type":"long"},
+{"name":"warm","type":"boolean","default":true},
 {"name":"score","type":["null","double"]},
-{"name":"class","type":"long"},
+{"name":"class","type":["null","long"]},
 {"name":"label","type":["null","boolean","long","string"],"default":null},
 {"name":"event_time","type":"long"},
 {"name":"source","type":{"type":"record","name":"Source","fields":[
@@ -22,7 +24,8 @@ const PredictionAvroSchema = `{"type":"record","name":"Prediction","namespace":"
   {"name":"bias","type":["null","double"]},
   {"name":"top","type":{"type":"array","items":{"type":"record","name":"Contribution","fields":[
     {"name":"feature","type":"string"},{"name":"contribution","type":["null","double"]}]}}}]}],"default":null},
-{"name":"challengers","type":{"type":"map","values":["null","double"]},"default":{}}]}`
+{"name":"challengers","type":{"type":"map","values":["null","double"]},"default":{}},
+{"name":"probabilities","type":{"type":"map","values":["null","double"]},"default":{}}]}`
 
 // PredictionProtoSchema is the Protobuf schema of a prediction record with outputs.format protobuf:
 // the JSON record's fields by name. A JSON null is an absent field (score, a feature's value, a
@@ -36,7 +39,7 @@ message Prediction {
   string model = 3;
   int64 version = 4;
   optional double score = 5;
-  int64 class = 6;
+  optional int64 class = 6;
   Label label = 7;
   int64 event_time = 8;
   Source source = 9;
@@ -44,6 +47,8 @@ message Prediction {
   repeated string overflow = 11;
   Explanation explanation = 12;
   map<string, OptionalDouble> challengers = 13;
+  bool warm = 14;
+  map<string, OptionalDouble> probabilities = 15;
 }
 
 message Label {

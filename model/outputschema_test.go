@@ -32,6 +32,13 @@ func TestPredictionSchemasTakeEveryShape(t *testing.T) {
 		 "source":{"topic":"t","partition":0,"offset":0},"features":{}}`,
 		`{"event_id":"e","key":"k","model":"m","version":0,"score":0.5,"class":1,"label":null,"event_time":1,
 		 "source":{"topic":"t","partition":0,"offset":0},"features":{}}`,
+		`{"event_id":"e","key":"k","model":"m","version":1,"warm":false,"score":0.5,"class":null,"label":null,"event_time":1,
+		 "source":{"topic":"t","partition":0,"offset":0},"features":{"x":0.25}}`,
+		`{"event_id":"e","key":"k","model":"m","version":1,"warm":true,"score":0.5,"class":1,"label":1,"event_time":1,
+		 "source":{"topic":"t","partition":0,"offset":0},"features":{"x":0.25}}`,
+		`{"event_id":"e","key":"k","model":"sm","version":1,"warm":true,"score":0.7,"class":2,"label":"chargeback",
+		 "probabilities":{"chargeback":0.7,"legit":0.2,"fraud":null},"event_time":1,
+		 "source":{"topic":"t","partition":0,"offset":0},"features":{"x":0.25}}`,
 		`{"event_id":"e","key":"k","model":"reg","version":0,"score":-12.5,"class":0,"event_time":1,
 		 "source":{"topic":"t","partition":0,"offset":0},"features":{"x":1}}`,
 	} {

@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,20 +19,22 @@ import (
 // the source of the admin API's /v1/models. Tasks publish from their goroutines; scrapes read under
 // the same mutex.
 type registry struct {
-	spec     *Spec
-	catalogs []*catalog // per model: an offline model's versions, nil for an online learner
-	nameJSON [][]byte
+	spec        *Spec
+	catalogs    []*catalog // per model: an offline model's versions, nil for an online learner
+	minExamples []int64    // per model (Operator.minExamples)
+	nameJSON    [][]byte
 
 	mu          sync.Mutex
 	predictions []float64 // per model, cumulative
 	labels      map[string]float64
-	drifts      float64
+	drifts      []float64 // per model
+	cold        []float64 // per model: predictions published cold
 	merges      float64
 	training    map[string]float64 // training rows by result: written, unavailable
 	parts       map[int32]partFigures
 
 	descPredictions, descVersion, descEval, descDrift, descLabels, descUpdates, descChampion, descMerges *prometheus.Desc
-	descWaiting, descRefused, descSwaps, descTraining                                                    *prometheus.Desc
+	descWaiting, descRefused, descSwaps, descTraining, descClassRecall, descCold, descWarm               *prometheus.Desc
 }
 
 // partFigures are one partition's models as of its last commit.
@@ -42,6 +46,7 @@ type partFigures struct {
 	digests  []string
 	evals    []map[string]evalValue
 	waiting  int64 // early labels waiting for their event
+	warm     []bool
 }
 
 type evalValue struct {
@@ -54,6 +59,8 @@ func newRegistry(spec *Spec, catalogs []*catalog) *registry {
 		spec:        spec,
 		catalogs:    catalogs,
 		predictions: make([]float64, len(spec.Models)),
+		drifts:      make([]float64, len(spec.Models)),
+		cold:        make([]float64, len(spec.Models)),
 		labels:      map[string]float64{},
 		training:    map[string]float64{},
 		parts:       map[int32]partFigures{},
@@ -64,8 +71,15 @@ func newRegistry(spec *Spec, catalogs []*catalog) *registry {
 		descEval: prometheus.NewDesc("streamd_model_evaluation",
 			"Prequential (test-then-train) evaluation of the model, cumulative or over the rolling window, averaged over this instance's partitions by examples.",
 			[]string{"model", "metric", "window"}, nil),
+		descClassRecall: prometheus.NewDesc("streamd_model_class_recall",
+			"Prequential recall of each class of a multiclass model (the first 32 classes), cumulative or over the rolling window, pooled over this instance's partitions.",
+			[]string{"model", "class", "window"}, nil),
+		descCold: prometheus.NewDesc("streamd_predictions_cold_total",
+			"Predictions published by a cold champion (before its models.list[].min_examples): warm false, no class decided.", []string{"model"}, nil),
+		descWarm: prometheus.NewDesc("streamd_model_warm_partitions",
+			"This instance's partitions whose replica of the model is warm (has learned its min_examples).", []string{"model"}, nil),
 		descDrift: prometheus.NewDesc("streamd_drift_detections_total",
-			"Drifts the detector found in the champion's loss.", []string{"model"}, nil),
+			"Drift detections in the champion's loss or error (models.drift.signal), by the model that was champion.", []string{"model"}, nil),
 		descLabels: prometheus.NewDesc("streamd_labels_total",
 			"Labels by outcome: joined to their prediction, unmatched (no prediction waiting, and none came within the TTL), expired (a prediction whose label never came within the TTL), early (came before the event and waited for it; later also joined or unmatched), evicted (early, pushed out by labels.max_waiting; also unmatched).",
 			[]string{"result"}, nil),
@@ -95,6 +109,7 @@ func newRegistry(spec *Spec, catalogs []*catalog) *registry {
 func (r *registry) publish(partition int32, m *models, c *taskCounts) {
 	f := partFigures{version: m.version, champion: m.champion, waiting: c.waiting}
 	for i, l := range m.learners {
+		f.warm = append(f.warm, l.Updates() >= r.minExamples[i])
 		v := m.version
 		if off, ok := l.(*offlineLearner); ok {
 			v = off.version
@@ -110,6 +125,9 @@ func (r *registry) publish(partition int32, m *models, c *taskCounts) {
 	for i, n := range c.predictions {
 		r.predictions[i] += float64(n)
 	}
+	for i, n := range c.cold {
+		r.cold[i] += float64(n)
+	}
 	r.labels["joined"] += float64(c.joined)
 	r.labels["unmatched"] += float64(c.unmatched)
 	r.labels["expired"] += float64(c.expired)
@@ -117,7 +135,9 @@ func (r *registry) publish(partition int32, m *models, c *taskCounts) {
 	r.labels["evicted"] += float64(c.evicted)
 	r.training["written"] += float64(c.trainingRows)
 	r.training["unavailable"] += float64(c.trainingUnavailable)
-	r.drifts += float64(c.drifts)
+	for i, n := range c.drifts {
+		r.drifts[i] += float64(n)
+	}
 	r.merges += float64(c.merges)
 	r.parts[partition] = f
 }
@@ -130,7 +150,7 @@ func (r *registry) drop(partition int32) {
 
 // Describe implements prometheus.Collector.
 func (r *registry) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion, r.descMerges, r.descWaiting, r.descRefused, r.descSwaps, r.descTraining} {
+	for _, d := range []*prometheus.Desc{r.descPredictions, r.descVersion, r.descEval, r.descDrift, r.descLabels, r.descUpdates, r.descChampion, r.descMerges, r.descWaiting, r.descRefused, r.descSwaps, r.descTraining, r.descClassRecall, r.descCold, r.descWarm} {
 		ch <- d
 	}
 }
@@ -143,12 +163,19 @@ func (r *registry) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(r.descPredictions, prometheus.CounterValue, m.Predictions, m.Name)
 		ch <- prometheus.MustNewConstMetric(r.descVersion, prometheus.GaugeValue, float64(m.Version), m.Name)
 		ch <- prometheus.MustNewConstMetric(r.descUpdates, prometheus.GaugeValue, float64(m.Updates), m.Name)
+		ch <- prometheus.MustNewConstMetric(r.descCold, prometheus.CounterValue, m.ColdPredictions, m.Name)
+		ch <- prometheus.MustNewConstMetric(r.descWarm, prometheus.GaugeValue, float64(m.WarmPartitions), m.Name)
 		c := 0.0
 		if m.Champion {
 			c, champion = 1, m.Name
 		}
 		ch <- prometheus.MustNewConstMetric(r.descChampion, prometheus.GaugeValue, c, m.Name)
 		for _, e := range m.Evaluation {
+			if e.Class != "" {
+				ch <- prometheus.MustNewConstMetric(r.descClassRecall, prometheus.GaugeValue, e.Cumulative, m.Name, e.Class, "cumulative")
+				ch <- prometheus.MustNewConstMetric(r.descClassRecall, prometheus.GaugeValue, e.Rolling, m.Name, e.Class, "rolling")
+				continue
+			}
 			ch <- prometheus.MustNewConstMetric(r.descEval, prometheus.GaugeValue, e.Cumulative, m.Name, e.Metric, "cumulative")
 			ch <- prometheus.MustNewConstMetric(r.descEval, prometheus.GaugeValue, e.Rolling, m.Name, e.Metric, "rolling")
 		}
@@ -156,7 +183,9 @@ func (r *registry) Collect(ch chan<- prometheus.Metric) {
 	if champion == "" && len(r.spec.Models) > 0 {
 		champion = r.spec.Models[0].Name
 	}
-	ch <- prometheus.MustNewConstMetric(r.descDrift, prometheus.CounterValue, v.Drifts, champion)
+	for _, m := range v.Models {
+		ch <- prometheus.MustNewConstMetric(r.descDrift, prometheus.CounterValue, m.Drifts, m.Name)
+	}
 	for _, m := range v.Models {
 		ch <- prometheus.MustNewConstMetric(r.descMerges, prometheus.CounterValue, v.Merges, m.Name)
 	}
@@ -195,13 +224,19 @@ type View struct {
 
 // ModelView is one model across this instance's partitions.
 type ModelView struct {
-	Name        string       `json:"name"`
-	Kind        string       `json:"kind"`
-	Champion    bool         `json:"champion"`
-	Version     int64        `json:"version"`
-	Updates     int64        `json:"updates"`
-	Predictions float64      `json:"predictions"`
-	Evaluation  []MetricView `json:"evaluation"`
+	Name        string  `json:"name"`
+	Kind        string  `json:"kind"`
+	Champion    bool    `json:"champion"`
+	Version     int64   `json:"version"`
+	Updates     int64   `json:"updates"`
+	Predictions float64 `json:"predictions"`
+	// Drifts counts the drift detections in the model's signal while it was champion.
+	Drifts float64 `json:"drift_detections"`
+	// ColdPredictions are the predictions it published cold (as champion, before its min
+	// examples); WarmPartitions the partitions whose replica is warm now.
+	ColdPredictions float64      `json:"cold_predictions"`
+	WarmPartitions  int          `json:"warm_partitions"`
+	Evaluation      []MetricView `json:"evaluation"`
 	// Live and Versions: an offline model's live version on this instance and every version it
 	// has read from the versions topic, valid or refused (with the reason).
 	Live     *int64        `json:"live_version,omitempty"`
@@ -219,9 +254,12 @@ type ReplicaView struct {
 	Digest    string `json:"digest"`
 }
 
-// MetricView is one evaluation metric, averaged over partitions by their examples.
+// MetricView is one evaluation metric, averaged over partitions by their examples. A multiclass
+// model's per-class recall is metric "recall" with Class set (the class's label: its name with
+// declared classes, else its index), its Examples that class's.
 type MetricView struct {
 	Metric     string  `json:"metric"`
+	Class      string  `json:"class,omitempty"`
 	Cumulative float64 `json:"cumulative"`
 	Rolling    float64 `json:"rolling"`
 	Examples   int64   `json:"examples"`
@@ -230,7 +268,7 @@ type MetricView struct {
 func (r *registry) view() View {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	v := View{Labels: map[string]float64{}, Drifts: r.drifts, Merges: r.merges}
+	v := View{Labels: map[string]float64{}, Merges: r.merges}
 	for k, n := range r.labels {
 		v.Labels[k] = n
 	}
@@ -241,7 +279,8 @@ func (r *registry) view() View {
 	sort.Slice(v.Partitions, func(i, j int) bool { return v.Partitions[i] < v.Partitions[j] })
 	championVotes := make([]int, len(r.spec.Models))
 	for i, ms := range r.spec.Models {
-		mv := ModelView{Name: ms.Name, Predictions: r.predictions[i]}
+		mv := ModelView{Name: ms.Name, Predictions: r.predictions[i], Drifts: r.drifts[i], ColdPredictions: r.cold[i]}
+		v.Drifts += r.drifts[i]
 		if c := r.catalogs[i]; c != nil {
 			mv.Kind = c.kind()
 			live := c.live.Load()
@@ -255,6 +294,9 @@ func (r *registry) view() View {
 			f := r.parts[p]
 			mv.Version = max(mv.Version, f.versions[i])
 			mv.Updates += f.updates[i]
+			if f.warm[i] {
+				mv.WarmPartitions++
+			}
 			mv.Partitions = append(mv.Partitions, ReplicaView{Partition: p, Version: f.versions[i], Updates: f.updates[i], Digest: f.digests[i]})
 			if f.champion == i {
 				championVotes[i]++
@@ -277,6 +319,12 @@ func (r *registry) view() View {
 			if s.Examples > 0 {
 				s.Cumulative /= float64(s.Examples)
 				s.Rolling /= float64(s.Examples)
+			}
+			if c, ok := strings.CutPrefix(n, classRecallPrefix); ok {
+				s.Metric, s.Class = "recall", c
+				if k, err := strconv.Atoi(c); err == nil && k < len(r.spec.Labels.Classes) {
+					s.Class = r.spec.Labels.Classes[k]
+				}
 			}
 			mv.Evaluation = append(mv.Evaluation, *s)
 		}

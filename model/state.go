@@ -23,6 +23,8 @@ type models struct {
 	snapSeq   int64 // seq of the last snapshot
 	version   int64 // the merge version the models started from (1 before any merge)
 	mergeBase int64 // seq when that version was adopted: examples since weigh this replica in a merge
+	// classCounts are the labels learned per class, for balanced class weights (nil without).
+	classCounts []int64
 }
 
 func newModels(o *Operator) (*models, error) {
@@ -36,50 +38,101 @@ func newModels(o *Operator) (*models, error) {
 			return nil, err
 		}
 		m.learners = append(m.learners, l)
-		m.evals = append(m.evals, newEvaluation(l.Task()))
+		m.evals = append(m.evals, newEvaluation(l.Task(), o.nclass[i]))
 	}
-	m.drift = newDriftDetector(o.spec.Drift.Detector)
+	if o.balancedK > 0 {
+		m.classCounts = make([]int64, o.balancedK)
+	}
+	if m.drift, err = newDriftDetector(o.spec.Drift); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
 // learnExample is one prequential step (see processor.learn). Replaying the same examples in the
 // same order gives the same state, bit for bit.
-func (m *models) learnExample(o *Operator, r *raw, y float64, scores []float64, pre *[]float64, vec *online.Vector, c *taskCounts) {
+//
+// probs are the multiclass models' class probabilities before learning (Operator.probOff), or nil
+// when they were not kept (a prediction kept by an older version).
+//
+// It returns the drift detection this example caused, if any, and what the action did: the
+// caller that learns live reports it (log, metrics, the drift-events topic); a replay does not,
+// since the detection was reported when the example was first learned.
+func (m *models) learnExample(o *Operator, r *raw, y float64, scores, probs []float64, pre *[]float64, vec *online.Vector, c *taskCounts) detection {
 	for i, e := range m.evals {
-		e.update(scores[i], y)
+		var pr []float64
+		if k := o.nclass[i]; k > 0 && probs != nil {
+			pr = probs[o.probOff[i] : o.probOff[i]+k]
+		}
+		e.update(scores[i], y, pr)
 	}
+	var det detection
 	if m.drift != nil {
-		if m.drift.update(m.evals[m.champion].loss(scores[m.champion], y)) {
-			c.drifts++
-			m.onDrift(o)
+		ch := m.champion
+		det.value = m.drift.signal(m.evals[ch], scores[ch], y)
+		if m.drift.update(det.value) {
+			if c.drifts != nil {
+				c.drifts[ch]++
+			}
+			det.fired, det.model = true, ch
+			m.onDrift(o, &det)
 		}
 	}
 	*pre = o.layout.preStandardize(r, *pre)
 	learnScaler(m.scaler, *pre)
 	*vec = o.layout.vector(r, m.scaler, *vec)
-	for _, l := range m.learners {
+	if c := int(y); m.classCounts != nil && c >= 0 && c < len(m.classCounts) && float64(c) == y {
+		m.classCounts[c]++
+	}
+	for i, l := range m.learners {
+		if o.weighted[i] {
+			if wl, ok := l.(online.WeightedLearner); ok {
+				wl.LearnWeighted(*vec, y, o.classWeight(i, y, m.classCounts))
+				continue
+			}
+		}
 		l.Learn(*vec, y)
 	}
 	m.seq++
+	return det
 }
 
-// onDrift applies the configured action. alert: the drift counter moved, nothing else. reset: the
-// champion forgets and relearns from now (a new version). promote_best_challenger: the model with
-// the best rolling loss becomes champion, when it beats the champion.
-func (m *models) onDrift(o *Operator) {
+// detection is a drift detection and what its action did.
+type detection struct {
+	fired bool
+	model int     // the champion whose signal changed
+	value float64 // the example's signal
+	// after is the champion after the action; lossBefore and lossAfter the rolling losses of the
+	// model and of the best challenger (promote_best_challenger); forgot: reset made the model
+	// forget what it had learned (updates of them).
+	after                 int
+	lossBefore, lossAfter float64
+	forgot                int64
+}
+
+// onDrift applies the configured action and says in d what it did. alert: nothing but the
+// report. reset: the champion forgets and relearns from now (cold again until its min examples).
+// promote_best_challenger: the model with the best rolling loss becomes champion, when it beats
+// the champion.
+func (m *models) onDrift(o *Operator, d *detection) {
+	d.lossBefore = m.evals[m.champion].rollingLoss()
+	d.lossAfter = d.lossBefore
 	switch o.spec.Drift.Action {
 	case "reset":
+		d.forgot = m.learners[m.champion].Updates()
 		m.learners[m.champion].Reset()
 		m.evals[m.champion].resetRolling()
 	case "promote_best_challenger":
 		best := m.champion
 		for i, e := range m.evals {
-			if e.rollingLoss() < m.evals[best].rollingLoss() {
+			if i != best && e.rollingLoss() < m.evals[best].rollingLoss() {
 				best = i
 			}
 		}
+		d.lossAfter = m.evals[best].rollingLoss()
 		m.champion = best
 	}
+	d.after = m.champion
 	m.drift.reset()
 }
 
@@ -115,9 +168,20 @@ func (m *models) encode(dst []byte) []byte {
 		dst = appendBlob(dst, m.evals[i].appendState(nil))
 	}
 	if m.drift != nil {
-		dst = appendBlob(dst, m.drift.appendState(nil))
+		// The signal first (a byte no detector encoding starts with), so that a restore under
+		// another signal starts the detector over instead of mixing losses and errors.
+		dst = appendBlob(dst, m.drift.appendState([]byte{m.drift.signalByte()}))
 	} else {
 		dst = appendBlob(dst, nil)
+	}
+	// The balanced class counts come last, and only when kept: a state saved before them ends
+	// before them, and decodes with counts of 0.
+	if m.classCounts != nil {
+		b := make([]byte, 0, 8*len(m.classCounts))
+		for _, n := range m.classCounts {
+			b = binary.AppendUvarint(b, uint64(n))
+		}
+		dst = appendBlob(dst, b)
 	}
 	return dst
 }
@@ -183,12 +247,29 @@ func (m *models) decode(b []byte) error {
 			return err
 		}
 	}
-	blob, _, err := readBlob(b)
+	blob, b, err := readBlob(b)
 	if err != nil {
 		return err
 	}
 	if m.drift != nil && len(blob) > 0 {
-		return m.drift.decodeState(blob)
+		if err := m.drift.decodeState(blob); err != nil {
+			return err
+		}
+	}
+	if m.classCounts != nil {
+		clear(m.classCounts)
+		if len(b) > 0 {
+			if blob, _, err = readBlob(b); err != nil {
+				return err
+			}
+			for i := range m.classCounts {
+				n, k := binary.Uvarint(blob)
+				if k <= 0 {
+					break // counts of fewer classes (a model since given more): the rest start at 0
+				}
+				m.classCounts[i], blob = int64(n), blob[k:]
+			}
+		}
 	}
 	return nil
 }
@@ -209,15 +290,20 @@ func (m *models) snapshot(st *state.Store, buf *[]byte) {
 }
 
 // appendLogEntry encodes one learned example for the log: its sequence number (the seq before it
-// was learned), label, the scores made before learning, and the raw features.
-func appendLogEntry(dst []byte, seq int64, r *raw, y float64, scores []float64) []byte {
+// was learned), label, the scores made before learning, the raw features, and the multiclass
+// models' probabilities (last, and absent from entries written before they were kept).
+func appendLogEntry(dst []byte, seq int64, r *raw, y float64, scores, probs []float64) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(seq))
 	dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(y))
 	dst = binary.AppendUvarint(dst, uint64(len(scores)))
 	for _, s := range scores {
 		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s))
 	}
-	return r.encode(dst)
+	dst = r.encode(dst)
+	for _, s := range probs {
+		dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(s))
+	}
+	return dst
 }
 
 // loadModels rebuilds a task's models from its store: the last snapshot, then every logged example
@@ -284,6 +370,7 @@ func loadModels(o *Operator, st *state.Store) (*models, error) {
 	var vec online.Vector
 	var c taskCounts
 	scores := make([]float64, len(o.spec.Models))
+	probBuf := make([]float64, o.nprobs)
 	for _, e := range log {
 		if e.seq != m.seq {
 			return nil, fmt.Errorf("%w: the learning log jumps from %d to %d", errCorrupt, m.seq, e.seq)
@@ -303,10 +390,21 @@ func loadModels(o *Operator, st *state.Store) (*models, error) {
 			scores[i] = math.Float64frombits(binary.LittleEndian.Uint64(b))
 			b = b[8:]
 		}
-		if _, err := r.decode(b); err != nil {
+		if b, err = r.decode(b); err != nil {
 			return nil, err
 		}
-		m.learnExample(o, &r, y, scores, &pre, &vec, &c)
+		probs := probBuf
+		switch len(b) {
+		case 8 * len(probs):
+			for i := range probs {
+				probs[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
+			}
+		case 0:
+			probs = nil
+		default:
+			return nil, fmt.Errorf("%w: a learning log entry has %d bytes of probabilities", errCorrupt, len(b))
+		}
+		_ = m.learnExample(o, &r, y, scores, probs, &pre, &vec, &c)
 	}
 	return m, nil
 }

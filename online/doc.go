@@ -29,7 +29,9 @@
 //     (the score needs no label).
 //
 // All implement Learner. Spec carries every hyperparameter; EnsureDefaults
-// fills zero fields in one place and Validate names every bad field.
+// fills zero fields in one place and Validate names every bad field. FTRL and
+// softmax also implement WeightedLearner (an example learned as w examples:
+// class weights for imbalanced classes).
 //
 // # Why FTRL for fraud and click models
 //

@@ -145,9 +145,12 @@ func (m *FTRL) Predict(x Vector, _ []float64) (float64, int) {
 	return p, 0
 }
 
-func (m *FTRL) Learn(x Vector, y float64) {
+func (m *FTRL) Learn(x Vector, y float64) { m.LearnWeighted(x, y, 1) }
+
+// LearnWeighted implements WeightedLearner: the log loss's gradient scaled by wt.
+func (m *FTRL) LearnWeighted(x Vector, y, wt float64) {
 	y, ok := validBinaryLabel(y)
-	if !ok {
+	if !ok || !finite(wt) || wt <= 0 {
 		return
 	}
 	dim := uint32(m.spec.Dim)
@@ -167,7 +170,7 @@ func (m *FTRL) Learn(x Vector, y float64) {
 		w[k] = m.weight(zn[i], zn[i+1], m.l1, m.l2)
 		s += w[k] * f.Value
 	}
-	g := sigmoid(s) - y // d logloss / d margin
+	g := (sigmoid(s) - y) * wt // d logloss / d margin, weighted
 	m.step(b, g, wb)
 	for k, f := range x {
 		if f.Index >= dim || !finite(f.Value) || f.Value == 0 {

@@ -99,6 +99,14 @@ type Learner interface {
 	Reset()
 }
 
+// WeightedLearner is implemented by learners that can learn an example with a weight: as if it
+// were w examples (the loss's gradient scaled by w), what class weights for imbalanced classes
+// need. A weight of 1 is Learn, bit for bit; a weight that is not finite and > 0 is ignored like
+// a bad label. Like Learn, it does not allocate in steady state.
+type WeightedLearner interface {
+	LearnWeighted(x Vector, y, w float64)
+}
+
 var (
 	// ErrInvalidSpec is wrapped by every error of Spec.Validate.
 	ErrInvalidSpec = errors.New("online: invalid spec")

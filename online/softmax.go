@@ -144,8 +144,11 @@ func (m *Softmax) Predict(x Vector, probs []float64) (float64, int) {
 	return probs[best], best
 }
 
-func (m *Softmax) Learn(x Vector, y float64) {
-	if !finite(y) || y < 0 || y >= float64(m.classes) || y != math.Trunc(y) {
+func (m *Softmax) Learn(x Vector, y float64) { m.LearnWeighted(x, y, 1) }
+
+// LearnWeighted implements WeightedLearner: the cross-entropy's gradient scaled by wt.
+func (m *Softmax) LearnWeighted(x Vector, y, wt float64) {
+	if !finite(y) || y < 0 || y >= float64(m.classes) || y != math.Trunc(y) || !finite(wt) || wt <= 0 {
 		return
 	}
 	label := int(y)
@@ -155,6 +158,11 @@ func (m *Softmax) Learn(x Vector, y float64) {
 	dim := uint32(m.spec.Dim)
 	// The gradient of the cross-entropy w.r.t. logit k is p_k - [k == y].
 	p[label] -= 1
+	if wt != 1 {
+		for k := range p {
+			p[k] *= wt
+		}
+	}
 	m.step(2*int(dim)*c, p, 1, 0)
 	for _, f := range x {
 		if f.Index >= dim || !finite(f.Value) || f.Value == 0 {

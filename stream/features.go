@@ -21,11 +21,13 @@ type FeatureSource interface {
 }
 
 // FeatureView is implemented by processors that show the features of an event as their output does
-// (the model operator: the feature values of a prediction). ViewFeatures runs on the task's
-// goroutine after every FeatureSource has filled ev; it returns a JSON object of feature names to
-// values, which must not alias task memory, and must not change the task's state.
+// (the model operator: the feature values of a prediction, as the model receives them). ViewFeatures
+// runs on the task's goroutine after every FeatureSource has filled ev; withEvent is
+// LookupFeatures's: without an event there is nothing a model would receive, and the view shows
+// the values as they are. It returns a JSON object of feature names to values, which must not
+// alias task memory, and must not change the task's state.
 type FeatureView interface {
-	ViewFeatures(t *Task, ev *Event) (json.RawMessage, error)
+	ViewFeatures(t *Task, ev *Event, withEvent bool) (json.RawMessage, error)
 }
 
 // KeyFeatures are a key's feature values now, as /v1/features/{key} answers them.
@@ -177,7 +179,7 @@ func (t *Task) lookupFeatures(kf *KeyFeatures, p *Pipeline, key, event []byte, a
 	}
 	for i, proc := range t.procs {
 		if v, ok := proc.(FeatureView); ok {
-			obj, err := v.ViewFeatures(t, ev)
+			obj, err := v.ViewFeatures(t, ev, event != nil)
 			if err != nil {
 				return fmt.Errorf("stream: operator %s: %w", t.ops[i].Name(), err)
 			}

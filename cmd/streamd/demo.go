@@ -19,6 +19,9 @@ import (
 	"github.com/streamd/streamd/internal/gen"
 )
 
+// demoPartitions is the partition count of the demo's topics.
+const demoPartitions = 4
+
 func cmdDemo(args []string, stdout, stderr io.Writer) int {
 	return runDemo(context.Background(), args, stdout, stderr)
 }
@@ -63,7 +66,7 @@ func runDemo(parent context.Context, args []string, stdout, stderr io.Writer) in
 			return 1
 		}
 	}
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(*port), kfake.DefaultNumPartitions(4))
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(*port), kfake.DefaultNumPartitions(demoPartitions))
 	if err != nil {
 		fmt.Fprintln(stderr, "streamd demo: in-process broker:", err)
 		return 1
@@ -92,7 +95,7 @@ func runDemo(parent context.Context, args []string, stdout, stderr io.Writer) in
 		return 1
 	}
 	defer cl.Close()
-	if err := gen.EnsureTopics(ctx, cl, 4, cfg.Source.Topic, labelsTopic); err != nil {
+	if err := gen.EnsureTopics(ctx, cl, demoPartitions, cfg.Source.Topic, labelsTopic); err != nil {
 		fmt.Fprintln(stderr, "streamd demo:", err)
 		return 1
 	}
@@ -157,12 +160,15 @@ func runDemo(parent context.Context, args []string, stdout, stderr io.Writer) in
 	// start. commit is the mean time to end a cycle over the last second (exact, from the
 	// histogram's sum and count), not a bucket bound.
 	const (
-		head  = "%6s │ %8s %8s %8s %6s %8s │ %10s %8s %7s %8s │ %8s │ %6s %7s\n"
-		row   = "%6s │ %8.0f %8.0f %8.0f %6.1f %8s │ %10d %8.0f %7.0f %8.0f │ %8.0f │ %6s %7s\n"
-		group = "%6s │ %-42s │ %-36s │ %8s │ %-14s\n"
+		head  = "%6s │ %8s %8s %8s %6s %8s │ %10s %8s %7s %8s │ %8s │ %6s %7s %5s %6s %6s\n"
+		row   = "%6s │ %8.0f %8.0f %8.0f %6.1f %8s │ %10d %8.0f %7.0f %8.0f │ %8.0f │ %6s %7s %5s %6.0f %6.0f\n"
+		group = "%6s │ %-42s │ %-36s │ %8s │ %-35s\n"
 	)
-	fmt.Fprintf(stdout, group, "", "per second (last 1 s)", "total since start", "now", "model (rolling)")
-	fmt.Fprintf(stdout, head, "time", "in", "clean", "pred", "txn", "commit", "generated", "dead", "late", "windows", "lag", "AUC", "logloss")
+	// warm: the champion's partitions that have learned its min_examples (cold ones publish
+	// "warm":false and no class); cold: its predictions published cold; drifts: detections, each
+	// also a log line (level warn) that says where it fired and what the action did.
+	fmt.Fprintf(stdout, group, "", "per second (last 1 s)", "total since start", "now", "model (rolling; warm of partitions)")
+	fmt.Fprintf(stdout, head, "time", "in", "clean", "pred", "txn", "commit", "generated", "dead", "late", "windows", "lag", "AUC", "logloss", "warm", "cold", "drifts")
 loop:
 	for {
 		select {
@@ -185,7 +191,8 @@ loop:
 				(s.produced[cfg.Outputs.Predictions]-prev.produced[cfg.Outputs.Predictions])/dt,
 				(s.committed-prev.committed)/dt, fmtSeconds(commit),
 				st.Snapshot().Records, sumValues(s.deadLetters), s.late, windowResults(s), s.lag,
-				fmtMetric(s.evaluation, champion+"/auc"), fmtMetric(s.evaluation, champion+"/logloss"))
+				fmtMetric(s.evaluation, champion+"/auc"), fmtMetric(s.evaluation, champion+"/logloss"),
+				fmt.Sprintf("%.0f/%d", s.warm[champion], demoPartitions), s.cold[champion], sumValues(s.drifts))
 			prev, prevAt = s, now
 		}
 	}
@@ -210,6 +217,10 @@ loop:
 	if champion != "" {
 		fmt.Fprintf(stdout, "model     %s (champion): rolling AUC %s, logloss %s over the last 1000 labelled predictions\n",
 			champion, fmtMetric(s.evaluation, champion+"/auc"), fmtMetric(s.evaluation, champion+"/logloss"))
+		fmt.Fprintf(stdout, "          warm in %.0f of the partitions at the end; %.0f predictions published cold (\"warm\":false, no class) before min_examples\n",
+			final.warm[champion], s.cold[champion])
+		fmt.Fprintf(stdout, "          %.0f drift detections (%s; each logged at level warn with its partition, offset and event time)\n",
+			sumValues(s.drifts), driftNote(cfg))
 	}
 	fmt.Fprintf(stdout, "          %.0f window results, %.0f late records, %.0f transactions committed, %.0f aborted\n",
 		windowResults(s), s.late, s.committed, s.aborted)
@@ -238,6 +249,18 @@ loop:
 		return 1
 	}
 	return 0
+}
+
+func driftNote(cfg *config.Config) string {
+	d := cfg.Models.Drift
+	if d.Detector == "" {
+		return "no detector configured"
+	}
+	sig := d.Signal
+	if sig == "" {
+		sig = "loss"
+	}
+	return d.Detector + " on the champion's " + sig
 }
 
 func fmtMetric(m map[string]float64, key string) string {

@@ -134,8 +134,9 @@ func tx(id, key string, at time.Time, amount float64, merchant string) []byte {
 }
 
 // TestFeatureLookupEqualsTheNextPrediction: after a few events of a key, /v1/features/{key} with the
-// key's next event answers exactly the feature values that event's prediction then shows; without
-// the event, the window aggregates cover the key's past events only (the next event adds itself).
+// key's next event answers exactly the feature values that event's prediction then shows (what
+// the model receives, after the transforms); without the event, the window aggregates as they are,
+// over the key's past events only (the next event adds itself).
 func TestFeatureLookupEqualsTheNextPrediction(t *testing.T) {
 	base, cl := featureDaemon(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -179,9 +180,19 @@ func TestFeatureLookupEqualsTheNextPrediction(t *testing.T) {
 	if !reflect.DeepEqual(ahead["features"], got["features"]) {
 		t.Errorf("looked up with the event %v\nits prediction        %v", ahead["features"], got["features"])
 	}
+	// The prediction shows what the model received: log1p, then standardize by a scaler that has
+	// learned no label yet (0, the mean, in standard units); the window aggregates as they are
+	// (the past features plus the event) are what a look-up without an event shows now.
 	gf := got["features"].(map[string]any)
-	if gf["tx_count_10m"] != pf["tx_count_10m"].(float64)+1 || gf["amount_sum_10m"] != pf["amount_sum_10m"].(float64)+99.5 {
-		t.Errorf("prediction %v is not the past features %v plus the event", gf, pf)
+	for _, name := range []string{"amount_log", "tx_count_10m", "amount_sum_10m", "tx_count_1h", "merchants_1h"} {
+		if gf[name] != 0.0 {
+			t.Errorf("prediction %v: %s is not standardized by an empty scaler", gf, name)
+		}
+	}
+	if code, now := lookup(t, base, key, nil); code != http.StatusOK {
+		t.Errorf("after the next event: %d %v", code, now)
+	} else if nf := now["features"].(map[string]any); nf["tx_count_10m"] != pf["tx_count_10m"].(float64)+1 || nf["amount_sum_10m"] != pf["amount_sum_10m"].(float64)+99.5 {
+		t.Errorf("features %v after the next event are not the past features %v plus the event", nf, pf)
 	}
 
 	// An event the pipeline would reject, and one of another key.

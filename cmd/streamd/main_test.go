@@ -54,7 +54,8 @@ func TestDemo(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("demo: exit %d\n%s\n%s", code, out.String(), errOut.String())
 	}
-	for _, want := range []string{"broker        127.0.0.1:", "per second (last 1 s)", "total since start", "read back (read_committed, matched by lineage headers): each of the"} {
+	for _, want := range []string{"broker        127.0.0.1:", "per second (last 1 s)", "total since start", "read back (read_committed, matched by lineage headers): each of the",
+		"warm   cold drifts", "predictions published cold (\"warm\":false, no class)", "drift detections (adwin on the champion's loss"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out.String())
 		}

@@ -17,6 +17,9 @@ type snapshot struct {
 	consumedBy   map[string]float64
 	predictions  float64
 	evaluation   map[string]float64 // "model/metric" → rolling value
+	cold         map[string]float64 // model → predictions published cold
+	warm         map[string]float64 // model → partitions where it is warm
+	drifts       map[string]float64 // model → drift detections
 	produced     map[string]float64
 	deadLetters  map[string]float64
 	lag          float64
@@ -30,7 +33,8 @@ type snapshot struct {
 }
 
 func readSnapshot(g prometheus.Gatherer) snapshot {
-	s := snapshot{produced: map[string]float64{}, deadLetters: map[string]float64{}, consumedBy: map[string]float64{}, evaluation: map[string]float64{}}
+	s := snapshot{produced: map[string]float64{}, deadLetters: map[string]float64{}, consumedBy: map[string]float64{}, evaluation: map[string]float64{},
+		cold: map[string]float64{}, warm: map[string]float64{}, drifts: map[string]float64{}}
 	mfs, err := g.Gather()
 	if err != nil {
 		return s
@@ -55,6 +59,12 @@ func readSnapshot(g prometheus.Gatherer) snapshot {
 				if label(m, "window") == "rolling" {
 					s.evaluation[label(m, "model")+"/"+label(m, "metric")] = m.GetGauge().GetValue()
 				}
+			case "streamd_predictions_cold_total":
+				s.cold[label(m, "model")] += m.GetCounter().GetValue()
+			case "streamd_model_warm_partitions":
+				s.warm[label(m, "model")] += m.GetGauge().GetValue()
+			case "streamd_drift_detections_total":
+				s.drifts[label(m, "model")] += m.GetCounter().GetValue()
 			case "streamd_records_produced_total":
 				s.produced[label(m, "topic")] += m.GetCounter().GetValue()
 			case "streamd_dead_letters_total":

@@ -15,6 +15,10 @@
 // shrinks its window on a decrease, so the older, worse values do not mask a
 // later rise.
 //
+// For reports, ADWIN.LastCut and PageHinkley.LastDetection say what the
+// last detection saw (the cut's two sub-windows; the test's statistics);
+// they are not state.
+//
 // Detectors are deterministic, have AppendState/DecodeState, and are not
 // safe for concurrent use. Update does not allocate in steady state.
 package drift

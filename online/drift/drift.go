@@ -114,7 +114,20 @@ type ADWIN struct {
 	m2         float64 // sum of squared deviations of the whole window
 	tick       int64
 	detections int64
+	// last is the cut of the last detection (not state: for reporting it).
+	last ADWINCut
 }
+
+// ADWINCut is a cut ADWIN made at a detection: the older sub-window it dropped and the newer
+// one it kept, their sizes and means.
+type ADWINCut struct {
+	OldValues, NewValues int64
+	OldMean, NewMean     float64
+}
+
+// LastCut returns the cut of the last detection reported by Update (the zero value before any, and
+// after DecodeState).
+func (a *ADWIN) LastCut() ADWINCut { return a.last }
 
 type row struct {
 	sum, m2 []float64
@@ -130,6 +143,9 @@ func NewADWIN(cfg ADWINConfig) (*ADWIN, error) {
 	}
 	return &ADWIN{cfg: cfg}, nil
 }
+
+// Config returns the configuration, defaults applied.
+func (a *ADWIN) Config() ADWINConfig { return a.cfg }
 
 // Width is the number of values in the window.
 func (a *ADWIN) Width() int64 { return a.width }
@@ -278,6 +294,9 @@ func (a *ADWIN) detect() bool {
 					a.dropOldest()
 					again = true
 					if a.cfg.Direction.reports(diff > 0) {
+						if !detected {
+							a.last = ADWINCut{OldValues: n0, NewValues: n1, OldMean: u0 / float64(n0), NewMean: u1 / float64(n1)}
+						}
 						detected = true
 					}
 					break scan

@@ -78,6 +78,8 @@ type PageHinkley struct {
 	minUp      float64
 	maxDown    float64
 	detections int64
+	// last is the test as it stood at the last detection (not state: for reporting it).
+	last PHDetection
 }
 
 // NewPageHinkley returns a detector; cfg's zero fields take defaults.
@@ -96,6 +98,9 @@ func (p *PageHinkley) Reset() {
 	p.n, p.mean, p.sumUp, p.sumDown = 0, 0, 0, 0
 	p.minUp, p.maxDown = math.MaxFloat64, -math.MaxFloat64
 }
+
+// Config returns the configuration, defaults applied.
+func (p *PageHinkley) Config() PageHinkleyConfig { return p.cfg }
 
 // Detections counts the changes reported.
 func (p *PageHinkley) Detections() int64 { return p.detections }
@@ -129,10 +134,23 @@ func (p *PageHinkley) Update(x float64) bool {
 	}
 	if hit {
 		p.detections++
+		p.last = PHDetection{Values: p.n, Mean: p.mean, Up: p.sumUp - p.minUp, Down: p.maxDown - p.sumDown}
 		p.Reset()
 	}
 	return hit
 }
+
+// PHDetection is the Page-Hinkley test at a detection: the values since it last started, their
+// mean, and the two statistics compared with Threshold (the rise of the cumulative deviation above
+// its minimum, and its fall below its maximum).
+type PHDetection struct {
+	Values         int64
+	Mean, Up, Down float64
+}
+
+// LastDetection returns the test as it stood at the last detection reported by Update (the zero
+// value before any, and after DecodeState).
+func (p *PageHinkley) LastDetection() PHDetection { return p.last }
 
 func (p *PageHinkley) AppendState(dst []byte) []byte {
 	c := p.cfg

@@ -12,5 +12,6 @@
 //
 // Rolling windows keep the last N per-example contributions in a ring and a
 // running sum; the sum is recomputed from the ring every N updates so that
-// floating-point cancellation cannot accumulate.
+// floating-point cancellation cannot accumulate. ClassReport (a multiclass
+// model's per-class recall and macro-F1) keeps integer counts, exact in both.
 package metrics

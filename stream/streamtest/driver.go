@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -34,6 +35,8 @@ type Config struct {
 	// allocates per record, which the runtime does not. Outputs then returns nothing and
 	// RestartFromChangelog fails.
 	Discard bool
+	// Logger receives the task's logs (stream.Task.Logger). Default: discarded.
+	Logger *slog.Logger
 }
 
 // ErrDiscarded is returned by RestartFromChangelog when Config.Discard dropped the changelog.
@@ -69,6 +72,7 @@ func (d *Driver) open() error {
 		StateDir:          filepath.Join(d.cfg.StateDir, strconv.Itoa(d.disk)),
 		MaxOutOfOrderness: d.cfg.MaxOutOfOrderness,
 		Registerer:        d.cfg.Registry,
+		Logger:            d.cfg.Logger,
 		Send:              d.send,
 		Restore:           d.restore,
 	})

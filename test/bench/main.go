@@ -373,6 +373,10 @@ func runWorkload(name string, addrs []string, input, group, out string) error {
 		err = full(ctx, addrs, input, group, out, mlPipeline)
 	case "restore":
 		err = restore(addrs, input, group, out)
+	case "ysb":
+		err = ysb(ctx, addrs, input, group, out)
+	case "sliding":
+		err = sliding(ctx, addrs, input, group, out)
 	default:
 		err = fmt.Errorf("unknown workload %q", name)
 	}

@@ -227,7 +227,9 @@ func CheckCopy(inputs, outputs int) Result {
 	return r
 }
 
-func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Max(math.Abs(a), math.Abs(b))) }
+func near(a, b float64) bool {
+	return math.Abs(a-b) <= 1e-9*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
+}
 
 func floorDiv(a, b int64) int64 {
 	q := a / b

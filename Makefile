@@ -46,8 +46,8 @@ bench-e2e:
 ## bench-peers: streamd beside Kafka Streams 4.1 and Flink 2.2 (bench/peers, Maven) on three jobs
 ## (a 60 s tumbling window, the Yahoo Streaming Benchmark shape, per-event sliding features) against
 ## one real broker, every output checked against a reference; then River and Vowpal Wabbit beside
-## streamd's learners. PEERS_RECORDS (300000) per input; results in bench/peers/results/. Needs Java
-## 17 and Maven. About 25 minutes on 2 cores.
+## streamd's learners. PEERS_RECORDS (200000) per input; results in bench/peers/results/. Needs Java
+## 17 and Maven. 16 minutes on 2 cores under load (docs/BENCHMARKS.md).
 .PHONY: bench-peers
 bench-peers:
 	GO=$(GO) scripts/bench-peers.sh

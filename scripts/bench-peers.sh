@@ -5,7 +5,7 @@
 # TestRiverPhishing, TestRiverRegression). Results go to bench/peers/results/ (DATE.md, DATE.json,
 # DATE-learn.md); docs/BENCHMARKS.md quotes them.
 #
-# Settings (environment): PEERS_RECORDS (300000: records of each input), PEERS_FLAGS (more flags to
+# Settings (environment): PEERS_RECORDS (200000: records of each input), PEERS_FLAGS (more flags to
 # test/peers, e.g. "-jobs window -systems baseline,streamd,flink" or "-load-max 0.5 -load-wait 5m"),
 # PEERS_LEARN (1; 0 skips the learning half), KAFKA_BROKERS (a broker to use; otherwise one of its
 # own from scripts/kafka.sh on BENCH_KAFKA_PORT, default 9794, stopped afterwards).
@@ -29,7 +29,7 @@ if [ -z "${KAFKA_BROKERS:-}" ]; then
   export KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
 fi
 # shellcheck disable=SC2086
-$GO run ./test/peers -brokers "$KAFKA_BROKERS" -records "${PEERS_RECORDS:-300000}" -results "$RESULTS" ${PEERS_FLAGS:-}
+$GO run ./test/peers -brokers "$KAFKA_BROKERS" -records "${PEERS_RECORDS:-200000}" -results "$RESULTS" ${PEERS_FLAGS:-}
 
 if [ "${PEERS_LEARN:-1}" = 1 ]; then
   VENV=${STREAMD_RIVER_VENV:-$HOME/.cache/streamd-river}

@@ -38,18 +38,7 @@ func ysb(ctx context.Context, addrs []string, input, group, out string) error {
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "streamd-bench-ysb-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	return runPipeline(ctx, addrs, group, &stream.Pipeline{
-		Name:            group,
-		Source:          stream.Source{Topic: input, Format: f},
-		Operators:       []stream.Operator{viewFilter{field: et}, op},
-		DeadLetterTopic: out + "-dlq",
-		LateTopic:       out + "-late",
-	}, dir)
+	return runStateful(ctx, addrs, group, input, out, f, viewFilter{field: et}, op)
 }
 
 // viewFilter drops every event whose event_type (field index field) is not "view": stream.ErrDrop,
@@ -81,7 +70,13 @@ func sliding(ctx context.Context, addrs []string, input, group, out string) erro
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "streamd-bench-sliding-")
+	return runStateful(ctx, addrs, group, input, out, f, op)
+}
+
+// runStateful runs the operators over input with their state in a temporary directory, removed
+// afterwards.
+func runStateful(ctx context.Context, addrs []string, group, input, out string, f stream.Format, ops ...stream.Operator) error {
+	dir, err := os.MkdirTemp("", "streamd-bench-"+group+"-")
 	if err != nil {
 		return err
 	}
@@ -89,7 +84,7 @@ func sliding(ctx context.Context, addrs []string, input, group, out string) erro
 	return runPipeline(ctx, addrs, group, &stream.Pipeline{
 		Name:            group,
 		Source:          stream.Source{Topic: input, Format: f},
-		Operators:       []stream.Operator{op},
+		Operators:       ops,
 		DeadLetterTopic: out + "-dlq",
 		LateTopic:       out + "-late",
 	}, dir)

@@ -43,6 +43,15 @@ bench:
 bench-e2e:
 	GO=$(GO) scripts/bench-e2e.sh
 
+## bench-peers: streamd beside Kafka Streams 4.1 and Flink 2.2 (bench/peers, Maven) on three jobs
+## (a 60 s tumbling window, the Yahoo Streaming Benchmark shape, per-event sliding features) against
+## one real broker, every output checked against a reference; then River and Vowpal Wabbit beside
+## streamd's learners. PEERS_RECORDS (200000) per input; results in bench/peers/results/. Needs Java
+## 17 and Maven. 16 minutes on 2 cores under load (docs/BENCHMARKS.md).
+.PHONY: bench-peers
+bench-peers:
+	GO=$(GO) scripts/bench-peers.sh
+
 ## lint: gofmt, go vet, and go.mod/go.sum exactly as `go mod tidy` leaves them (also in the nested
 ## module test/kafkatest/container, which keeps testcontainers-go out of streamd's module graph).
 lint:

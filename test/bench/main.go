@@ -48,7 +48,7 @@ func main() {
 		roundRobin = flag.Bool("round-robin", false, "use every key in turn instead of Zipf (for a state-size run: all -keys keys have state)")
 		winSize    = flag.Duration("window-size", time.Minute, "tumbling window size of the window workload")
 		partitions = flag.Int("partitions", 4, "input partitions")
-		workloads  = flag.String("workloads", "baseline,passthrough,window", "comma-separated: baseline, passthrough, window, ml (the window, 4 sliding-window features, one FTRL model), full (configs/fraud-pipeline.yaml), restore (of the last window run)")
+		workloads  = flag.String("workloads", "baseline,passthrough,window", "comma-separated: baseline, passthrough, window, ml (the window, 4 sliding-window features, one FTRL model), full (configs/fraud-pipeline.yaml), restore (of the last window run); ysb and sliding are the jobs of test/peers (-role only)")
 		input      = flag.String("input", "", "reuse this input topic instead of producing one")
 		profiles   = flag.String("profiles", "", "write each workload's CPU profile into this directory")
 		latency    = flag.String("latency", "", "comma-separated workloads (baseline, passthrough, full) to run again at fixed rates, for latency percentiles; each must be in -workloads too, whose rate sets the saturation")
@@ -373,6 +373,10 @@ func runWorkload(name string, addrs []string, input, group, out string) error {
 		err = full(ctx, addrs, input, group, out, mlPipeline)
 	case "restore":
 		err = restore(addrs, input, group, out)
+	case "ysb":
+		err = ysb(ctx, addrs, input, group, out)
+	case "sliding":
+		err = sliding(ctx, addrs, input, group, out)
 	default:
 		err = fmt.Errorf("unknown workload %q", name)
 	}

@@ -13,15 +13,12 @@ import (
 // Sliding windows over invertible aggregations (count, sum, mean: agg.Layout.Invertible) keep each
 // pane under its own key and a running total of the key's window beside the list of its panes:
 //
-//	'P' | key          → pane starts (the first in full, then steps in resolutions), the total of
-//	                     the panes in (newest − size, newest], newest = the last pane start, and
-//	                     the newest pane itself
-//	'q' | key | start  → every other pane's aggregate, its sums compensated like the total's
+//	'P' | key          → pane starts (the first in full, then steps in resolutions), then the total
+//	                     of the panes in (newest − size, newest], newest = the last pane start
+//	'q' | key | start  → one pane's aggregate, its sums compensated like the total's
 //
-// An event of the newest pane, the common case, reads and writes only the total's key; one that
-// opens a pane also moves the previous newest pane to its own key. A commit cycle therefore writes
-// a few dozen bytes per key it touched, where the pane list (sliding.go) rewrites every pane of the
-// key: with a 10-minute
+// An event changes its own pane and the total, so a commit cycle writes a few dozen bytes per key
+// it touched, where the pane list (sliding.go) rewrites every pane of the key: with a 10-minute
 // window at 10 s that list is 60 panes, ~1.7 KB per key per cycle, and its compactions were a third
 // of the ML pipeline's CPU. The feature of an event whose pane is the newest is the total itself; an
 // event of an older pane (out of order) takes the total, removes the panes newer than its window
@@ -42,21 +39,19 @@ const (
 
 // slide is the decoded state of one key while it is worked on, with its scratch.
 type slide struct {
-	starts []int64  // the key's stored panes, ascending
-	total  *agg.Acc // of the panes in (newest − size, newest]
-	// head is the pane at headAt, the newest, kept in the total's key; prev the pane at prevAt,
-	// the newest until this event opened a newer one (moved to its own key); own the pane at
-	// ownAt, an older pane this event went to. math.MinInt64: none.
-	head, prev, own       *agg.Acc
-	headAt, prevAt, ownAt int64
-	other, out            *agg.Acc
-	key                   []byte // the entity key
-	paneKey               []byte
-	buf                   []byte
+	starts     []int64  // the key's stored panes, ascending
+	total      *agg.Acc // of the panes in (newest − size, newest]
+	own        *agg.Acc // the event's pane
+	other, out *agg.Acc
+	ownIn      bool // own holds the pane at ownAt (read or built), valid for this event
+	ownAt      int64
+	key        []byte // the entity key
+	paneKey    []byte
+	buf        []byte
 }
 
 func newSlide(l *agg.Layout) *slide {
-	return &slide{total: l.NewAcc(), head: l.NewAcc(), prev: l.NewAcc(), own: l.NewAcc(), other: l.NewAcc(), out: l.NewAcc()}
+	return &slide{total: l.NewAcc(), own: l.NewAcc(), other: l.NewAcc(), out: l.NewAcc()}
 }
 
 func (s *slide) newest() int64 {
@@ -79,10 +74,8 @@ func (p *processor) totalKey(key []byte) []byte {
 // loadSlide reads key's starts and total into s (empty when the key has none). A key still in the
 // list form is converted: into s, and into the store when write.
 func (a *slidingPanes) loadSlide(p *processor, s *slide, key []byte, write bool) error {
-	s.key, s.starts = key, s.starts[:0]
-	s.headAt, s.prevAt, s.ownAt = math.MinInt64, math.MinInt64, math.MinInt64
+	s.key, s.starts, s.ownIn = key, s.starts[:0], false
 	s.total.Reset()
-	s.head.Reset()
 	v, ok, err := p.store.Get(p.totalKey(key))
 	if err != nil {
 		return err
@@ -119,24 +112,9 @@ func (a *slidingPanes) decodeSlide(s *slide, v []byte) error {
 			s.starts = append(s.starts, at)
 		}
 	}
-	l, k := binary.Uvarint(v)
-	if k <= 0 || l > uint64(len(v)-k) {
-		return errCorrupt
-	}
-	if err := s.total.DecodeTotal(v[k : k+int(l)]); err != nil {
+	if err := s.total.DecodeTotal(v); err != nil {
 		return fmt.Errorf("%w: %v", errCorrupt, err)
 	}
-	v = v[k+int(l):]
-	if len(s.starts) == 0 {
-		if len(v) != 0 {
-			return errCorrupt
-		}
-		return nil
-	}
-	if err := s.head.DecodeTotal(v); err != nil {
-		return fmt.Errorf("%w: %v", errCorrupt, err)
-	}
-	s.headAt = s.newest()
 	return nil
 }
 
@@ -149,18 +127,7 @@ func (a *slidingPanes) encodeSlide(dst []byte, s *slide) []byte {
 			dst = binary.AppendUvarint(dst, uint64((at-s.starts[i-1])/a.res))
 		}
 	}
-	mark := len(dst)
-	dst = s.total.AppendEncodedTotal(dst)
-	// The total's length goes before it: encode, then shift it right by its length's size.
-	var lb [binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(lb[:], uint64(len(dst)-mark))
-	dst = append(dst, lb[:n]...)
-	copy(dst[mark+n:], dst[mark:len(dst)-n])
-	copy(dst[mark:], lb[:n])
-	if len(s.starts) > 0 {
-		dst = s.head.AppendEncodedTotal(dst)
-	}
-	return dst
+	return s.total.AppendEncodedTotal(dst)
 }
 
 // convertLegacy turns a key's pane list ('p' | key, sliding.go's form) into panes and a total.
@@ -180,10 +147,7 @@ func (a *slidingPanes) convertLegacy(p *processor, s *slide, key []byte, write b
 		if it.start > newest-a.size {
 			s.total.MergeTotal(s.other, 1)
 		}
-		if it.start == newest {
-			s.head.CopyFrom(s.other)
-			s.headAt = newest
-		} else if write {
+		if write {
 			s.buf = s.other.AppendEncodedTotal(s.buf[:0])
 			p.store.Set(s.paneKeyOf(it.start), s.buf)
 		}
@@ -194,15 +158,10 @@ func (a *slidingPanes) convertLegacy(p *processor, s *slide, key []byte, write b
 	return nil
 }
 
-// pane returns the aggregate of the pane at start: one s holds in memory, else the pane read into
-// s.other.
+// pane returns the aggregate of the stored pane at start: s.own when it holds that pane, else the
+// pane read into s.other.
 func (a *slidingPanes) pane(p *processor, s *slide, start int64) (*agg.Acc, error) {
-	switch start {
-	case s.headAt:
-		return s.head, nil
-	case s.prevAt:
-		return s.prev, nil
-	case s.ownAt:
+	if s.ownIn && s.ownAt == start {
 		return s.own, nil
 	}
 	v, ok, err := p.store.Get(s.paneKeyOf(start))
@@ -236,10 +195,7 @@ func (a *slidingPanes) step(p *processor, s *slide, pane, wm int64, add, write b
 			}
 			s.total.MergeTotal(acc, -1)
 		}
-		if at == s.headAt {
-			s.head.Reset()
-			s.headAt = math.MinInt64
-		} else if write {
+		if write {
 			p.store.Delete(s.paneKeyOf(at))
 		}
 		drop++
@@ -281,41 +237,20 @@ func (a *slidingPanes) step(p *processor, s *slide, pane, wm int64, add, write b
 		}
 	}
 	if add {
-		var own *agg.Acc
-		switch {
-		case pane == s.headAt:
-			own = s.head
-		case pane > s.headAt:
-			// A new newest pane: the one before it moves to its own key (and stays readable here).
-			if s.headAt != math.MinInt64 {
-				s.prev.CopyFrom(s.head)
-				s.prevAt = s.headAt
-				if write {
-					s.buf = s.prev.AppendEncodedTotal(s.buf[:0])
-					p.store.Set(s.paneKeyOf(s.prevAt), s.buf)
-				}
+		i, found := slices.BinarySearch(s.starts, pane)
+		if found {
+			acc, err := a.pane(p, s, pane)
+			if err != nil {
+				return nil, err
 			}
-			s.head.Reset()
-			s.headAt = pane
-			s.starts = append(s.starts, pane)
-			own = s.head
-		default:
-			i, found := slices.BinarySearch(s.starts, pane)
-			if found {
-				acc, err := a.pane(p, s, pane)
-				if err != nil {
-					return nil, err
-				}
-				s.own.CopyFrom(acc)
-			} else {
-				s.own.Reset()
-				s.starts = slices.Insert(s.starts, i, pane)
-			}
-			s.ownAt = pane
-			own = s.own
+			s.own.CopyFrom(acc)
+		} else {
+			s.own.Reset()
+			s.starts = slices.Insert(s.starts, i, pane)
 		}
-		own.AddTotal(p.in)
-		if write && own == s.own {
+		s.own.AddTotal(p.in)
+		s.ownIn, s.ownAt = true, pane
+		if write {
 			s.buf = s.own.AppendEncodedTotal(s.buf[:0])
 			p.store.Set(s.paneKeyOf(pane), s.buf)
 		}
@@ -419,9 +354,7 @@ func (a *slidingPanes) fireTotal(p *processor, wm int64) error {
 			return err
 		}
 		for _, at := range s.starts {
-			if at != s.headAt {
-				p.store.Delete(s.paneKeyOf(at))
-			}
+			p.store.Delete(s.paneKeyOf(at))
 		}
 		p.store.Delete(p.totalKey(key))
 		if p.legacy {

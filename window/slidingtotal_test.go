@@ -2,15 +2,8 @@ package window
 
 import (
 	"math"
-	"math/rand/v2"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/streamd/streamd/state"
-	"github.com/streamd/streamd/stream"
-	"github.com/streamd/streamd/stream/streamtest"
 )
 
 // TestSlidingTotalOverflowPasses: a running total through which an overflowing sum went reads +Inf
@@ -48,61 +41,4 @@ func TestSlidingTotalOverflowPasses(t *testing.T) {
 			}
 		}
 	}
-}
-
-// TestSlidingListStateConverts: state written in the list form (an earlier version) is taken over
-// by the running-total form after a restart: the results go on as a run in one form gives them (to
-// float rounding: the two forms add in different orders), and no key keeps its list.
-func TestSlidingListStateConverts(t *testing.T) {
-	rng := rand.New(rand.NewPCG(seed(t), 77))
-	evs := genEvents(rng, 1200, 5, 2000)
-	spec := Spec{Name: "sliding-total", Kind: Sliding, Size: 4 * time.Second, Resolution: 250 * time.Millisecond,
-		AllowedLateness: 300 * time.Millisecond, Aggs: totalAggs, Output: "out"}
-	runForms := func(switchAt int) ([]*kgo.Record, int) {
-		f := mustFormat(t)
-		op, err := New(spec, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sp := op.asg.(*slidingPanes)
-		sp.total = switchAt == 0
-		d, err := streamtest.NewDriver(&stream.Pipeline{Name: "app", Source: stream.Source{Topic: "in", Format: f},
-			Operators: []stream.Operator{op}, DeadLetterTopic: "dlq", LateTopic: "late"}, streamtest.Config{StateDir: t.TempDir(), MaxOutOfOrderness: 2 * time.Second})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer d.Close()
-		lists := 0
-		for i, e := range evs {
-			if i == switchAt && i > 0 {
-				sp.total = true // the new version starts on the old state
-				if err := d.Restart(); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if err := d.Process(e.record()); err != nil {
-				t.Fatal(err)
-			}
-			if i%50 == 49 {
-				if err := d.Commit(); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-		if err := d.Commit(); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range d.Outputs(state.ChangelogTopic("app", spec.Name)) {
-			if len(r.Key) > 0 && r.Key[0] == prefixPanes && r.Value != nil {
-				lists++
-			}
-		}
-		return d.Outputs("out"), lists
-	}
-	want, _ := runForms(0)
-	got, lists := runForms(600)
-	if lists == 0 {
-		t.Fatal("the first half wrote no list-form state: the test converts nothing")
-	}
-	compare(t, "update", decodeResults(t, got), decodeResults(t, want), false)
 }

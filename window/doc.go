@@ -22,9 +22,6 @@
 //	                    'x' | fire | start | key   → timer of one session
 //	sliding             'p' | key                  → the key's recent panes: (pane start, state)…
 //	                    'x' | expiry | 0 | key     → when the key's panes have all expired
-//	sliding, invertible 'P' | key                  → the key's pane starts and running total
-//	(count, sum, mean)  'q' | key | start          → one pane (see slidingtotal.go)
-//	                    'x' | expiry | 0 | key     → as above
 //
 // Times are big-endian with the sign bit flipped, so that byte order is time order. The earliest
 // timer is kept in memory (found again after an aborted cycle or a restart by one seek), so that
@@ -37,10 +34,7 @@
 // including the event, at a resolution: event times fall in panes of Resolution, and the event's
 // window is the size/resolution panes ending with its own pane. The result is emitted with every
 // event. Panes that no on-time event can need any more (older than watermark − lateness − size) are
-// dropped as the key is touched, and a timer removes a key that went quiet. When every aggregation
-// can be taken back out of a sum (count, sum, mean), each pane has its own key and the key keeps a
-// compensated running total of its window beside the list of its pane starts: an event updates one
-// pane and the total instead of rewriting and re-merging all of them (slidingtotal.go). A feature look-up
+// dropped as the key is touched, and a timer removes a key that went quiet. A feature look-up
 // (stream.FeatureSource, the admin API's /v1/features/{key}) computes the same result for an event
 // that has not arrived, from the same panes in the same merge order, without writing the store.
 //

@@ -45,9 +45,6 @@ func New(spec Spec, format stream.Format) (*Operator, error) {
 	o := &Operator{
 		spec: spec, layout: layout, fields: fields, asg: lookupKind(spec.Kind).newAssigner(&spec),
 	}
-	if sp, ok := o.asg.(*slidingPanes); ok {
-		sp.total = layout.Invertible()
-	}
 	o.head = jsonscan.AppendString([]byte(`{"window":`), []byte(spec.Name))
 	o.head = append(o.head, `,"key":`...)
 	for _, a := range spec.Aggs {
@@ -93,7 +90,6 @@ func (o *Operator) Open(t *stream.Task) (stream.Processor, error) {
 		tmp:     o.layout.NewAcc(),
 		in:      make([]agg.Input, len(o.fields)),
 		filters: map[int64]*endFilter{},
-		slide:   newSlide(o.layout),
 	}
 	if err := p.Rewind(t); err != nil {
 		return nil, err
@@ -141,10 +137,6 @@ type processor struct {
 	// open counts the windows held (tumbling, hopping), sessions (session) or keys with panes
 	// (sliding); it is kept in the store so that it survives restarts and aborts.
 	open int64
-	// slide is the sliding window's key state in the running-total form (slidingtotal.go); legacy
-	// says that the store still holds keys in the list form, converted as they are touched.
-	slide  *slide
-	legacy bool
 	// overflowed counts the cycle's results and features that were not finite (overflow.go).
 	overflowed int64
 }

@@ -40,18 +40,11 @@ var slidingKind = &kindInfo{
 
 // slidingPanes keeps a key's recent panes in one value ('p' | key, in the item list format: start =
 // pane start, last unused) and one cleanup timer per key ('x' | expiry | 0 | key).
-//
-// When the layout is invertible the key's state is in the running-total form instead
-// (slidingtotal.go), and each method below hands over to its counterpart there.
 type slidingPanes struct {
 	size, res, late int64 // ms
-	total           bool  // the running-total form (slidingtotal.go)
 }
 
 func (a *slidingPanes) process(p *processor, t *stream.Task, ev *stream.Event, wm int64) (bool, error) {
-	if a.total {
-		return a.processTotal(p, t, ev, wm)
-	}
 	if ev.Time+1+a.late <= wm {
 		return false, nil // the event's own window (…, ts] has closed
 	}
@@ -102,10 +95,29 @@ func (a *slidingPanes) process(p *processor, t *stream.Task, ev *stream.Event, w
 			p.tmp.Merge(p.acc)
 		}
 	}
-	p.setFeatures(ev, p.tmp)
+	for i, slot := range p.op.spec.FeatureSlots {
+		if slot >= 0 && slot < len(ev.Features) {
+			if v, ok := p.tmp.Result(i); ok {
+				if !finite(v) {
+					p.overflowed++ // the prediction names it (overflow.go)
+				}
+				ev.Features[slot] = v
+			}
+		}
+	}
 	p.valBuf = p.encodeList(p.valBuf[:0])
 	p.store.Set(p.keyBuf, p.valBuf)
-	a.moveTimer(p, ev.Key, oldLast, p.list[len(p.list)-1].start)
+	// One cleanup timer per key, at the time its newest pane stops mattering.
+	newLast := p.list[len(p.list)-1].start
+	if newLast != oldLast {
+		if oldLast != math.MinInt64 {
+			p.store.Delete(p.timerKey(a.expiry(oldLast), 0, ev.Key))
+		} else {
+			p.addOpen(1)
+		}
+		p.store.Set(p.timerKey(a.expiry(newLast), 0, ev.Key), nil)
+		p.nextFire = min(p.nextFire, a.expiry(newLast))
+	}
 	p.emit(t, ev.Key, pane-a.size+a.res, pane+a.res, p.tmp, "update")
 	return true, nil
 }
@@ -116,9 +128,6 @@ func (a *slidingPanes) expiry(last int64) int64 { return last + a.res + a.late +
 
 // fire removes each key whose panes have all expired.
 func (a *slidingPanes) fire(p *processor, _ *stream.Task, wm int64) error {
-	if a.total {
-		return a.fireTotal(p, wm)
-	}
 	return p.fireTimers(wm, func(key []byte, _ int64) error {
 		p.keyBuf = append(append(p.keyBuf[:0], prefixPanes), key...)
 		p.store.Delete(p.keyBuf)
@@ -127,19 +136,11 @@ func (a *slidingPanes) fire(p *processor, _ *stream.Task, wm int64) error {
 	})
 }
 
-func (a *slidingPanes) rewind(p *processor) error {
-	if a.total {
-		return a.rewindTotal(p)
-	}
-	return p.firstTimer(prefixTimer, 0)
-}
+func (a *slidingPanes) rewind(p *processor) error { return p.firstTimer(prefixTimer, 0) }
 
 // inspect gives the key's window as of its newest pane, which is what its next event's features
 // will build on.
 func (a *slidingPanes) inspect(p *processor, _ *stream.Task, key []byte, add func(start, end int64, acc *agg.Acc)) error {
-	if a.total {
-		return a.inspectTotal(p, key, add)
-	}
 	v, ok, err := p.store.Get(append([]byte{prefixPanes}, key...))
 	if err != nil || !ok {
 		return err
@@ -167,9 +168,6 @@ func (a *slidingPanes) inspect(p *processor, _ *stream.Task, key []byte, add fun
 // dropping of expired ones and the same merge order, so that the values are bit for bit those of the
 // next event's prediction.
 func (a *slidingPanes) lookup(p *processor, t *stream.Task, ev *stream.Event, withEvent bool) (bool, error) {
-	if a.total {
-		return a.lookupTotal(p, t, ev, withEvent)
-	}
 	v, ok, err := p.store.Get(append([]byte{prefixPanes}, ev.Key...))
 	if err != nil {
 		return false, err

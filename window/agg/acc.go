@@ -194,32 +194,20 @@ func (a *Acc) Decode(src []byte) error {
 }
 
 func (a *Acc) decode(src []byte) error {
-	rest, err := a.decodePrefix(src)
-	if err != nil {
-		return err
-	}
-	if len(rest) != 0 {
-		return fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(rest))
-	}
-	return nil
-}
-
-// decodePrefix decodes one encoding from the front of src and returns what follows it.
-func (a *Acc) decodePrefix(src []byte) ([]byte, error) {
 	l := a.l
 	if len(src) < 3 {
-		return nil, errTruncated
+		return errTruncated
 	}
 	if src[0] != Version {
-		return nil, fmt.Errorf("%w: version %d, want %d", ErrCorrupt, src[0], Version)
+		return fmt.Errorf("%w: version %d, want %d", ErrCorrupt, src[0], Version)
 	}
 	if src[1] != l.tag {
-		return nil, fmt.Errorf("%w: written for another layout (shape tag %#02x, want %#02x)", ErrCorrupt, src[1], l.tag)
+		return fmt.Errorf("%w: written for another layout (shape tag %#02x, want %#02x)", ErrCorrupt, src[1], l.tag)
 	}
 	src = src[2:]
 	c, w := binary.Uvarint(src)
 	if w <= 0 || c > math.MaxInt64 {
-		return nil, fmt.Errorf("%w: event count", ErrCorrupt)
+		return fmt.Errorf("%w: event count", ErrCorrupt)
 	}
 	src = src[w:]
 	a.count = int64(c)
@@ -227,11 +215,11 @@ func (a *Acc) decodePrefix(src []byte) ([]byte, error) {
 		m := &a.mom[i]
 		n, w := binary.Uvarint(src)
 		if w <= 0 {
-			return nil, errTruncated
+			return errTruncated
 		}
 		src = src[w:]
 		if n > c {
-			return nil, errTooMany
+			return errTooMany
 		}
 		*m = moments{n: int64(n)}
 		if n == 0 {
@@ -240,7 +228,7 @@ func (a *Acc) decodePrefix(src []byte) ([]byte, error) {
 		f := l.mom[i].flags
 		need := 8 * (int(f&momSum) + int(f&momM2>>1) + int(f&momMin>>2) + int(f&momMax>>3))
 		if len(src) < need {
-			return nil, errTruncated
+			return errTruncated
 		}
 		if f&momSum != 0 {
 			m.sum = math.Float64frombits(binary.LittleEndian.Uint64(src))
@@ -250,34 +238,37 @@ func (a *Acc) decodePrefix(src []byte) ([]byte, error) {
 			m.m2 = math.Float64frombits(binary.LittleEndian.Uint64(src))
 			src = src[8:]
 			if m.m2 < 0 {
-				return nil, fmt.Errorf("%w: negative M2", ErrCorrupt)
+				return fmt.Errorf("%w: negative M2", ErrCorrupt)
 			}
 		}
 		if f&momMin != 0 {
 			m.min = math.Float64frombits(binary.LittleEndian.Uint64(src))
 			src = src[8:]
 			if !finite(m.min) {
-				return nil, fmt.Errorf("%w: min not finite", ErrCorrupt)
+				return fmt.Errorf("%w: min not finite", ErrCorrupt)
 			}
 		}
 		if f&momMax != 0 {
 			m.max = math.Float64frombits(binary.LittleEndian.Uint64(src))
 			src = src[8:]
 			if !finite(m.max) || (f&momMin != 0 && m.max < m.min) {
-				return nil, fmt.Errorf("%w: max not finite or below min", ErrCorrupt)
+				return fmt.Errorf("%w: max not finite or below min", ErrCorrupt)
 			}
 		}
 	}
 	var err error
 	for i := range a.dis {
 		if src, err = a.dis[i].decode(src, a.count); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	for i := range a.qua {
 		if src, err = a.qua[i].decode(src, a.count); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return src, nil
+	if len(src) != 0 {
+		return fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(src))
+	}
+	return nil
 }

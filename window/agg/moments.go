@@ -8,7 +8,6 @@ type moments struct {
 	n        int64   // finite numbers seen
 	sum      float64 // plain running sum (what Sum reports; Mean is sum/n)
 	m2       float64 // Σ(x−mean)², by Welford's update and Chan et al.'s pairwise merge
-	comp     float64 // running totals only (total.go): the compensation of sum; 0 elsewhere
 	min, max float64
 }
 
@@ -67,9 +66,9 @@ func (m *moments) result(k Kind) (float64, bool) {
 	}
 	switch k {
 	case Sum:
-		return m.sum + m.comp, true
+		return m.sum, true
 	case Mean:
-		return (m.sum + m.comp) / float64(m.n), true
+		return m.sum / float64(m.n), true
 	case Min:
 		return m.min, true
 	case Max:

@@ -68,7 +68,8 @@ chaos:
 	$(GO) run ./test/chaos -duration $(CHAOS_DURATION)
 
 ## failover-bench: TestFailoverToStandby with 1M keys of state (FAILOVER_KEYS) on the broker in
-## KAFKA_BROKERS, with and without a standby replica (docs/BENCHMARKS.md has the figures).
+## KAFKA_BROKERS, two instances with and without a standby replica, and TestFailoverToStandbyThree,
+## three instances with one (docs/BENCHMARKS.md has the figures).
 FAILOVER_KEYS ?= 1000000
 .PHONY: failover-bench
 failover-bench:

@@ -110,8 +110,11 @@
 //
 // With Config.StandbyReplicas each instance keeps warm copies of partitions other members own
 // (standby.go, package state/standby): after every rebalance it describes the group, follows the
-// changelogs of the partitions standby.Choose picks into their task directories, and when one of
-// them is assigned here its task opens the warm directory, so the restore replays only the tail.
+// changelogs of the partitions the leader gave it as standby roles (standby.Choose's pick under
+// another balancer) into their task directories, and when one of them is assigned here its task
+// opens the warm directory, so the restore replays only the tail. The group's balancer is then
+// standby.Balancer (runtime.go balancers): it knows every member's replicas and gives a lost
+// partition to the member holding its most advanced one.
 //
 // # Output formats
 //

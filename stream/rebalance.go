@@ -40,15 +40,15 @@ func (r *Runtime) onAssigned(_ context.Context, cl *kgo.Client, assigned map[str
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.pipeline.Labels != nil {
-		// Range assignment gives both topics' partition p to the same member; anything else would
-		// separate labels from their events.
+		// Range assignment and the warm balancer give both topics' partition p to the same member;
+		// anything else would separate labels from their events.
 		have := map[int32]bool{}
 		for _, p := range assigned[r.pipeline.Labels.Topic] {
 			have[p] = true
 		}
 		for _, p := range assigned[src] {
 			if !have[p] {
-				r.taskErr = errors.Join(r.taskErr, fmt.Errorf("stream: assigned %s/%d without %s/%d: the group's members do not all use the range balancer", src, p, r.pipeline.Labels.Topic, p))
+				r.taskErr = errors.Join(r.taskErr, fmt.Errorf("stream: assigned %s/%d without %s/%d: the group's members do not all use the range or the warm balancer", src, p, r.pipeline.Labels.Topic, p))
 			}
 		}
 	}

@@ -212,14 +212,35 @@ func (r *Runtime) inputTopics() []string {
 	return []string{r.pipeline.Source.Topic}
 }
 
-// balancer is cooperative-sticky for a single input. With a labels topic it is the range balancer,
-// which gives every member the same partition numbers of both topics (they have the same partition
-// count), so that a label reaches the task that scored its event; the price is eager rebalancing.
-func (r *Runtime) balancer() kgo.GroupBalancer {
+// balancers are the group balancers, in order of preference. The established one is
+// cooperative-sticky for a single input and, with a labels topic, the range balancer, which gives
+// every member the same partition numbers of both topics (they have the same partition count), so
+// that a label reaches the task that scored its event; the price is eager rebalancing.
+//
+// With standby replicas the warm-aware standby.Balancer comes first: it keeps labels partitions
+// with their source partitions too, is cooperative, and gives a lost partition to the member with
+// its most advanced replica (state/standby doc.go). The established balancer stays second, so that
+// a group in a rolling upgrade, whose older members do not offer the new protocol, agrees on it
+// until every member does.
+func (r *Runtime) balancers() []kgo.GroupBalancer {
+	established := kgo.CooperativeStickyBalancer()
 	if r.pipeline.Labels != nil {
-		return kgo.RangeBalancer()
+		established = kgo.RangeBalancer()
 	}
-	return kgo.CooperativeStickyBalancer()
+	if r.cfg.StandbyReplicas == 0 || len(r.stores) == 0 {
+		return []kgo.GroupBalancer{established}
+	}
+	warm := standby.NewBalancer(standby.BalancerConfig{
+		Topics:   r.inputTopics(),
+		Replicas: r.cfg.StandbyReplicas,
+		Warm: func() map[int32]int64 {
+			if r.standby == nil {
+				return nil
+			}
+			return r.standby.Positions()
+		},
+	})
+	return []kgo.GroupBalancer{warm, established}
 }
 
 // initFormats prepares the pipeline's formats (a format the config compiler prepared is left as it
@@ -260,7 +281,7 @@ func (r *Runtime) clientOpts() []kgo.Opt {
 		kgo.KeepControlRecords(),
 		kgo.RequireStableFetchOffsets(),
 		kgo.RecordPartitioner(changelogPartitioner{r.isChangelog}),
-		kgo.Balancers(r.balancer()),
+		kgo.Balancers(r.balancers()...),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.InstanceID(r.cfg.InstanceID),
 		kgo.SessionTimeout(r.cfg.SessionTimeout),

@@ -139,12 +139,17 @@ func (r *Runtime) refreshStandby(ctx context.Context, adm *kadm.Client) (settled
 	src := r.pipeline.Source.Topic
 	members := make([]standby.Member, 0, len(g.Members))
 	var self []int32
+	// The warm balancer's leader assigned the standby partitions too, in each member's assignment
+	// (standby.Balancer); with another protocol each member chooses its own (standby.Choose).
+	leaderChose := g.Protocol == standby.Protocol
+	var given []int32
 	for _, m := range g.Members {
 		sm := standby.Member{ID: m.MemberID}
 		if m.InstanceID != nil {
 			sm.ID = *m.InstanceID
 		}
-		if c, ok := m.Assigned.AsConsumer(); ok {
+		c, ok := m.Assigned.AsConsumer()
+		if ok {
 			for _, t := range c.Topics {
 				if t.Topic == src {
 					sm.Partitions = append(sm.Partitions, t.Partitions...)
@@ -153,6 +158,11 @@ func (r *Runtime) refreshStandby(ctx context.Context, adm *kadm.Client) (settled
 		}
 		if sm.ID == r.cfg.InstanceID {
 			self = sm.Partitions
+			if leaderChose && ok {
+				if given, err = standby.ParseStandby(c.UserData); err != nil {
+					return false, fmt.Errorf("stream: the standby partitions in this member's assignment: %w", err)
+				}
+			}
 		}
 		members = append(members, sm)
 	}
@@ -169,7 +179,10 @@ func (r *Runtime) refreshStandby(ctx context.Context, adm *kadm.Client) (settled
 	if len(assigned) < int(r.partitions) {
 		return false, nil
 	}
-	chosen := standby.Choose(members, r.cfg.InstanceID, r.cfg.StandbyReplicas)
+	chosen := given
+	if !leaderChose {
+		chosen = standby.Choose(members, r.cfg.InstanceID, r.cfg.StandbyReplicas)
+	}
 	if self == nil && chosen == nil {
 		// Not a member (yet, or any more): keep what is there until the group says otherwise.
 		return false, nil

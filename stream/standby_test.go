@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/streamd/streamd/state"
+	"github.com/streamd/streamd/state/standby"
 	"github.com/streamd/streamd/test/kafkatest"
 )
 
@@ -176,9 +178,11 @@ func TestPruneStateDirs(t *testing.T) {
 }
 
 // TestStandbyWithThreeInstances: with three instances and standby_replicas 1 every partition has
-// one replica, on the instance before its owner in instance-id order, and each instance's state
-// directory holds exactly the partitions it owns or stands by for: the first instance, which owned
-// everything before the others joined, has removed the rest.
+// one replica, not on its owner, as the group leader's warm balancer assigned them: each instance's
+// two partitions have their replicas on the two other instances, one each (so that if it fails
+// both land warm), and each instance's state directory holds exactly the partitions it owns or
+// stands by for: the first instance, which owned everything before the others joined, has removed
+// the rest.
 func TestStandbyWithThreeInstances(t *testing.T) {
 	b := kafkatest.Start(t)
 	src := b.Topic(t, "src", 6)
@@ -213,15 +217,29 @@ func TestStandbyWithThreeInstances(t *testing.T) {
 		slices.Sort(ps)
 		return ps
 	}
-	waitFor(t, 90*time.Second, "every instance to own two partitions and stand by for the next one's, with only those on disk", func() bool {
+	waitFor(t, 90*time.Second, "every instance to own two partitions and stand by for one of each other instance's, with only those on disk", func() bool {
 		for i, r := range rs {
 			if err := r.stopped(); err != nil {
 				t.Fatal(err)
 			}
-			next := rs[(i+1)%3]
 			owned := r.rt.Assigned()
-			if len(owned) != 2 || !r.rt.Ready() || !reflect.DeepEqual(r.rt.standby.Following(), next.rt.Assigned()) {
+			following := r.rt.standby.Following()
+			if len(owned) != 2 || !r.rt.Ready() || len(following) != 2 {
 				return false
+			}
+			for j, o := range rs {
+				if j == i {
+					continue
+				}
+				of := 0
+				for _, p := range o.rt.Assigned() {
+					if slices.Contains(following, p) {
+						of++
+					}
+				}
+				if of != 1 {
+					return false
+				}
 			}
 			want := append(append([]int32(nil), owned...), r.rt.standby.Following()...)
 			slices.Sort(want)
@@ -241,5 +259,78 @@ func TestStandbyWithThreeInstances(t *testing.T) {
 		if replicas[p] != 1 {
 			t.Errorf("partition %d has %d replicas, want 1", p, replicas[p])
 		}
+	}
+}
+
+// TestStandbyWarmBalancerKeepsLabels: with a labels topic and standby replicas the group runs the
+// warm balancer (cooperative) instead of the range balancer, and it still gives every member
+// partition p of the labels topic with partition p of the source, through a join, a rebalance
+// that moves partitions (revoke, then assign) and a member leaving.
+func TestStandbyWarmBalancerKeepsLabels(t *testing.T) {
+	b := kafkatest.Start(t)
+	src, labels := b.Topic(t, "src", 4), b.Topic(t, "labels", 4)
+	app, out, dlq := kafkatest.Name(t, "app"), kafkatest.Name(t, "out"), kafkatest.Name(t, "dlq")
+	p := &Pipeline{
+		Name:            app,
+		Source:          Source{Topic: src, Format: fatalFormat()},
+		Labels:          &Source{Topic: labels, Format: fatalFormat()},
+		Operators:       []Operator{&countOp{Topic: out}},
+		DeadLetterTopic: dlq,
+	}
+	adm := kadm.NewClient(b.Client(t))
+	// coPartitioned reports whether the group is stable under the warm protocol with every source
+	// partition assigned, to members each holding the same numbers of both topics.
+	coPartitioned := func(members int) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		gs, err := adm.DescribeGroups(ctx, app)
+		if err != nil || gs[app].State != "Stable" || len(gs[app].Members) != members {
+			return false
+		}
+		if gs[app].Protocol != standby.Protocol {
+			t.Fatalf("the group's protocol is %q, want %q", gs[app].Protocol, standby.Protocol)
+		}
+		n := 0
+		for _, m := range gs[app].Members {
+			c, ok := m.Assigned.AsConsumer()
+			if !ok {
+				return false
+			}
+			got := map[string][]int32{}
+			for _, tp := range c.Topics {
+				got[tp.Topic] = tp.Partitions
+			}
+			if !slices.Equal(got[src], got[labels]) {
+				t.Fatalf("member %s was assigned %s %v and %s %v", m.MemberID, src, got[src], labels, got[labels])
+			}
+			n += len(got[src])
+		}
+		return n == 4
+	}
+	var rs []*running
+	for i := range 2 {
+		cfg := fatalConfig(b, t.TempDir())
+		cfg.InstanceID, cfg.StandbyReplicas = fmt.Sprintf("i%d", i+1), 1
+		rs = append(rs, start(t, p, cfg))
+		waitFor(t, 60*time.Second, "the group to settle, labels with their events", func() bool {
+			for _, r := range rs {
+				if err := r.stopped(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return coPartitioned(len(rs)) && rs[len(rs)-1].rt.Ready() && len(rs[len(rs)-1].rt.Assigned()) == 4/len(rs)
+		})
+	}
+	if err := rs[1].stop(t); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the survivor to own every partition, labels with their events", func() bool {
+		if err := rs[0].stopped(); err != nil {
+			t.Fatal(err)
+		}
+		return len(rs[0].rt.Assigned()) == 4 && coPartitioned(1)
+	})
+	if err := rs[0].stop(t); err != nil {
+		t.Fatal(err)
 	}
 }

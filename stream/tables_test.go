@@ -51,7 +51,7 @@ type echoTablesProc struct {
 func (p *echoTablesProc) Close() error { return nil }
 
 // ViewFeatures shows the table fields, so that /v1/features shows them.
-func (p *echoTablesProc) ViewFeatures(t *Task, ev *Event) (json.RawMessage, error) {
+func (p *echoTablesProc) ViewFeatures(t *Task, ev *Event, _ bool) (json.RawMessage, error) {
 	return p.fields(ev), nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/streamd/streamd/internal/bloom"
 	"github.com/streamd/streamd/stream"
 	"github.com/streamd/streamd/window/agg"
 )
@@ -30,14 +31,14 @@ func (a *fixedWindows) process(p *processor, t *stream.Task, ev *stream.Event, w
 		var v []byte
 		var ok bool
 		f := p.filter(end)
-		if f == nil || f.mayContain(hash) {
+		if f == nil || f.MayContain(hash) {
 			var err error
 			if v, ok, err = p.store.Get(p.keyBuf); err != nil {
 				return false, err
 			}
 		}
 		if !ok && f != nil {
-			f.add(hash)
+			f.Add(hash)
 		}
 		if ok {
 			if err := p.acc.Decode(v); err != nil {
@@ -59,16 +60,11 @@ func (a *fixedWindows) process(p *processor, t *stream.Task, ev *stream.Event, w
 }
 
 // filter returns the key filter of a window end, nil when the end is not one a filter can know.
-func (p *processor) filter(end int64) *endFilter {
+func (p *processor) filter(end int64) *bloom.Filter {
 	if end <= p.filterFrom {
 		return nil
 	}
-	f := p.filters[end]
-	if f == nil {
-		f = newEndFilter()
-		p.filters[end] = f
-	}
-	return f
+	return p.filters.get(end)
 }
 
 func (a *fixedWindows) fire(p *processor, t *stream.Task, wm int64) error {
@@ -97,11 +93,7 @@ func (a *fixedWindows) fire(p *processor, t *stream.Task, wm int64) error {
 		p.store.Delete(k)
 		p.addOpen(-1)
 	}
-	for end := range p.filters {
-		if end+a.late <= wm {
-			delete(p.filters, end)
-		}
-	}
+	p.filters.closeFired(wm, a.late)
 	return it.Close()
 }
 
@@ -109,7 +101,7 @@ func (a *fixedWindows) fire(p *processor, t *stream.Task, wm int64) error {
 // filters were dropped when they fired, so only window ends newer than everything stored can have
 // authoritative filters. The earliest window end (plus lateness) is the next timer.
 func (a *fixedWindows) rewind(p *processor) error {
-	clear(p.filters)
+	p.filters.reset()
 	p.filterFrom = math.MinInt64
 	it, err := p.store.NewIter([]byte{prefixWindow}, []byte{prefixWindow + 1})
 	if err != nil {

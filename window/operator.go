@@ -84,12 +84,11 @@ func (o *Operator) Open(t *stream.Task) (stream.Processor, error) {
 		return nil, err
 	}
 	p := &processor{
-		op:      o,
-		store:   st,
-		acc:     o.layout.NewAcc(),
-		tmp:     o.layout.NewAcc(),
-		in:      make([]agg.Input, len(o.fields)),
-		filters: map[int64]*endFilter{},
+		op:    o,
+		store: st,
+		acc:   o.layout.NewAcc(),
+		tmp:   o.layout.NewAcc(),
+		in:    make([]agg.Input, len(o.fields)),
 	}
 	if err := p.Rewind(t); err != nil {
 		return nil, err
@@ -131,8 +130,8 @@ type processor struct {
 	timersFrom int64
 	timerLower []byte
 	// Bloom filters of the keys of each open window end (tumbling, hopping), authoritative for ends
-	// after filterFrom: see endFilter.
-	filters    map[int64]*endFilter
+	// after filterFrom: see endFilters.
+	filters    endFilters
 	filterFrom int64
 	// open counts the windows held (tumbling, hopping), sessions (session) or keys with panes
 	// (sliding); it is kept in the store so that it survives restarts and aborts.

@@ -38,9 +38,32 @@ func New(expected int) *Filter {
 
 func (f *Filter) grow(items int) {
 	k := uint64(firstProbes + len(f.layers))
-	// An optimal filter with k probes uses k/ln 2 bits per item.
-	words := (uint64(float64(items)*float64(k)/0.6931) + 63) / 64
-	f.layers = append(f.layers, layer{bits: make([]uint64, words), nbits: words * 64, k: k, limit: items})
+	f.layers = append(f.layers, layer{bits: make([]uint64, layerWords(items, k)), k: k, limit: items})
+	l := &f.layers[len(f.layers)-1]
+	l.nbits = uint64(len(l.bits)) * 64
+}
+
+// layerWords is the size of a layer for items with k probes: an optimal filter uses k/ln 2 bits
+// per item.
+func layerWords(items int, k uint64) uint64 {
+	return (uint64(float64(items)*float64(k)/0.6931) + 63) / 64
+}
+
+// Reset empties the filter and sizes it for expected items (at least 256), as New would, keeping
+// the first layer's memory when it is large enough and at most twice the size wanted, so that a
+// filter recycled between populations of about the same size allocates nothing.
+func (f *Filter) Reset(expected int) {
+	items := max(expected, minItems)
+	words := layerWords(items, firstProbes)
+	first := f.layers[0].bits
+	if uint64(cap(first)) < words || uint64(cap(first)) > 2*words {
+		first = make([]uint64, words)
+	} else {
+		first = first[:words]
+		clear(first)
+	}
+	clear(f.layers[1:])
+	f.layers = append(f.layers[:0], layer{bits: first, nbits: words * 64, k: firstProbes, limit: items})
 }
 
 // Add adds the item with hash h.

@@ -73,3 +73,48 @@ func TestLookupAllocatesNothing(t *testing.T) {
 		t.Fatalf("%v allocations per 1000 lookups", a)
 	}
 }
+
+// TestReset: a reset filter holds nothing, finds what is added after, is sized for the new
+// expected count, and keeps its memory (no allocation) when the size is about the same.
+func TestReset(t *testing.T) {
+	seed := maphash.MakeSeed()
+	f := New(10_000)
+	for i := range uint64(30_000) { // grows past its first layer
+		f.Add(hashOf(seed, i))
+	}
+	f.Reset(10_000)
+	if f.Len() != 0 || len(f.layers) != 1 {
+		t.Fatalf("after Reset: Len %d, %d layers; want 0 and 1", f.Len(), len(f.layers))
+	}
+	if want := New(10_000).Bytes(); f.Bytes() != want {
+		t.Fatalf("after Reset(10000): %d bytes, want %d as New(10000)", f.Bytes(), want)
+	}
+	found := 0
+	for i := range uint64(10_000) {
+		if f.MayContain(hashOf(seed, i)) {
+			found++
+		}
+	}
+	if found > 10 {
+		t.Fatalf("after Reset %d of 10,000 earlier items still found", found)
+	}
+	for i := range uint64(10_000) {
+		f.Add(hashOf(seed, 1<<40+i))
+	}
+	for i := range uint64(10_000) {
+		if !f.MayContain(hashOf(seed, 1<<40+i)) {
+			t.Fatalf("item %d added after Reset not found", i)
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { f.Reset(9_000) }); allocs != 0 {
+		t.Errorf("Reset to about the same size allocated %.0f times, want 0", allocs)
+	}
+	f.Reset(100_000)
+	if want := New(100_000).Bytes(); f.Bytes() != want {
+		t.Fatalf("after Reset(100000): %d bytes, want %d", f.Bytes(), want)
+	}
+	f.Reset(300)
+	if want := New(300).Bytes(); f.Bytes() != want {
+		t.Fatalf("after Reset(300) from a large filter: %d bytes, want %d (the memory is given back)", f.Bytes(), want)
+	}
+}

@@ -207,12 +207,9 @@ func notObject(data []byte, i int) error {
 // kd. It returns the index just past the closing brace.
 func (s *Scanner) object(data []byte, i int, nd *node, vals []Value, level, kd int) (int, error) {
 	n := len(data)
-	i = skipWS(data, i+1)
-	if i >= n {
-		return 0, errEOF(data)
-	}
-	if data[i] == '}' {
-		return i + 1, nil
+	i, more, err := enter(data, i, '}')
+	if !more {
+		return i, err
 	}
 	base := s.keys.open()
 	defer s.keys.close(base)
@@ -260,36 +257,17 @@ func (s *Scanner) object(data []byte, i int, nd *node, vals []Value, level, kd i
 		if err != nil {
 			return 0, err
 		}
-		i = skipWS(data, i)
-		if i >= n {
-			return 0, errEOF(data)
+		if i, more, err = afterMember(data, i, '}', "after object key:value pair"); !more {
+			return i, err
 		}
-		if c := data[i]; c == ',' {
-			i = skipWS(data, i+1)
-			if i >= n {
-				return 0, errEOF(data)
-			}
-			continue
-		} else if c == '}' {
-			return i + 1, nil
-		}
-		return 0, errAt(data, i, "after object key:value pair")
 	}
 }
 
 // array scans the array at data[i] ('['), at nesting level level, whose elements are looked up in
 // nd by index, and returns the index just past the closing bracket.
 func (s *Scanner) array(data []byte, i int, nd *node, vals []Value, level, kd int) (int, error) {
-	n := len(data)
-	i = skipWS(data, i+1)
-	if i >= n {
-		return 0, errEOF(data)
-	}
-	if data[i] == ']' {
-		return i + 1, nil
-	}
-	var err error
-	for k := 0; ; k++ {
+	i, more, err := enter(data, i, ']')
+	for k := 0; more; k++ {
 		if e := nd.lookupElem(k); e < 0 {
 			i, err = skipValue(data, i, level+1)
 		} else {
@@ -298,21 +276,56 @@ func (s *Scanner) array(data []byte, i int, nd *node, vals []Value, level, kd in
 		if err != nil {
 			return 0, err
 		}
-		i = skipWS(data, i)
-		if i >= n {
-			return 0, errEOF(data)
-		}
-		if c := data[i]; c == ',' {
-			i = skipWS(data, i+1)
-			if i >= n {
-				return 0, errEOF(data)
-			}
-			continue
-		} else if c == ']' {
-			return i + 1, nil
-		}
-		return 0, errAt(data, i, "after array element")
+		i, more, err = afterMember(data, i, ']', "after array element")
 	}
+	return i, err
+}
+
+// enter steps into the object or array whose opening bracket is at data[i]. With more it returns
+// the index of its first member (whitespace skipped, within data); without, the container was
+// empty and i is past its closing bracket (closer), or err says why the input ended.
+func enter(data []byte, i int, closer byte) (j int, more bool, err error) {
+	i = skipWS(data, i+1)
+	if i >= len(data) {
+		return 0, false, errEOF(data)
+	}
+	if data[i] == closer {
+		return i + 1, false, nil
+	}
+	return i, true, nil
+}
+
+// afterMember reads what follows a member of an object or array that ended at data[i]: a comma,
+// and more with the index of the next member (whitespace skipped, within data), or the closing
+// bracket (closer) and the index past it; anything else is a syntax error described by context.
+//
+// The compact cases come first (a comma with the next member right after it, or the closer at
+// once: most records have no whitespace); whitespace and errors go through afterMemberWS.
+func afterMember(data []byte, i int, closer byte, context string) (j int, more bool, err error) {
+	if i+1 < len(data) && data[i] == ',' && data[i+1] > ' ' { // no JSON whitespace is above ' '
+		return i + 1, true, nil
+	}
+	if i < len(data) && data[i] == closer {
+		return i + 1, false, nil
+	}
+	return afterMemberWS(data, i, closer, context)
+}
+
+func afterMemberWS(data []byte, i int, closer byte, context string) (j int, more bool, err error) {
+	i = skipWS(data, i)
+	if i >= len(data) {
+		return 0, false, errEOF(data)
+	}
+	switch data[i] {
+	case ',':
+		if i = skipWS(data, i+1); i >= len(data) {
+			return 0, false, errEOF(data)
+		}
+		return i, true, nil
+	case closer:
+		return i + 1, false, nil
+	}
+	return 0, false, errAt(data, i, context)
 }
 
 // member scans a wanted value at data[i] (not whitespace, i < len(data)), at nesting level level:

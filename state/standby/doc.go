@@ -30,24 +30,50 @@
 // delete.retention.ms (24h on changelogs): a replica, like a stopped instance's directory, that
 // stays more than that far behind may keep a deleted key. A running replica is seconds behind.
 //
+// # The warm balancer
+//
+// Balancer is the group's balancer when replicas are configured (protocol "streamd-warm",
+// cooperative), in the manner of Kafka Streams' HighAvailabilityTaskAssignor, which reads task
+// lags from the subscriptions' user data. Every member's JoinGroup metadata is the consumer
+// protocol's (topics, owned partitions, generation) with, as user data, the position of each of
+// its replicas: the sum over the partition's stores of the changelog offset its state reflects
+// (Replicas.Positions). Positions of one partition are comparable across members, being offsets
+// in the same changelogs, so the highest is the least lag; a member's own partitions count as
+// warmest. The leader decides everything with Assign, a pure function:
+//
+//   - active partitions: counts within one; owners keep theirs up to their share; a partition
+//     without an owner goes to a member holding a replica of it (a maximum matching of free
+//     partitions to holders with room, so that no partition is left cold for want of a better
+//     order), the most advanced holder with room; the rest to the least loaded members;
+//   - standby roles: min(n, members-1) per partition, never on its owner, an even share per
+//     member, one owner's partitions spread over different members (a failed owner's partitions
+//     then land warm on several survivors; all on one, as Choose puts them, and that one has room
+//     for only a share), preferring members that run the replica already.
+//
+// Partition p of every consumed topic goes to the same member, so a labels topic stays with its
+// events as under the range balancer. The plan then passes franz-go's
+// BalancePlan.AdjustCooperative, as its cooperative-sticky balancer's does: a partition moving
+// between members is only taken from its owner in one round and assigned in the next, after the
+// owner revoked it. The standby roles travel in each member's assignment user data; the runtime
+// reads its own from the group's description (ParseStandby).
+//
 // # Which partitions
 //
-// Every instance decides its own replicas from the group's assignment after each rebalance (the
-// runtime describes the group, and again every few seconds; a group with partitions left
-// unassigned between the two rounds of a cooperative rebalance is not acted on): Choose gives each member the
-// partitions owned by the n members that follow it in the order of their instance ids, so every
-// partition has min(n, members-1) replicas on instances other than its owner. With two instances
-// and n = 1 each has a warm copy of everything the other owns.
+// Every instance sets its replicas from the group's assignment after each rebalance (the runtime
+// describes the group, and again every few seconds; a group with partitions left unassigned
+// between the two rounds of a cooperative rebalance is not acted on): under Balancer, the standby
+// partitions the leader put in its assignment; under another protocol (a rolling upgrade, whose
+// older members do not offer Balancer's), Choose gives each member the partitions owned by the n
+// members that follow it in the order of their instance ids. Either way every partition has
+// min(n, members-1) replicas on instances other than its owner.
 //
-// The group's balancer (cooperative-sticky, or range with a labels topic) does not know where the
-// replicas are. With n+1 instances or fewer every survivor stands by for every partition of every
-// other instance, so a failed instance's partitions always land on warm copies. With more
-// instances, a failed instance's partitions are spread over the survivors by the balancer, and
-// only those that land on one of their n replicas are warm; the others restore from whatever
-// directory their new owner has (the tail if it owned or stood by for them before, else the whole
-// changelog). Making the balancer prefer warm instances, as Kafka Streams does with task lags in
-// its assignor, needs a balancer whose member metadata carries the replicas' positions; that is
-// not built.
+// Under Balancer, a failed instance's partitions resume on their replicas whenever the survivors'
+// shares leave room (for any one failure in a group the leader balanced). Under another balancer
+// with more than n+1 instances, only those that happen to land on one of their n replicas are
+// warm. A partition whose only replica was on a member that restarts is cold until that member's
+// replicas run again (a restarted member advertises none at its first join): its new owner
+// restores from whatever directory it has (the tail if it owned or stood by for it before, else
+// the whole changelog).
 //
 // # Disk
 //

@@ -172,6 +172,27 @@ func (r *Replicas) Position(p int32) (Position, bool) {
 	return f.position(), true
 }
 
+// Positions returns, for every partition followed whose replica has read its stores' offsets,
+// the sum of those offsets: what Balancer advertises (Candidate.Warm). A replica that has not yet
+// opened its database is left out, as nothing is known of it.
+func (r *Replicas) Positions() map[int32]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make(map[int32]int64, len(r.followers))
+	for p, f := range r.followers {
+		f.mu.Lock()
+		if len(f.offsets) > 0 {
+			var sum int64
+			for _, off := range f.offsets {
+				sum += off
+			}
+			out[p] = sum
+		}
+		f.mu.Unlock()
+	}
+	return out
+}
+
 // Close stops every replica and keeps their directories (a restart of the instance follows on from
 // them, or its tasks do). It is idempotent; Set does nothing after it.
 func (r *Replicas) Close() {

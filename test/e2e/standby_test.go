@@ -42,7 +42,32 @@ func TestFailoverToStandby(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long: kills an instance and waits out the session timeout")
 	}
-	keys := failoverKeys
+	keys, bin := failoverSetup(t)
+	for _, replicas := range []int{1, 0} {
+		t.Run(fmt.Sprintf("standby_replicas=%d", replicas), func(t *testing.T) {
+			failover(t, bin, keys, replicas, 2)
+		})
+	}
+}
+
+// TestFailoverToStandbyThree is TestFailoverToStandby with three instances and one standby
+// replica each, where the survivors do not stand by for everything: the killed instance's
+// partitions resume with only the tail replayed because the group's balancer (standby.Balancer)
+// gives each to the survivor holding its replica, and its leader spread the killed instance's
+// replicas over both survivors beforehand. Under cooperative-sticky, with replicas chosen by
+// instance order (both on one survivor), one of the two partitions restored in full.
+func TestFailoverToStandbyThree(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long: kills an instance and waits out the session timeout")
+	}
+	keys, bin := failoverSetup(t)
+	failover(t, bin, keys, 1, 3)
+}
+
+// failoverSetup returns the keys of state to build (failoverKeysEnv) and the daemon to run: the
+// race-detector build for the default keys, a plain build for the figures.
+func failoverSetup(t *testing.T) (keys int, bin string) {
+	keys = failoverKeys
 	if v := os.Getenv(failoverKeysEnv); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 100 {
@@ -50,7 +75,7 @@ func TestFailoverToStandby(t *testing.T) {
 		}
 		keys = n
 	}
-	bin := streamdBin
+	bin = streamdBin
 	if keys > failoverKeys {
 		// The figures are the daemon's, not the race detector's.
 		bin = filepath.Join(t.TempDir(), "streamd")
@@ -60,16 +85,14 @@ func TestFailoverToStandby(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, replicas := range []int{1, 0} {
-		t.Run(fmt.Sprintf("standby_replicas=%d", replicas), func(t *testing.T) {
-			failover(t, bin, keys, replicas)
-		})
-	}
+	return keys, bin
 }
 
-func failover(t *testing.T, bin string, keys, replicas int) {
+// failover runs n instances over 2n partitions, builds keys of state, kills the first instance
+// mid-stream and checks what the survivors replay to take over its partitions.
+func failover(t *testing.T, bin string, keys, replicas, n int) {
 	b := kafkatest.Start(t)
-	const partitions = 4
+	partitions := int32(2 * n)
 	src := b.Topic(t, "tx", partitions)
 	app := kafkatest.Name(t, "app")
 	logPath := filepath.Join(t.TempDir(), "streamd.log")
@@ -128,47 +151,81 @@ log:
 	// then refuses a missing source.
 	waitUntil(t, 30*time.Second, "the source topic to be listed", func() error { return nil }, func() bool {
 		ends, err := adm.ListEndOffsets(ctx, src)
-		return err == nil && ends.Error() == nil && len(ends[src]) == partitions
+		return err == nil && ends.Error() == nil && len(ends[src]) == int(partitions)
 	})
-	portA, portB := freePort(t), freePort(t)
-	a := start(t, logPath, nil, bin, "run", "-config", config("sb-a", portA))
-	survivor := start(t, logPath, nil, bin, "run", "-config", config("sb-b", portB))
-	aKilled := false
-	defer func() {
-		if !aKilled {
-			a.kill(t)
-		}
-		survivor.kill(t)
-	}()
-
-	cl := b.Client(t, kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(5*time.Millisecond))
-	stopped := func() error { return errors.Join(a.exited(), survivor.exited()) }
-	// The input comes once both own their partitions, so that each partition's state is built by
-	// one instance only and the survivor has none of the other's (a full restore without replicas).
-	var ofA []int32
-	waitUntil(t, 2*time.Minute, "both instances to own partitions and be ready", stopped, func() bool {
-		var errA, errB error
-		var ofB []int32
-		ofA, errA = ownedBy(ctx, adm, app, src, "sb-a")
-		ofB, errB = ownedBy(ctx, adm, app, src, "sb-b")
-		return errA == nil && errB == nil && len(ofA) > 0 && len(ofB) > 0 && len(ofA)+len(ofB) == partitions &&
-			ready(portA) && ready(portB)
-	})
-	produceKeys(ctx, t, cl, src, 0, keys)
-	b.WaitCaughtUp(t, app, src, 10*time.Minute, stopped)
-	if got, err := ownedBy(ctx, adm, app, src, "sb-a"); err != nil || fmt.Sprint(got) != fmt.Sprint(ofA) {
-		t.Fatalf("sb-a's partitions moved from %v to %v while the input was processed (%v)", ofA, got, err)
+	names := make([]string, n)
+	ports := make([]int, n)
+	procs := make([]*process, n)
+	for i := range n {
+		names[i], ports[i] = fmt.Sprintf("sb-%c", 'a'+i), freePort(t)
+		procs[i] = start(t, logPath, nil, bin, "run", "-config", config(names[i], ports[i]))
 	}
-	metricsB := "http://127.0.0.1:" + strconv.Itoa(portB) + "/metrics"
-	if replicas > 0 {
-		waitUntil(t, 5*time.Minute, "the survivor's replicas of "+fmt.Sprint(ofA)+" to catch up", stopped, func() bool {
-			m := scrape(t, metricsB)
-			if m["streamd_standby_partitions"] != float64(len(ofA)) {
+	killed := false
+	defer func() {
+		for i, p := range procs {
+			if i > 0 || !killed {
+				p.kill(t)
+			}
+		}
+	}()
+	survivors := procs[1:]
+	stopped := func() error {
+		var errs []error
+		for _, p := range procs {
+			errs = append(errs, p.exited())
+		}
+		return errors.Join(errs...)
+	}
+	survivorsStopped := func() error {
+		var errs []error
+		for _, p := range survivors {
+			errs = append(errs, p.exited())
+		}
+		return errors.Join(errs...)
+	}
+	metrics := func(i int) string { return "http://127.0.0.1:" + strconv.Itoa(ports[i]) + "/metrics" }
+	// scrapeSurvivors sums a sample over the survivors.
+	scrapeSurvivors := func(name string) float64 {
+		var sum float64
+		for i := 1; i < n; i++ {
+			sum += scrape(t, metrics(i))[name]
+		}
+		return sum
+	}
+	// The input comes once all own their partitions, so that each partition's state is built by
+	// one instance only and a survivor has none of another's (a full restore without replicas).
+	owned := make([][]int32, n)
+	waitUntil(t, 2*time.Minute, "every instance to own partitions and be ready", stopped, func() bool {
+		total := 0
+		for i := range n {
+			var err error
+			if owned[i], err = ownedBy(ctx, adm, app, src, names[i]); err != nil || len(owned[i]) == 0 || !ready(ports[i]) {
 				return false
 			}
-			for name, v := range m {
-				if strings.HasPrefix(name, "streamd_standby_lag_offsets{") && v != 0 {
+			total += len(owned[i])
+		}
+		return total == int(partitions)
+	})
+	ofA := owned[0]
+	produceKeys(ctx, t, cl(t, b), src, 0, keys)
+	b.WaitCaughtUp(t, app, src, 10*time.Minute, stopped)
+	if got, err := ownedBy(ctx, adm, app, src, names[0]); err != nil || fmt.Sprint(got) != fmt.Sprint(ofA) {
+		t.Fatalf("%s's partitions moved from %v to %v while the input was processed (%v)", names[0], ofA, got, err)
+	}
+	if replicas > 0 {
+		// Every instance keeps min(replicas, n-1) replicas of 2n partitions owned elsewhere,
+		// evenly: the survivors together hold every partition of the one killed.
+		want := float64(2 * min(replicas, n-1))
+		waitUntil(t, 5*time.Minute, "every instance's replicas to catch up", stopped, func() bool {
+			for i := range n {
+				m := scrape(t, metrics(i))
+				if m["streamd_standby_partitions"] != want {
 					return false
+				}
+				for name, v := range m {
+					if strings.HasPrefix(name, "streamd_standby_lag_offsets{") && v != 0 {
+						return false
+					}
 				}
 			}
 			return true
@@ -176,65 +233,80 @@ log:
 	}
 	changelogs := []string{state.ChangelogTopic(app, "activity"), state.ChangelogTopic(app, "task")}
 	highBefore := changelogHigh(ctx, t, adm, changelogs, ofA)
-	before := scrape(t, metricsB)
+	replayedBefore := scrapeSurvivors("streamd_restored_records_total")
+	restoreBefore := scrapeSurvivors("streamd_restore_duration_seconds_sum")
+	promotionsBefore := scrapeSurvivors("streamd_standby_promotions_total")
 
 	// The kill lands mid-stream: new keys flow at 2,000/s for two seconds before it and on after
 	// it, so the killed instance dies with a cycle open and its replicas a little behind.
+	producer := cl(t, b)
 	flowCtx, stopFlow := context.WithCancel(ctx)
 	flowed := make(chan int, 1)
-	go func() { flowed <- produceFlow(flowCtx, cl, src, keys, 2000) }()
+	go func() { flowed <- produceFlow(flowCtx, producer, src, keys, 2000) }()
 	time.Sleep(2 * time.Second)
-	a.kill(t)
-	aKilled = true
-	killed := time.Now()
+	procs[0].kill(t)
+	killed = true
+	killedAt := time.Now()
 	// What the killed instance wrote after the replicas had caught up: at most this is left to
 	// replay (its open transaction's records are aborted and not replayed).
 	tail := changelogHigh(ctx, t, adm, changelogs, ofA) - highBefore
 	time.Sleep(time.Second)
 	stopFlow()
 	next := keys + <-flowed
-	// The survivor has resumed the killed instance's partitions when it has committed everything.
-	produceKeys(ctx, t, cl, src, next, 400)
-	b.WaitCaughtUp(t, app, src, 5*time.Minute, survivor.exited)
-	resumed := time.Since(killed)
+	// The survivors have resumed the killed instance's partitions when they have committed
+	// everything.
+	produceKeys(ctx, t, producer, src, next, 400)
+	b.WaitCaughtUp(t, app, src, 5*time.Minute, survivorsStopped)
+	resumed := time.Since(killedAt)
 
-	after := scrape(t, metricsB)
-	replayed := after["streamd_restored_records_total"] - before["streamd_restored_records_total"]
-	restoreSeconds := after["streamd_restore_duration_seconds_sum"] - before["streamd_restore_duration_seconds_sum"]
-	t.Logf("standby_replicas=%d, %d keys: partitions %v resumed on the survivor %.2fs after the SIGKILL (session timeout 6s); replayed %.0f changelog records in %.3fs of restores (%d offsets written after the replicas caught up)",
-		replicas, keys, ofA, resumed.Seconds(), replayed, restoreSeconds, tail)
+	replayed := scrapeSurvivors("streamd_restored_records_total") - replayedBefore
+	restoreSeconds := scrapeSurvivors("streamd_restore_duration_seconds_sum") - restoreBefore
+	promotions := scrapeSurvivors("streamd_standby_promotions_total") - promotionsBefore
+	t.Logf("%d instances, standby_replicas=%d, %d keys: partitions %v resumed on the survivors %.2fs after the SIGKILL (session timeout 6s); replayed %.0f changelog records in %.3fs of restores (%d offsets written after the replicas caught up); %.0f standby promotions",
+		n, replicas, keys, ofA, resumed.Seconds(), replayed, restoreSeconds, tail, promotions)
 	if replicas > 0 {
 		if replayed > float64(tail) {
-			t.Errorf("the survivor replayed %.0f records, more than the %d changelog offsets written after its replicas caught up", replayed, tail)
+			t.Errorf("the survivors replayed %.0f records, more than the %d changelog offsets written after their replicas caught up", replayed, tail)
 		}
-		if got := after["streamd_standby_promotions_total"]; got != float64(len(ofA)) {
-			t.Errorf("streamd_standby_promotions_total = %v, want %d", got, len(ofA))
+		if promotions != float64(len(ofA)) {
+			t.Errorf("streamd_standby_promotions_total rose by %v over the survivors, want %d", promotions, len(ofA))
 		}
-	} else if replayed < float64(keys)/4 {
-		t.Errorf("without standby replicas the survivor replayed only %.0f records of the killed instance's ~%d keys", replayed, keys/2)
+	} else if replayed < float64(keys)/(2*float64(n)) {
+		t.Errorf("without standby replicas the survivors replayed only %.0f records of the killed instance's ~%d keys", replayed, keys/n)
 	}
 
-	// The survivor holds the killed instance's keys: one event each in their open window.
-	base := "http://127.0.0.1:" + strconv.Itoa(portB) + "/v1/state/"
+	// The survivors hold the killed instance's keys: one event each in their open window, on
+	// whichever survivor owns the key now.
 	checked := 0
 	for i := 0; i < keys && checked < 20; i += keys / 97 {
 		key := fmt.Sprintf("c%07d", i)
-		resp, err := http.Get(base + key)
-		if err != nil {
-			t.Fatal(err)
+		var answers []string
+		found := false
+		for j := 1; j < n && !found; j++ {
+			resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(ports[j]) + "/v1/state/" + key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && countOne.Match(body) {
+				found = true
+			}
+			answers = append(answers, fmt.Sprintf("%s: %d %s", names[j], resp.StatusCode, body))
 		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("GET /v1/state/%s on the survivor: %d %s", key, resp.StatusCode, body)
-			continue
-		}
-		if !countOne.Match(body) {
-			t.Errorf("GET /v1/state/%s on the survivor: %s, want a count of 1", key, body)
+		if !found {
+			t.Errorf("GET /v1/state/%s on the survivors, want a count of 1 on one: %v", key, answers)
 		}
 		checked++
 	}
-	survivor.stop(t)
+	for _, p := range survivors {
+		p.stop(t)
+	}
+}
+
+// cl is a producing client for the failover input.
+func cl(t *testing.T, b *kafkatest.Broker) *kgo.Client {
+	return b.Client(t, kgo.ProducerBatchMaxBytes(1<<20), kgo.ProducerLinger(5*time.Millisecond))
 }
 
 // ready reports whether the admin server on port answers /readyz with 200.

@@ -31,6 +31,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/streamd/streamd/internal/kafkaread"
 )
 
 // Kind says what kind of broker a test got.
@@ -149,40 +151,9 @@ func (b *Broker) ReadCommitted(t testing.TB, topic string, timeout time.Duration
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	adm := kadm.NewClient(b.Client(t))
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	out, err := kafkaread.Committed(ctx, append([]kgo.Opt{kgo.SeedBrokers(b.Addrs...)}, b.ClientOpts...), topic)
 	if err != nil {
-		t.Fatalf("kafkatest: end offsets of %s: %v", topic, err)
-	}
-	want := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-		}
-	})
-	// Control records (transaction markers) are kept so that the end offset, which is usually a
-	// commit or abort marker, is seen; they are not returned.
-	cl := b.Client(t,
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.KeepControlRecords(),
-	)
-	var out []*kgo.Record
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("kafkatest: reading %s: still waiting for partitions %v after %s", topic, want, timeout)
-		}
-		fs.EachError(func(_ string, p int32, err error) { t.Fatalf("kafkatest: fetch %s/%d: %v", topic, p, err) })
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := want[r.Partition]; ok && r.Offset >= end-1 {
-				delete(want, r.Partition)
-			}
-			if !r.Attrs.IsControl() {
-				out = append(out, r)
-			}
-		})
+		t.Fatalf("kafkatest: %v", err)
 	}
 	return out
 }

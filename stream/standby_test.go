@@ -278,6 +278,14 @@ func TestStandbyWarmBalancerKeepsLabels(t *testing.T) {
 		DeadLetterTopic: dlq,
 	}
 	adm := kadm.NewClient(b.Client(t))
+	// A real broker can answer metadata without a topic it has just created: wait for both, so
+	// that the runtime's start-up check does not find the source missing.
+	waitFor(t, 30*time.Second, "the new topics in the metadata", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		td, err := adm.ListTopics(ctx, src, labels)
+		return err == nil && td.Has(src) && td.Has(labels) && td[src].Err == nil && td[labels].Err == nil
+	})
 	// coPartitioned reports whether the group is stable under the warm protocol with every source
 	// partition assigned, to members each holding the same numbers of both topics.
 	coPartitioned := func(members int) bool {

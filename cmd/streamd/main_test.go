@@ -49,6 +49,8 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo for a few seconds")
 	}
+	// The demo points KAFKA_BROKERS at its in-process broker; restore it for the tests after.
+	t.Setenv("KAFKA_BROKERS", os.Getenv("KAFKA_BROKERS"))
 	var out, errOut bytes.Buffer
 	code := run([]string{"demo", "-duration", "4s", "-admin", "127.0.0.1:0", "-rate", "1000/s"}, &out, &errOut)
 	if code != 0 {

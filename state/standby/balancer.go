@@ -246,24 +246,16 @@ func newWireReader(data []byte) (*wireReader, error) {
 	return &wireReader{data: data[1:]}, nil
 }
 
-func (r *wireReader) uvarint() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.data)
-	if n <= 0 {
-		r.err = fmt.Errorf("%w: truncated", ErrWire)
-		return 0
-	}
-	r.data = r.data[n:]
-	return v
-}
+func (r *wireReader) uvarint() uint64 { return readVarint(r, binary.Uvarint) }
 
-func (r *wireReader) varint() int64 {
+func (r *wireReader) varint() int64 { return readVarint(r, binary.Varint) }
+
+// readVarint reads one varint with decode (binary.Uvarint or binary.Varint).
+func readVarint[T uint64 | int64](r *wireReader, decode func([]byte) (T, int)) T {
 	if r.err != nil {
 		return 0
 	}
-	v, n := binary.Varint(r.data)
+	v, n := decode(r.data)
 	if n <= 0 {
 		r.err = fmt.Errorf("%w: truncated", ErrWire)
 		return 0

@@ -342,6 +342,13 @@ func Parse(data []byte) (*Config, error) {
 	return parseWithEnv(data, os.LookupEnv)
 }
 
+// ParseWithEnv is Parse with ${VAR} references resolved by env instead of the process
+// environment: the demo names its own broker and state directory this way without changing
+// the environment of the process it runs in (tests run it beside others).
+func ParseWithEnv(data []byte, env func(string) (string, bool)) (*Config, error) {
+	return parseWithEnv(data, env)
+}
+
 func parseWithEnv(data []byte, env func(string) (string, bool)) (*Config, error) {
 	var c Config
 	decodeErr := parseYAML(data, &c, env)

@@ -73,15 +73,21 @@ func runDemo(parent context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	defer cluster.Close()
 	addr := cluster.ListenAddrs()[0]
-	os.Setenv("KAFKA_BROKERS", addr)
 	stateDir, err := os.MkdirTemp("", "streamd-demo-state-")
 	if err != nil {
 		fmt.Fprintln(stderr, "streamd demo:", err)
 		return 1
 	}
 	defer os.RemoveAll(stateDir)
-	os.Setenv("STREAMD_STATE_DIR", stateDir)
-	cfg, err := config.Parse(data)
+	cfg, err := config.ParseWithEnv(data, func(name string) (string, bool) {
+		switch name {
+		case "KAFKA_BROKERS":
+			return addr, true
+		case "STREAMD_STATE_DIR":
+			return stateDir, true
+		}
+		return os.LookupEnv(name)
+	})
 	if err != nil {
 		fmt.Fprintln(stderr, "streamd demo:", err)
 		return 1

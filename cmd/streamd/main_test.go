@@ -49,12 +49,15 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo for a few seconds")
 	}
-	// The demo points KAFKA_BROKERS at its in-process broker; restore it for the tests after.
-	t.Setenv("KAFKA_BROKERS", os.Getenv("KAFKA_BROKERS"))
+	brokersBefore, hadBrokers := os.LookupEnv("KAFKA_BROKERS")
 	var out, errOut bytes.Buffer
 	code := run([]string{"demo", "-duration", "4s", "-admin", "127.0.0.1:0", "-rate", "1000/s"}, &out, &errOut)
 	if code != 0 {
 		t.Fatalf("demo: exit %d\n%s\n%s", code, out.String(), errOut.String())
+	}
+	// Tests run the demo beside others that dial KAFKA_BROKERS: it must not repoint it.
+	if after, has := os.LookupEnv("KAFKA_BROKERS"); after != brokersBefore || has != hadBrokers {
+		t.Errorf("the demo changed KAFKA_BROKERS from %q to %q", brokersBefore, after)
 	}
 	for _, want := range []string{"broker        127.0.0.1:", "per second (last 1 s)", "total since start", "read back (read_committed, matched by lineage headers): each of the",
 		"warm   cold drifts", "predictions published cold (\"warm\":false, no class)", "drift detections (adwin on the champion's loss"} {

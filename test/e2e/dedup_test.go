@@ -69,26 +69,9 @@ func TestDedupUnderSIGKILL(t *testing.T) {
 	}()
 	proc := start(t, logPath, nil, streamdBin, "run", "-config", cfgPath)
 	adm := kadm.NewClient(b.Client(t))
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 12))
-	midTxn := 0
-	for i := 0; i < kills; i++ {
-		time.Sleep(time.Duration(1500+rng.IntN(2500)) * time.Millisecond)
-		// Then kill inside a transaction: on a loaded machine a restarted instance can take longer
-		// than the random wait to rejoin, restore and open its first one.
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if txnState(ctx, adm, app+"-d-1") == "Ongoing" {
-				break
-			}
-		}
-		if err := proc.exited(); err != nil {
-			t.Fatalf("streamd died by itself before kill %d: %v", i+1, err)
-		}
-		proc.kill(t)
-		if txnState(ctx, adm, app+"-d-1") == "Ongoing" {
-			midTxn++
-		}
-		proc = start(t, logPath, nil, streamdBin, "run", "-config", cfgPath)
-	}
+	proc, midTxn := killDuringTransactions(ctx, t, adm, proc, app+"-d-1", kills, 12, func() *process {
+		return start(t, logPath, nil, streamdBin, "run", "-config", cfgPath)
+	})
 	if err := <-prodDone; err != nil {
 		t.Fatal(err)
 	}

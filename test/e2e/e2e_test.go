@@ -269,6 +269,33 @@ func txnState(ctx context.Context, adm *kadm.Client, id string) string {
 	return d.State
 }
 
+// killDuringTransactions SIGKILLs proc kills times, each a random 1.5-4 s after the last start and
+// then once its transaction txnID is Ongoing (on a loaded machine a restarted instance can take
+// longer than the wait to rejoin, restore and open its first one), restarting it with restart after
+// each kill. It returns the running instance and how many kills landed inside an open transaction.
+func killDuringTransactions(ctx context.Context, t *testing.T, adm *kadm.Client, proc *process, txnID string, kills int, seed uint64, restart func() *process) (*process, int) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), seed))
+	midTxn := 0
+	for i := 0; i < kills; i++ {
+		time.Sleep(time.Duration(1500+rng.IntN(2500)) * time.Millisecond)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if txnState(ctx, adm, txnID) == "Ongoing" {
+				break
+			}
+		}
+		if err := proc.exited(); err != nil {
+			t.Fatalf("streamd died by itself before kill %d: %v", i+1, err)
+		}
+		proc.kill(t)
+		if txnState(ctx, adm, txnID) == "Ongoing" {
+			midTxn++
+		}
+		proc = restart()
+	}
+	return proc, midTxn
+}
+
 // cardFields declares the generator's transaction fields (source.fields) in the test pipelines:
 // the rules that make each of gen's broken kinds a dead letter.
 const cardFields = `    amount: {type: number, required: true, min: 0}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -193,19 +192,9 @@ func modelsRecoverUnderSIGKILL(t *testing.T, models string, nModels, n int, rate
 	steady := start(t, logB, nil, streamdBin, "run", "-config", cfgB)
 	killed := start(t, logA, nil, streamdBin, "run", "-config", cfgA)
 	adm := kadm.NewClient(b.Client(t))
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 9))
-	midTxn := 0
-	for i := 0; i < kills; i++ {
-		time.Sleep(time.Duration(1500+rng.IntN(2500)) * time.Millisecond)
-		if err := killed.exited(); err != nil {
-			t.Fatalf("streamd died by itself before kill %d: %v", i+1, err)
-		}
-		killed.kill(t)
-		if txnState(ctx, adm, appA+"-a-1") == "Ongoing" {
-			midTxn++
-		}
-		killed = start(t, logA, nil, streamdBin, "run", "-config", cfgA)
-	}
+	killed, midTxn := killDuringTransactions(ctx, t, adm, killed, appA+"-a-1", kills, 9, func() *process {
+		return start(t, logA, nil, streamdBin, "run", "-config", cfgA)
+	})
 	if err := <-prodDone; err != nil {
 		t.Fatal(err)
 	}

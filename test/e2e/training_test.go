@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -135,24 +134,9 @@ func TestTrainingRowsExactlyOnceUnderSIGKILL(t *testing.T) {
 	}()
 	proc := start(t, logPath, nil, streamdBin, "run", "-config", cfgPath)
 	adm := kadm.NewClient(b.Client(t))
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 13))
-	midTxn := 0
-	for i := 0; i < kills; i++ {
-		time.Sleep(time.Duration(1500+rng.IntN(2500)) * time.Millisecond)
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-			if txnState(ctx, adm, app+"-t-1") == "Ongoing" {
-				break
-			}
-		}
-		if err := proc.exited(); err != nil {
-			t.Fatalf("streamd died by itself before kill %d: %v", i+1, err)
-		}
-		proc.kill(t)
-		if txnState(ctx, adm, app+"-t-1") == "Ongoing" {
-			midTxn++
-		}
-		proc = start(t, logPath, nil, streamdBin, "run", "-config", cfgPath)
-	}
+	proc, midTxn := killDuringTransactions(ctx, t, adm, proc, app+"-t-1", kills, 13, func() *process {
+		return start(t, logPath, nil, streamdBin, "run", "-config", cfgPath)
+	})
 	p := <-prodDone
 	if p.err != nil {
 		t.Fatal(p.err)
